@@ -1,0 +1,40 @@
+# Set-up and everyday commands. `make run` and `make test` are all a fresh machine needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+## run: create the virtualenv, install, run the default scenario (seed_article)
+run: $(STAMP)
+	$(BIN)/panopticon run
+
+## test: install dev extras and run the whole suite
+test: $(DEV_STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest -q
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+## bench: speed against Mesa and scaling (minutes; not part of the tests)
+bench: $(DEV_STAMP)
+	$(BIN)/python benchmarks/vs_mesa.py
+	$(BIN)/python benchmarks/scale.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache src/*.egg-info

@@ -1,0 +1,214 @@
+"""The Python API for notebooks and scripts.
+
+```python
+import panopticon as pc
+scenario = pc.load("seed_article")             # a preset name or a YAML path
+result = pc.run(scenario, citizens=10_000, days=90)   # in memory
+result.daily.to_pandas()                        # Arrow tables: daily, events, ledger, ...
+stored = pc.run(scenario, out="runs")           # written to runs/<run id>/
+pc.open_run(stored.path).ledger
+```
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from panopticon import engine
+from panopticon.errors import UserError
+from panopticon.scenario import ScenarioSpec, load_preset, load_scenario
+from panopticon.store import local
+from panopticon.store.tables import Collector, citizens_table
+
+
+def code_version() -> str:
+    """The installed panopticon version."""
+    try:
+        return metadata.version("panopticon")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+def load(name_or_path: str | Path) -> ScenarioSpec:
+    """A scenario from a YAML file, or a packaged preset by name."""
+    text = str(name_or_path)
+    if text.endswith((".yaml", ".yml")) or Path(text).exists():
+        return load_scenario(text)
+    return load_preset(text)
+
+
+@dataclass
+class RunResult:
+    """A finished (or stored) run. Tables are Arrow; call ``.to_pandas()`` on any of them.
+
+    Attributes:
+        manifest: run metadata (status, seed, scenario digest, timings, result fingerprint).
+        path: the run folder, or None for an in-memory run.
+    """
+
+    manifest: dict
+    path: Path | None = None
+    _tables: dict[str, pa.Table] | None = None
+
+    def table(self, name: str) -> pa.Table:
+        """``daily``, ``events``, ``ledger``, ``observations`` or ``citizens``."""
+        if self._tables is not None:
+            if name not in self._tables:
+                raise UserError(f"no table {name!r}; tables are {sorted(self._tables)}")
+            return self._tables[name]
+        assert self.path is not None
+        return local.read_table(self.path, name)
+
+    @cached_property
+    def daily(self) -> pa.Table:
+        """One row per day: scores, tier shares, events true vs observed, false observations."""
+        return self.table("daily")
+
+    @cached_property
+    def events(self) -> pa.Table:
+        """Per day and event type: true, observed and false counts."""
+        return self.table("events")
+
+    @cached_property
+    def ledger(self) -> pa.Table:
+        """Every score change: day, citizen, rule, delta_milli, observation, observation_true."""
+        return self.table("ledger")
+
+    @cached_property
+    def observations(self) -> pa.Table:
+        """Every observation with its truth and true actor."""
+        return self.table("observations")
+
+    @cached_property
+    def citizens(self) -> pa.Table:
+        """Attributes and final standing of every citizen."""
+        return self.table("citizens")
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers of the last day plus run facts."""
+        last = self.daily.slice(self.daily.num_rows - 1).to_pylist()[0]
+        m = self.manifest
+        return {"run_id": m.get("run_id"), "status": m.get("status"), "scenario": m["scenario"],
+                "citizens": m["citizens"], "days": m["days_completed"], "seed": m["seed"],
+                **{k: v for k, v in last.items() if k != "day"},
+                "fingerprint": m.get("result", {}).get("fingerprint"),
+                "path": str(self.path) if self.path else None,
+                "timings": m.get("timings", {})}
+
+
+class _Tee:
+    def __init__(self, *sinks):
+        self.sinks = [s for s in sinks if s is not None]
+
+    def day(self, record, state):
+        for s in self.sinks:
+            s.day(record, state)
+
+    def checkpoint(self, state):
+        for s in self.sinks:
+            s.checkpoint(state)
+
+
+class _Memory:
+    def __init__(self, sim):
+        self.collector = Collector(sim)
+
+    def day(self, record, state):
+        self.collector.add(record)
+
+    def checkpoint(self, state):
+        pass
+
+
+def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
+        days: int | None = None, seed: int | None = None, out: str | Path | None = None,
+        progress: Any = None) -> RunResult:
+    """Run a scenario; store it under ``out`` if given, else keep the tables in memory.
+
+    Args:
+        scenario: a spec, a preset name or a YAML path.
+        citizens, days, seed: override the scenario's run settings.
+        out: root folder of the run store (a new run folder is made in it).
+        progress: optional sink (``day(record, state)``, ``checkpoint(state)``), e.g. a bar.
+    """
+    spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
+    spec = spec.with_run(citizens=citizens, days=days, seed=seed)
+    t0 = time.perf_counter()
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    setup_s = time.perf_counter() - t0
+    if out is None:
+        memory = _Memory(sim)
+        t1 = time.perf_counter()
+        state = engine.run(sim, state, _Tee(memory, progress))
+        loop_s = time.perf_counter() - t1
+        tables = memory.collector.tables()
+        tables["citizens"] = citizens_table(sim, state)
+        manifest = {"run_id": None, "status": local.COMPLETE, "scenario": spec.name,
+                    "seed": spec.run.seed, "citizens": spec.run.citizens, "days": spec.run.days,
+                    "days_completed": state.day, "scenario_digest": spec.digest,
+                    "code_version": code_version(),
+                    "timings": {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)},
+                    "result": {"fingerprint": state.fingerprint(),
+                               "ledger_head": state.ledger_head.hex()}}
+        return RunResult(manifest, None, tables)
+    writer = local.RunWriter.create(sim, Path(out), code_version())
+    return _drive(sim, state, writer, progress, setup_s)
+
+
+def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float) -> RunResult:
+    t1 = time.perf_counter()
+    try:
+        state = engine.run(sim, state, _Tee(writer, progress))
+    except KeyboardInterrupt:
+        writer.mark(local.INTERRUPTED, f"interrupted after day {writer.manifest['days_completed']}"
+                    f"; resume with `panopticon run --resume {writer.dir}`")
+        raise
+    except Exception as exc:
+        writer.mark(local.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    loop_s = time.perf_counter() - t1
+    writer.finish(state, {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)})
+    return RunResult(writer.manifest, writer.dir)
+
+
+def open_run(path: str | Path) -> RunResult:
+    """A stored run by folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such run folder")
+    return RunResult(local.read_manifest(path), path)
+
+
+def resume(path: str | Path, progress: Any = None) -> RunResult:
+    """Continue an interrupted run from its last checkpoint; the result is bit-identical to an
+    uninterrupted run."""
+    path = Path(path)
+    manifest = local.read_manifest(path) if path.exists() else None
+    if manifest is None:
+        raise UserError(f"{path}: no such run folder")
+    if manifest["status"] == local.COMPLETE:
+        raise UserError(f"{path}: the run is already complete")
+    from panopticon.scenario import ScenarioSpec as Spec
+
+    spec = Spec.model_validate_json((path / "scenario.json").read_text())
+    t0 = time.perf_counter()
+    sim = engine.build(spec)
+    state = engine.State.restore(local.load_checkpoint(path))
+    setup_s = time.perf_counter() - t0
+    manifest.update(status=local.RUNNING, days_completed=state.day)
+    import os
+    import socket
+
+    manifest.update(pid=os.getpid(), host=socket.gethostname())
+    manifest.pop("note", None)
+    local.write_json(path / "manifest.json", manifest)
+    writer = local.RunWriter(sim, path, manifest)
+    return _drive(sim, state, writer, progress, setup_s)

@@ -1,0 +1,192 @@
+"""Behave and respond: what citizens really do each day, and how they adapt.
+
+True events are a Poisson process per citizen and event type with rate ``rates[i, t]`` (events
+per day). Drawing them type by type would cost one draw per citizen, type and day; instead each
+citizen draws the total count ``K ~ Poisson(sum_t rates[i, t])`` from one uniform (almost always
+0), and each of the K events picks its type in proportion to the rates. By the superposition
+property of Poisson processes this is the same distribution, at ~1 hash per citizen-day.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from panopticon.rng import Stage, stream_key, uniform, uniforms
+from panopticon.scenario import DeterrenceSpec, ScenarioSpec
+from panopticon.society import Population
+from panopticon.society.sampling import draw
+
+MAX_EVENTS_PER_DAY = 60
+"""Cap on one citizen's true events in a day (reached only with rates far above any preset)."""
+
+
+@dataclass(frozen=True)
+class TrueEvents:
+    """What really happened on one day, in citizen order.
+
+    Attributes:
+        citizen: who did it, int32 of shape (m,).
+        event: event-type index into the run's active events, int16 of shape (m,).
+        seq: the event's number among that citizen's events of the day, int32 (a draw counter).
+    """
+
+    citizen: np.ndarray
+    event: np.ndarray
+    seq: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.citizen)
+
+
+def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: int) -> np.ndarray:
+    """Each citizen's daily rate of each active event type from their traits.
+
+    Returns:
+        float64 array of shape (n, T): expected events per day.
+    """
+    n = pop.n
+    rates = np.zeros((n, len(events)), dtype=np.float64)
+    columns = {"sex": pop.sex, "region": pop.region, "group": pop.group,
+               "residency": pop.residency, "occupation": pop.occupation}
+    for t, name in enumerate(events):
+        beh = spec.behaviour.events.get(name)
+        if beh is None:
+            continue  # observable (or scored) but nobody really does it here
+        if beh.rate is None:
+            from panopticon.catalogue import EVENTS_BY_NAME
+            rate = np.full(n, EVENTS_BY_NAME[name].rate_per_day)
+        elif isinstance(beh.rate, int | float):
+            rate = np.full(n, float(beh.rate))
+        else:
+            rate = draw(beh.rate, uniforms(stream_key(seed, Stage.RATES, 0, t), n))
+        for attr, table in beh.multipliers.items():
+            labels = pop.labels[attr]
+            factor = np.ones(len(labels))
+            for cat, x in table.items():
+                factor[labels.index(cat)] = x
+            rate = rate * factor[columns[attr]]
+        for attr, bands in beh.bands.items():
+            values = pop.age if attr == "age" else pop.income
+            idx = np.searchsorted(np.asarray(bands.edges), values, side="right")
+            rate = rate * np.asarray(bands.factors)[idx]
+        rate[pop.age < beh.min_age] = 0.0
+        rates[:, t] = np.maximum(rate, 0.0)
+    return rates
+
+
+@nb.njit(parallel=True, cache=True)
+def totals(rates, total, p_none):
+    """Refresh each citizen's total rate and P(no event today) = exp(-total), in place."""
+    n, t_count = rates.shape
+    for i in nb.prange(n):
+        s = 0.0
+        for t in range(t_count):
+            s += rates[i, t]
+        total[i] = s
+        p_none[i] = np.exp(-s)
+
+
+@nb.njit(inline="always")
+def poisson_count(u, p0, lam, cap):
+    """Inverse-CDF Poisson draw given P(0) = p0 = exp(-lam); capped at ``cap``."""
+    k = 0
+    p = p0
+    cdf = p0
+    while u >= cdf and k < cap:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@nb.njit(parallel=True, cache=True)
+def _count(key, total, p_none, counts):
+    for i in nb.prange(total.shape[0]):
+        u = uniform(key, np.uint64(i) << np.uint64(8))
+        counts[i] = 0 if u < p_none[i] else poisson_count(u, p_none[i], total[i],
+                                                          MAX_EVENTS_PER_DAY)
+
+
+@nb.njit(parallel=True, cache=True)
+def _fill(key, rates, total, counts, offsets, citizen, event, seq):
+    n, t_count = rates.shape
+    for i in nb.prange(n):
+        k_i = counts[i]
+        if k_i == 0:
+            continue
+        base = offsets[i]
+        for k in range(k_i):
+            x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
+            t = 0
+            acc = rates[i, 0]
+            while acc <= x and t < t_count - 1:
+                t += 1
+                acc += rates[i, t]
+            while rates[i, t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
+                t -= 1
+            citizen[base + k] = i
+            event[base + k] = t
+            seq[base + k] = k
+
+
+def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
+           p_none: np.ndarray) -> TrueEvents:
+    """Draw one day's true events.
+
+    Args:
+        seed: run seed. day: simulated day.
+        rates: (n, T) events per day. total: (n,) row sums. p_none: (n,) exp(-total).
+    """
+    key = stream_key(seed, Stage.BEHAVE, day)
+    n = rates.shape[0]
+    counts = np.empty(n, dtype=np.int32)
+    _count(key, total, p_none, counts)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    m = int(offsets[-1])
+    citizen = np.empty(m, dtype=np.int32)
+    event = np.empty(m, dtype=np.int16)
+    seq = np.empty(m, dtype=np.int32)
+    _fill(key, rates, total, counts, offsets, citizen, event, seq)
+    return TrueEvents(citizen, event, seq)
+
+
+@dataclass(frozen=True)
+class Deterrence:
+    """Compiled :class:`DeterrenceSpec`: tier mask (n_tiers,), event mask (T,), daily factor."""
+
+    tier_mask: np.ndarray
+    event_mask: np.ndarray
+    factor: float
+
+    @classmethod
+    def compile(cls, spec: DeterrenceSpec, tiers: list[str], events: list[str]) -> Deterrence:
+        """Resolve names to masks."""
+        tier_mask = np.isin(np.asarray(tiers), spec.tiers)
+        event_mask = np.isin(np.asarray(events), spec.events)
+        return cls(tier_mask, event_mask, spec.factor)
+
+
+@nb.njit(parallel=True, cache=True)
+def _deter(rates, total, p_none, tier, tier_mask, event_mask, factor):
+    n, t_count = rates.shape
+    for i in nb.prange(n):
+        if not tier_mask[tier[i]]:
+            continue
+        s = 0.0
+        for t in range(t_count):
+            if event_mask[t]:
+                rates[i, t] *= factor
+            s += rates[i, t]
+        total[i] = s
+        p_none[i] = np.exp(-s)
+
+
+def respond(rules: list[Deterrence], tier: np.ndarray, rates: np.ndarray, total: np.ndarray,
+            p_none: np.ndarray) -> None:
+    """Deterrence: citizens in a sanctioned tier scale their rates of the named events (in place)."""
+    for rule in rules:
+        _deter(rates, total, p_none, tier, rule.tier_mask, rule.event_mask, rule.factor)

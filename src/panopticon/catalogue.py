@@ -1,0 +1,82 @@
+"""The catalogue of behaviour a social credit system scores, and the data sources that see it.
+
+Each event type is one kind of true behaviour (``true_*`` in the data flow) with the domain it
+belongs to, the data source that usually records it, and a default daily rate per adult. The
+rates are modelling assumptions [A] chosen to give plausible yearly frequencies; scenarios
+override them. Valence says whether the documented systems treat the act as bad (-1), good (+1)
+or whether it is legitimate but penalised in some systems (0: speech, some purchases).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One kind of true behaviour.
+
+    Attributes:
+        name: identifier used in scenarios and policies.
+        domain: finance, traffic, purchases, speech or prosocial.
+        source: default data source that records it.
+        rate_per_day: default expected events per citizen-day [A].
+        valence: -1 penalised misconduct, +1 rewarded, 0 legitimate act some systems penalise.
+        description: plain words for reports.
+    """
+
+    name: str
+    domain: str
+    source: str
+    rate_per_day: float
+    valence: int
+    description: str
+
+
+SOURCES: dict[str, str] = {
+    "cameras": "public cameras with face matching (traffic, street conduct)",
+    "payments": "bank, card and retail payment records",
+    "courts": "court judgments and enforcement records",
+    "online": "monitoring of posts and messages on online platforms",
+    "police": "police reports and administrative penalty records",
+    "civic": "civil-affairs and volunteering registries (honours, donations)",
+}
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    # finance
+    EventType("late_loan_payment", "finance", "payments", 1 / 400, -1,
+              "a loan or credit-card instalment paid late"),
+    EventType("loan_default", "finance", "payments", 1 / 8000, -1, "a loan written off as unpaid"),
+    EventType("utility_arrears", "finance", "payments", 1 / 600, -1,
+              "water, power, gas or heating bill left unpaid"),
+    EventType("court_judgment_default", "finance", "courts", 1 / 20000, -1,
+              "failing to perform a court judgment despite the means to pay"),
+    # traffic
+    EventType("red_light", "traffic", "cameras", 1 / 250, -1, "running a red light"),
+    EventType("jaywalking", "traffic", "cameras", 1 / 60, -1, "crossing against the signal"),
+    EventType("drunk_driving", "traffic", "police", 1 / 15000, -1, "driving under the influence"),
+    # purchases
+    EventType("alcohol_purchase", "purchases", "payments", 1 / 14, 0, "buying alcohol"),
+    EventType("cigarette_purchase", "purchases", "payments", 1 / 5, 0, "buying cigarettes"),
+    EventType("antidepressant_purchase", "purchases", "payments", 1 / 300, 0,
+              "buying antidepressants"),
+    EventType("baby_products_purchase", "purchases", "payments", 1 / 40, 1,
+              "buying nappies or baby products"),
+    EventType("cleaning_products_purchase", "purchases", "payments", 1 / 20, 1,
+              "buying cleaning products"),
+    EventType("video_game_hours", "purchases", "payments", 1 / 8, 0,
+              "a day with several hours of paid video games"),
+    # online speech
+    EventType("critical_post", "speech", "online", 1 / 200, 0,
+              "a post criticising officials or policy"),
+    EventType("spreading_rumours", "speech", "online", 1 / 2000, 0,
+              "a post the authorities label a rumour"),
+    # pro-social
+    EventType("volunteering", "prosocial", "civic", 1 / 90, 1, "a day of registered volunteering"),
+    EventType("blood_donation", "prosocial", "civic", 1 / 700, 1, "a blood donation"),
+    EventType("heroic_act", "prosocial", "police", 1 / 200000, 1,
+              "an act recognised as heroic or righteous"),
+)
+
+EVENTS_BY_NAME: dict[str, EventType] = {e.name: e for e in EVENT_TYPES}
+EVENT_NAMES: tuple[str, ...] = tuple(EVENTS_BY_NAME)

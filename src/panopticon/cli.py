@@ -1,0 +1,255 @@
+"""The command line: the only module that touches argv, environment variables and the console.
+
+Every user error (bad file, unknown run, invalid option) prints a clear message and exits with
+code 2; no tracebacks. Ctrl-C during a run marks the run ``interrupted`` and exits with 130.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from panopticon.errors import UserError
+
+app = typer.Typer(
+    help="panopticon: a laboratory for social credit systems, run on synthetic societies.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+DEFAULT_STORE = Path("runs")
+
+
+def _fail(exc: UserError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+class _Bar:
+    """A rich progress bar as a run sink."""
+
+    def __init__(self, progress: Progress, task, days: int):
+        self.progress, self.task, self.days = progress, task, days
+
+    def day(self, record, state):
+        m = record.metrics
+        self.progress.update(self.task, completed=record.day + 1,
+                             description=f"day {record.day + 1}/{self.days}  "
+                                         f"mean score {m['mean_score']:.1f}")
+
+    def checkpoint(self, state):
+        pass
+
+
+def _progress(quiet: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, disable=quiet, transient=True)
+
+
+def _summary_table(summary: dict) -> Table:
+    table = Table(title=f"{summary['scenario']} — {summary['citizens']:,} citizens, "
+                        f"{summary['days']} days, seed {summary['seed']}", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    skip = {"scenario", "citizens", "days", "seed", "timings", "path", "run_id", "status"}
+    for k, v in summary.items():
+        if k in skip or v is None:
+            continue
+        if isinstance(v, float):
+            v = f"{v:.1%}" if k.startswith("share_") else f"{v:,.2f}"
+        elif isinstance(v, int):
+            v = f"{v:,}"
+        table.add_row(k.replace("_", " "), str(v))
+    t = summary.get("timings", {})
+    if t:
+        table.add_row("time", "  ".join(f"{k[:-2]} {v:.1f}s" for k, v in t.items()))
+    return table
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path | None, typer.Argument(
+        help="Scenario YAML file (default: the seed_article preset).", show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option(
+        "--preset", "-p", help="Run a packaged scenario preset by name (see `presets`).")] = None,
+    citizens: Annotated[int | None, typer.Option(help="Override the number of citizens.")] = None,
+    days: Annotated[int | None, typer.Option(help="Override the number of days.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Override the seed.")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", "-o",
+                                          help="Run store folder.")] = DEFAULT_STORE,
+    resume: Annotated[Path | None, typer.Option(
+        help="Continue an interrupted run folder from its last checkpoint.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Run a scenario for its days and store it; print a summary and where it was stored."""
+    import panopticon as pc
+
+    try:
+        if resume is not None:
+            if scenario or preset or citizens or days or seed is not None:
+                raise UserError("--resume continues a stored run as it was; "
+                                "give no scenario, preset or overrides with it")
+            manifest = pc.open_run(resume).manifest
+            total = manifest["days"]
+        else:
+            if scenario is not None and preset is not None:
+                raise UserError("give a scenario file or --preset, not both")
+            spec = pc.load_scenario(scenario) if scenario is not None else \
+                pc.load(preset or "seed_article")
+            spec = spec.with_run(citizens=citizens, days=days, seed=seed)
+            total = spec.run.days
+        with _progress(quiet or as_json) as progress:
+            task = progress.add_task("setting up", total=total)
+            bar = _Bar(progress, task, total)
+            if resume is not None:
+                result = pc.resume(resume, progress=bar)
+            else:
+                result = pc.run(spec, out=out_dir, progress=bar)
+    except UserError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        err.print("\n[yellow]interrupted[/]: the run is marked 'interrupted' in its manifest; "
+                  "continue it with `panopticon run --resume RUN_FOLDER` (see `panopticon runs`)")
+        raise typer.Exit(130) from None
+    summary = result.summary()
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    out.print(_summary_table(summary))
+    out.print(f"stored in [bold]{result.path}[/]")
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Scenario or policy YAML file.")],
+) -> None:
+    """Check a scenario (or policy) file with exactly the code `run` uses; list every problem."""
+    from panopticon.scenario import load_policy, load_scenario
+    from panopticon.specfile import read_yaml
+
+    try:
+        data, _ = read_yaml(file)
+        is_policy = isinstance(data, dict) and "schema_version" not in data and "tiers" in data
+        spec = load_policy(file) if is_policy else load_scenario(file)
+    except UserError as exc:
+        _fail(exc)
+    kind = "policy" if is_policy else "scenario"
+    out.print(f"[green]ok[/]: {file} is a valid {kind} ({spec.name})")
+
+
+@app.command()
+def runs(
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List stored runs, newest first, with their status (complete, interrupted, ...)."""
+    from panopticon.store.local import list_runs
+
+    manifests = list_runs(store)
+    if as_json:
+        print(json.dumps(manifests, indent=2, default=str))
+        return
+    if not manifests:
+        out.print(f"no runs in {store}/ yet; try `panopticon run`")
+        return
+    table = Table(title=f"runs in {store}/")
+    for col in ("run", "status", "scenario", "citizens", "days", "seed", "fingerprint"):
+        table.add_column(col)
+    colour = {"complete": "green", "interrupted": "yellow", "running": "cyan"}
+    for m in manifests:
+        status = m.get("status", "?")
+        done = f"{m.get('days_completed', '?')}/{m.get('days', '?')}"
+        table.add_row(m.get("run_id", "?"), f"[{colour.get(status, 'red')}]{status}[/]",
+                      str(m.get("scenario", "")), f"{m.get('citizens', 0):,}", done,
+                      str(m.get("seed", "")), (m.get("result") or {}).get("fingerprint", "")[:12])
+    out.print(table)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL over views runs, daily, events, ledger, "
+                                            "observations, citizens (each has run_id).")],
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Query every stored run at once with DuckDB SQL."""
+    import duckdb
+
+    from panopticon.store.query import connect
+
+    try:
+        result = connect(store).sql(sql)
+        if result is None:
+            return
+        table = result.fetch_arrow_table()
+    except duckdb.Error as exc:
+        _fail(UserError(f"query failed: {str(exc).splitlines()[0]}"))
+    if as_json:
+        print(json.dumps(table.to_pylist(), indent=2, default=str))
+        return
+    view = Table()
+    for name in table.column_names:
+        view.add_column(name)
+    for row in table.to_pylist()[:200]:
+        view.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row.values()))
+    out.print(view)
+    if table.num_rows > 200:
+        out.print(f"... {table.num_rows - 200} more rows (use --json or LIMIT)")
+
+
+@app.command()
+def presets(
+    name: Annotated[str | None, typer.Argument(help="Show this preset's YAML.")] = None,
+) -> None:
+    """List the packaged scenario presets, or print one to copy and edit."""
+    from panopticon.scenario import load_preset, preset_names, preset_path
+
+    if name is not None:
+        try:
+            load_preset(name)
+        except UserError as exc:
+            _fail(exc)
+        print(preset_path(name).read_text(), end="")
+        return
+    table = Table(title="scenario presets (`panopticon run --preset NAME`)")
+    table.add_column("name", style="bold")
+    table.add_column("what it models")
+    for preset in preset_names():
+        table.add_row(preset, " ".join(load_preset(preset).description.split()))
+    out.print(table)
+
+
+@app.command()
+def events() -> None:
+    """List the behaviour catalogue: event types, their domain, source and default rate."""
+    from panopticon.catalogue import EVENT_TYPES, SOURCES
+
+    table = Table(title="event types")
+    for col in ("event", "domain", "source", "default rate / yr", "what it is"):
+        table.add_column(col)
+    for e in EVENT_TYPES:
+        table.add_row(e.name, e.domain, e.source, f"{e.rate_per_day * 365:.3g}", e.description)
+    out.print(table)
+    out.print("sources: " + "; ".join(f"[bold]{k}[/] {v}" for k, v in SOURCES.items()))
+
+
+def main() -> None:
+    """Entry point of the ``panopticon`` command."""
+    try:
+        app()
+    except UserError as exc:  # pragma: no cover - commands catch their own
+        err.print(f"error: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

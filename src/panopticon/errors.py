@@ -1,0 +1,45 @@
+"""Errors a user can fix. The CLI turns these into a clear message and exit code 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file.
+
+    Attributes:
+        file: path of the file, as given.
+        line: 1-based line (0 when unknown).
+        column: 1-based column (0 when unknown).
+        path: dotted key path, e.g. ``policy.tiers[2].min``.
+        message: what was expected and what was found.
+    """
+
+    file: str
+    line: int
+    column: int
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line:
+            where += f":{self.line}:{self.column}"
+        key = f" {self.path}:" if self.path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class UserError(Exception):
+    """Bad input from the user: a missing file, an invalid scenario, an unknown run."""
+
+    def __init__(self, message: str, problems: list[Problem] | None = None):
+        self.problems = list(problems or [])
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        head = super().__str__()
+        if not self.problems:
+            return head
+        return head + "\n" + "\n".join(f"  {p}" for p in self.problems)

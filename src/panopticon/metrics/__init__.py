@@ -1,0 +1,1 @@
+"""Metrics: pure functions of daily records and state snapshots (no I/O)."""

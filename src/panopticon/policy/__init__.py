@@ -1,0 +1,5 @@
+"""Policies: what the system scores and how (schema, presets, scoring)."""
+
+from panopticon.policy.schema import PolicySpec
+
+__all__ = ["PolicySpec"]

@@ -1,0 +1,190 @@
+"""Score, associate, classify: observations become integer score changes and tiers.
+
+Scores are int64 milli-points. Every change is returned as ledger rows so the ledger is the
+complete history: replaying it from the start score gives today's scores exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from panopticon.policy.schema import MILLI, PolicySpec, to_milli
+from panopticon.sensors import Observations
+from panopticon.society.ties import CSR
+
+NO_RULE = -1
+PPM = 1_000_000
+INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A :class:`PolicySpec` resolved against the run's event list.
+
+    Attributes:
+        rule_labels: names of ledger rules: event rules first, then association rules.
+        rule_of_event: (T,) int16 rule id per event type, -1 = not scored.
+        delta_of_event: (T,) int64 milli-points per observed event.
+        start, low, high: start score and bounds in milli-points.
+        tier_names: highest first. tier_floor_asc: ascending tier mins (milli), k-1 of them.
+        association: (rule id, tie layer, weight in ppm, every_days) per association rule.
+    """
+
+    rule_labels: tuple[str, ...]
+    rule_of_event: np.ndarray
+    delta_of_event: np.ndarray
+    start: int
+    low: int
+    high: int
+    tier_names: tuple[str, ...]
+    tier_floor_asc: np.ndarray
+    association: tuple[tuple[int, str, int, int], ...]
+
+    @classmethod
+    def compile(cls, policy: PolicySpec, events: list[str]) -> CompiledPolicy:
+        """Resolve names to indices and points to milli-points."""
+        labels = [r.label for r in policy.rules]
+        rule_of_event = np.full(len(events), NO_RULE, dtype=np.int16)
+        delta = np.zeros(len(events), dtype=np.int64)
+        for r, rule in enumerate(policy.rules):
+            t = events.index(rule.event)
+            rule_of_event[t] = r
+            delta[t] = to_milli(rule.points)
+        assoc = []
+        for a in policy.association:
+            assoc.append((len(labels), a.ties, round(a.weight * PPM), a.every_days))
+            labels.append(a.label)
+        s = policy.score
+        floors = [to_milli(t.min) for t in policy.tiers[:-1]]
+        return cls(tuple(labels), rule_of_event, delta, to_milli(s.start),
+                   INT64_MIN if s.min is None else to_milli(s.min),
+                   INT64_MAX if s.max is None else to_milli(s.max),
+                   tuple(policy.tier_names), np.asarray(floors[::-1], dtype=np.int64),
+                   tuple(assoc))
+
+
+@dataclass(frozen=True)
+class LedgerRows:
+    """Score changes of one stage of one day (columns of equal length m).
+
+    Attributes:
+        citizen: int32. rule: int16 rule id. delta: int64 milli-points actually applied.
+        observation: int64 index of the observation in the day (-1 = none).
+        truth: int8, 1 = the observation was true, 0 = false, -1 = not from an observation.
+    """
+
+    citizen: np.ndarray
+    rule: np.ndarray
+    delta: np.ndarray
+    observation: np.ndarray
+    truth: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.citizen)
+
+    @staticmethod
+    def concat(parts: list[LedgerRows]) -> LedgerRows:
+        """All rows of several stages, in order."""
+        if len(parts) == 1:
+            return parts[0]
+        return LedgerRows(*(np.concatenate([getattr(p, f) for p in parts])
+                            for f in ("citizen", "rule", "delta", "observation", "truth")))
+
+
+@nb.njit(cache=True)
+def _apply_observations(obs_citizen, obs_event, obs_true, rule_of_event, delta_of_event, low,
+                        high, score, false_points, out_citizen, out_rule, out_delta, out_obs,
+                        out_truth):
+    m = 0
+    for o in range(obs_citizen.shape[0]):
+        r = rule_of_event[obs_event[o]]
+        if r < 0:
+            continue
+        i = obs_citizen[o]
+        new = score[i] + delta_of_event[obs_event[o]]
+        new = min(max(new, low), high)
+        d = new - score[i]
+        if d == 0:
+            continue
+        score[i] = new
+        if not obs_true[o]:
+            false_points[i] += d
+        out_citizen[m] = i
+        out_rule[m] = r
+        out_delta[m] = d
+        out_obs[m] = o
+        out_truth[m] = 1 if obs_true[o] else 0
+        m += 1
+    return m
+
+
+def score(obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
+          false_points: np.ndarray) -> LedgerRows:
+    """Apply each observation's rule, in observation order, clamped to the bounds (in place).
+
+    ``false_points`` accumulates, per citizen, the milli-points that came from false
+    observations (what the lab knows and the system does not).
+    """
+    m = len(obs)
+    cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
+            np.empty(m, np.int64), np.empty(m, np.int8))
+    k = _apply_observations(obs.citizen, obs.event, obs.is_true, policy.rule_of_event,
+                            policy.delta_of_event, policy.low, policy.high, scores, false_points,
+                            *cols)
+    return LedgerRows(*(c[:k] for c in cols))
+
+
+@nb.njit(parallel=True, cache=True)
+def _pull(indptr, indices, scores, weight_ppm, low, high, out):
+    for i in nb.prange(scores.shape[0]):
+        d = indptr[i + 1] - indptr[i]
+        if d == 0:
+            out[i] = 0
+            continue
+        s = np.int64(0)
+        for p in range(indptr[i], indptr[i + 1]):
+            s += scores[indices[p]]
+        # floor(w * (mean - score)) in exact integer arithmetic
+        delta = (weight_ppm * (s - d * scores[i])) // (1_000_000 * d)
+        new = min(max(scores[i] + delta, low), high)
+        out[i] = new - scores[i]
+
+
+def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR],
+              scores: np.ndarray) -> LedgerRows:
+    """Pull scores toward ties' mean on the rules' schedule (day+1 a multiple of every_days).
+
+    Each rule is synchronous: every citizen's pull reads the scores from before that rule.
+    Several rules due the same day apply one after another, in policy order.
+    """
+    parts = []
+    for rule, layer, weight, every in policy.association:
+        if (day + 1) % every:
+            continue
+        out = np.empty(len(scores), dtype=np.int64)
+        csr = ties[layer]
+        _pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high, out)
+        changed = np.flatnonzero(out)
+        scores[changed] += out[changed]
+        parts.append(LedgerRows(changed.astype(np.int32), np.full(len(changed), rule, np.int16),
+                                out[changed], np.full(len(changed), -1, np.int64),
+                                np.full(len(changed), -1, np.int8)))
+    return LedgerRows.concat(parts) if parts else _EMPTY
+
+
+def classify(policy: CompiledPolicy, scores: np.ndarray) -> np.ndarray:
+    """Tier of each citizen (0 = highest), uint8 of shape (n,)."""
+    above = np.searchsorted(policy.tier_floor_asc, scores, side="right")
+    return (len(policy.tier_floor_asc) - above).astype(np.uint8)
+
+
+_EMPTY = LedgerRows(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),
+                    np.empty(0, np.int64), np.empty(0, np.int8))
+
+
+def points(milli: np.ndarray | int) -> np.ndarray | float:
+    """Milli-points to points (float, for reports only)."""
+    return np.asarray(milli) / MILLI

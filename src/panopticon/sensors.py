@@ -1,0 +1,258 @@
+"""Observe: data sources turn true events into observations, with misses and false ones.
+
+Three kinds of error, each known to the lab and hidden from scoring:
+
+* **misses**: a true event is seen with probability ``coverage[region] * detection``;
+* **misattribution**: a seen event is pinned on the wrong citizen (face matching's false match),
+  the victim drawn in proportion to the source's false-match multipliers (by group, sex, ...);
+* **phantoms**: records of events nobody did (data entry, same-name and matching errors), at a
+  rate per citizen-day scaled by the same multipliers and by coverage.
+
+Multipliers depend only on a citizen's categories, so citizens are grouped into *profiles*
+(one per combination of sex, region, group, residency, occupation). Per-profile tables keep the
+daily kernels free of per-citizen float arrays: a profile code (uint16) per citizen is enough.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from panopticon.rng import Stage, stream_key, uniform
+from panopticon.scenario import ScenarioSpec
+from panopticon.society import Population
+
+NOT_OBSERVED, OBSERVED, MISATTRIBUTED = 0, 1, 2
+NO_ACTOR = -1
+ATTRS = ("sex", "region", "group", "residency", "occupation")
+
+
+@dataclass(frozen=True)
+class Observations:
+    """One day's observations, the input of scoring.
+
+    Attributes:
+        citizen: whom the record names, int32 (m,).
+        event: event-type index, int16 (m,).
+        source: data-source index, int8 (m,).
+        is_true: whether the named citizen really did it, bool (m,) - hidden from scoring.
+        true_actor: who really did it (-1 for a phantom), int32 (m,) - hidden from scoring.
+    """
+
+    citizen: np.ndarray
+    event: np.ndarray
+    source: np.ndarray
+    is_true: np.ndarray
+    true_actor: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.citizen)
+
+
+@dataclass(frozen=True)
+class SensorModel:
+    """The scenario's sources compiled to small tables.
+
+    Attributes:
+        names: source names, index = source id.
+        source_of_event: (T,) int8, -1 where no source sees the event type.
+        detect: (S, R) probability that a true event in region r is observed.
+        misattribution: (S,) probability that an observed event names the wrong citizen.
+        profile: (n,) uint16 profile code of each citizen.
+        profile_members: (n,) int32 citizens sorted by profile; ``profile_starts`` (P+1,).
+        victim_cdf: (S, P) cumulative share of false matches landing on each profile.
+        phantom_p0: (P,) P(no phantom today) for a citizen of each profile.
+        phantom_lambda: (P,) expected phantoms per citizen-day for each profile.
+        phantom_cdf: (P, S) cumulative share of each source in a profile's phantoms.
+        phantom_events: flat event ids of each source's phantom events; ``phantom_starts`` (S+1,).
+    """
+
+    names: tuple[str, ...]
+    source_of_event: np.ndarray
+    detect: np.ndarray
+    misattribution: np.ndarray
+    profile: np.ndarray
+    profile_members: np.ndarray
+    profile_starts: np.ndarray
+    victim_cdf: np.ndarray
+    phantom_p0: np.ndarray
+    phantom_lambda: np.ndarray
+    phantom_cdf: np.ndarray
+    phantom_events: np.ndarray
+    phantom_starts: np.ndarray
+
+
+def profiles(pop: Population) -> tuple[np.ndarray, list[dict[str, int]]]:
+    """Each citizen's profile code and the category codes of every profile that occurs."""
+    sizes = [len(pop.labels[a]) for a in ATTRS]
+    code = np.zeros(pop.n, dtype=np.int64)
+    for a, size in zip(ATTRS, sizes, strict=True):
+        code = code * size + getattr(pop, a).astype(np.int64)
+    used, profile = np.unique(code, return_inverse=True)
+    described = []
+    for c in used:
+        parts = {}
+        for a, size in zip(reversed(ATTRS), reversed(sizes), strict=True):
+            parts[a] = int(c % size)
+            c //= size
+        described.append(parts)
+    return profile.astype(np.uint16 if len(used) < 65536 else np.uint32), described
+
+
+def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> SensorModel:
+    """Build the sensor tables for a population."""
+    names = tuple(spec.sensors)
+    n_s, n_r = len(names), len(pop.labels["region"])
+    source_of_event = np.full(len(events), -1, dtype=np.int8)
+    detect = np.zeros((max(n_s, 1), n_r))
+    misattribution = np.zeros(max(n_s, 1))
+    profile, described = profiles(pop)
+    n_p = len(described)
+    weight = np.ones((max(n_s, 1), n_p))
+    coverage = np.ones((max(n_s, 1), n_p))
+    phantom = np.zeros((max(n_s, 1), n_p))
+    flat: list[int] = []
+    starts = [0]
+    for s, src in enumerate(spec.sensors.values()):
+        for e in src.events:
+            if e in events:
+                source_of_event[events.index(e)] = s
+        cov = src.coverage
+        by_region = np.array([cov.get(r, 0.0) if isinstance(cov, dict) else cov
+                              for r in pop.labels["region"]])
+        detect[s] = by_region * src.detection
+        misattribution[s] = src.misattribution
+        for p, cats in enumerate(described):
+            w = 1.0
+            for attr, table in src.false_match_multipliers.items():
+                w *= table.get(pop.labels[attr][cats[attr]], 1.0)
+            weight[s, p] = w
+            coverage[s, p] = by_region[cats["region"]]
+        phantom[s] = src.phantom_rate * weight[s] * coverage[s]
+        flat += [events.index(e) for e in (src.phantom_events or src.events) if e in events]
+        starts.append(len(flat))
+    counts = np.bincount(profile, minlength=n_p).astype(np.float64)
+    mass = weight * counts
+    victim_cdf = np.cumsum(mass, axis=1) / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
+    lam = phantom.sum(axis=0)
+    phantom_cdf = (np.cumsum(phantom, axis=0) / np.maximum(lam, 1e-300)).T.copy()
+    order = np.argsort(profile, kind="stable").astype(np.int32)
+    pstarts = np.zeros(n_p + 1, dtype=np.int64)
+    np.cumsum(counts.astype(np.int64), out=pstarts[1:])
+    return SensorModel(names, source_of_event, detect, misattribution, profile, order, pstarts,
+                       victim_cdf, np.exp(-lam), lam, phantom_cdf,
+                       np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64))
+
+
+@nb.njit(inline="always")
+def _pick(cdf, u):
+    """Smallest index whose cumulative share exceeds u (binary search)."""
+    lo, hi = 0, cdf.shape[0] - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cdf[mid] > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@nb.njit(parallel=True, cache=True)
+def _observe(key, citizen, event, seq, region, source_of_event, detect, misattribution,
+             victim_cdf, members, pstarts, status, named):
+    for e in nb.prange(citizen.shape[0]):
+        i = citizen[e]
+        named[e] = i
+        status[e] = NOT_OBSERVED
+        s = source_of_event[event[e]]
+        if s < 0:
+            continue
+        c = (np.uint64(i) << np.uint64(10)) + (np.uint64(seq[e]) << np.uint64(2))
+        if uniform(key, c) >= detect[s, region[i]]:
+            continue
+        status[e] = OBSERVED
+        if misattribution[s] > 0.0 and uniform(key, c + np.uint64(1)) < misattribution[s]:
+            p = _pick(victim_cdf[s], uniform(key, c + np.uint64(2)))
+            size = pstarts[p + 1] - pstarts[p]
+            j = members[pstarts[p] + np.int64(uniform(key, c + np.uint64(3)) * size)]
+            if j != i:
+                named[e] = j
+                status[e] = MISATTRIBUTED
+
+
+@nb.njit(parallel=True, cache=True)
+def _phantom_count(key, profile, p0, lam, counts):
+    for i in nb.prange(profile.shape[0]):
+        p = profile[i]
+        u = uniform(key, np.uint64(i) << np.uint64(6))
+        if u < p0[p]:
+            counts[i] = 0
+        else:
+            k = 0
+            q = p0[p]
+            cdf = p0[p]
+            while u >= cdf and k < 30:
+                k += 1
+                q *= lam[p] / k
+                cdf += q
+            counts[i] = k
+
+
+@nb.njit(parallel=True, cache=True)
+def _phantom_fill(key, profile, phantom_cdf, flat, starts, counts, offsets, citizen, event,
+                  source):
+    for i in nb.prange(profile.shape[0]):
+        for k in range(counts[i]):
+            c = (np.uint64(i) << np.uint64(6)) + np.uint64(2 * k + 1)
+            s = _pick(phantom_cdf[profile[i]], uniform(key, c))
+            lo, hi = starts[s], starts[s + 1]
+            citizen[offsets[i] + k] = i
+            source[offsets[i] + k] = s
+            event[offsets[i] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(1)) * (hi - lo))]
+
+
+def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
+            region: np.ndarray) -> tuple[Observations, np.ndarray]:
+    """Turn one day's true events into observations.
+
+    Returns:
+        The observations (true ones in event order, then phantoms in citizen order), and the
+        status of every true event (0 missed, 1 observed, 2 pinned on someone else), int8 (m,).
+    """
+    key = stream_key(seed, Stage.OBSERVE, day)
+    m = len(true)
+    status = np.empty(m, dtype=np.int8)
+    named = np.empty(m, dtype=np.int32)
+    _observe(key, true.citizen, true.event, true.seq, region, model.source_of_event,
+             model.detect, model.misattribution, model.victim_cdf, model.profile_members,
+             model.profile_starts, status, named)
+    seen = status != NOT_OBSERVED
+    n = len(model.profile)
+    if model.phantom_lambda.any():
+        pkey = stream_key(seed, Stage.PHANTOM, day)
+        counts = np.empty(n, dtype=np.int32)
+        _phantom_count(pkey, model.profile, model.phantom_p0, model.phantom_lambda, counts)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        k = int(offsets[-1])
+        p_cit = np.empty(k, dtype=np.int32)
+        p_evt = np.empty(k, dtype=np.int16)
+        p_src = np.empty(k, dtype=np.int8)
+        _phantom_fill(pkey, model.profile, model.phantom_cdf, model.phantom_events,
+                      model.phantom_starts, counts, offsets, p_cit, p_evt, p_src)
+    else:
+        p_cit = np.empty(0, dtype=np.int32)
+        p_evt = np.empty(0, dtype=np.int16)
+        p_src = np.empty(0, dtype=np.int8)
+    t_evt = true.event[seen]
+    obs = Observations(
+        citizen=np.concatenate([named[seen], p_cit]),
+        event=np.concatenate([t_evt, p_evt]),
+        source=np.concatenate([model.source_of_event[t_evt], p_src]),
+        is_true=np.concatenate([status[seen] == OBSERVED, np.zeros(len(p_cit), dtype=bool)]),
+        true_actor=np.concatenate([true.citizen[seen],
+                                   np.full(len(p_cit), NO_ACTOR, dtype=np.int32)]),
+    )
+    return obs, status

@@ -1,0 +1,216 @@
+"""One folder per run.
+
+```
+<run>/manifest.json        status (running | complete | interrupted | failed), scenario digest,
+                           seed, code version, timings, result fingerprint
+<run>/scenario.json        the resolved scenario (re-run it bit for bit)
+<run>/daily/part-*.parquet events/… ledger/… observations/…   written at each checkpoint
+<run>/citizens.parquet     attributes and final standing (written last)
+<run>/checkpoint.npz       state at the last checkpoint, with checkpoint.json
+```
+Part files are written before the checkpoint that names them, and the manifest is replaced
+atomically, so a run killed at any moment is either resumable from its last checkpoint or
+clearly marked as not complete. A reader never mistakes a partial run for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from panopticon.errors import UserError
+from panopticon.store.tables import Collector, citizens_table
+
+TABLES = ("daily", "events", "ledger", "observations")
+COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically (temp file + rename)."""
+    _atomic_write(path, json.dumps(obj, indent=2, sort_keys=True).encode())
+
+
+def read_manifest(run_dir: Path) -> dict:
+    """A run's manifest, with ``status`` corrected for a process that died while running."""
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        raise UserError(f"{run_dir}: not a panopticon run (no manifest.json)")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: corrupt manifest ({exc})") from None
+    if manifest.get("status") == RUNNING and not _alive(manifest):
+        manifest["status"] = "incomplete"
+        manifest["note"] = "the process that wrote this run is gone; resume it or delete it"
+    return manifest
+
+
+def _alive(manifest: dict) -> bool:
+    if manifest.get("host") != socket.gethostname():
+        return True  # cannot tell; trust the status
+    try:
+        os.kill(int(manifest.get("pid", -1)), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def new_run_dir(root: Path, name: str, seed: int) -> Path:
+    """A fresh, unique run folder under ``root``."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{name}-s{seed}-{stamp}"
+    for k in range(1000):
+        path = root / (base if k == 0 else f"{base}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UserError(f"{root}: cannot create a run folder")
+
+
+class RunWriter:
+    """A :class:`panopticon.engine.Sink` that writes the run folder."""
+
+    def __init__(self, sim, run_dir: Path, manifest: dict):
+        self.sim = sim
+        self.dir = run_dir
+        self.manifest = manifest
+        self.buffer = Collector(sim)
+        self.write_s = 0.0
+        for t in TABLES:
+            (run_dir / t).mkdir(exist_ok=True)
+
+    @classmethod
+    def create(cls, sim, root: Path, code_version: str) -> RunWriter:
+        """Start a new run folder with a manifest marked ``running``."""
+        spec = sim.scenario
+        run_dir = new_run_dir(root, spec.name, spec.run.seed)
+        (run_dir / "scenario.json").write_text(
+            json.dumps(spec.model_dump(mode="json"), indent=2))
+        manifest = {
+            "run_id": run_dir.name, "status": RUNNING, "scenario": spec.name,
+            "description": spec.description.strip(), "scenario_digest": spec.digest,
+            "seed": spec.run.seed, "citizens": spec.run.citizens, "days": spec.run.days,
+            "days_completed": 0, "code_version": code_version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "events": list(sim.events), "tiers": list(sim.policy.tier_names),
+            "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names),
+            "pid": os.getpid(), "host": socket.gethostname(), "timings": {},
+        }
+        write_json(run_dir / "manifest.json", manifest)
+        return cls(sim, run_dir, manifest)
+
+    def day(self, record, state) -> None:  # noqa: D102 - Sink
+        self.buffer.add(record)
+
+    def checkpoint(self, state) -> None:  # noqa: D102 - Sink
+        t0 = time.perf_counter()
+        if self.buffer.days:
+            first, last = self.buffer.days[0], self.buffer.days[-1]
+            name = f"part-{first:05d}-{last:05d}.parquet"
+            for table, data in self.buffer.tables().items():
+                pq.write_table(data, self.dir / table / name, compression="zstd")
+            self.buffer.clear()
+        buf = _npz_bytes(state.snapshot())
+        _atomic_write(self.dir / "checkpoint.npz", buf)
+        write_json(self.dir / "checkpoint.json", {"day": state.day,
+                                                  "ledger_head": state.ledger_head.hex()})
+        self.manifest["days_completed"] = state.day
+        write_json(self.dir / "manifest.json", self.manifest)
+        self.write_s += time.perf_counter() - t0
+
+    def finish(self, state, timings: dict[str, float]) -> None:
+        """Write the citizens table and mark the run complete."""
+        t0 = time.perf_counter()
+        pq.write_table(citizens_table(self.sim, state), self.dir / "citizens.parquet",
+                       compression="zstd")
+        self.write_s += time.perf_counter() - t0
+        self.manifest.update(
+            status=COMPLETE, finished=datetime.now(UTC).isoformat(timespec="seconds"),
+            timings={**timings, "write_s": round(self.write_s, 3)},
+            result={"fingerprint": state.fingerprint(), "ledger_head": state.ledger_head.hex()},
+        )
+        write_json(self.dir / "manifest.json", self.manifest)
+
+    def mark(self, status: str, note: str) -> None:
+        """Record that the run stopped early (interrupted or failed)."""
+        self.manifest.update(status=status, note=note,
+                             stopped=datetime.now(UTC).isoformat(timespec="seconds"))
+        write_json(self.dir / "manifest.json", self.manifest)
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    np.savez(out, **arrays)
+    return out.getvalue()
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
+    """The state arrays saved at the last checkpoint; removes parts written after it."""
+    path = run_dir / "checkpoint.npz"
+    if not path.exists():
+        raise UserError(f"{run_dir}: no checkpoint to resume from")
+    try:
+        with np.load(path) as data:
+            snap = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint ({exc})") from None
+    day = int(snap["day"])
+    for table in TABLES:
+        for part in (run_dir / table).glob("part-*.parquet"):
+            if int(part.stem.split("-")[1]) >= day:
+                part.unlink()  # written after the checkpoint: will be written again
+    return snap
+
+
+def read_table(run_dir: Path, table: str) -> pa.Table:
+    """One of a run's tables (all its parts, in day order)."""
+    if table == "citizens":
+        path = run_dir / "citizens.parquet"
+        if not path.exists():
+            raise UserError(f"{run_dir}: no citizens table (the run did not finish)")
+        return pq.read_table(path)
+    parts = sorted((run_dir / table).glob("part-*.parquet"))
+    if not parts:
+        raise UserError(f"{run_dir}: no {table} data yet")
+    try:
+        return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UserError(f"{run_dir}/{table}: corrupt Parquet file ({exc})") from None
+
+
+def list_runs(root: Path) -> list[dict]:
+    """Manifests of every run under ``root``, newest first (unreadable ones flagged)."""
+    if not root.exists():
+        return []
+    out = []
+    for d in root.iterdir():
+        if not d.is_dir() or not (d / "manifest.json").exists():
+            continue
+        try:
+            out.append({**read_manifest(d), "path": str(d)})
+        except UserError as exc:
+            out.append({"run_id": d.name, "status": "corrupt", "note": str(exc), "path": str(d)})
+    return sorted(out, key=lambda m: m.get("created", ""), reverse=True)

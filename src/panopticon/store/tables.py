@@ -1,0 +1,133 @@
+"""Arrow tables from day records and state: the shapes every consumer (store, API) sees."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from panopticon.policy.schema import MILLI
+
+
+def _dictionary(codes: np.ndarray, labels: Sequence[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
+                                          pa.array(list(labels), pa.string()))
+
+
+def daily_table(rows: list[dict]) -> pa.Table:
+    """The daily headline numbers, one row per day."""
+    return pa.Table.from_pylist(rows)
+
+
+def events_table(days: list[int], counts: list[dict[str, np.ndarray]],
+                 events: Sequence[str]) -> pa.Table:
+    """Per day and event type: ``true`` events, ``observed`` (true) ones, ``false`` observations."""
+    t = len(events)
+    if not days:
+        return pa.table({"day": pa.array([], pa.int32()), "event": pa.array([], pa.string()),
+                         "true": pa.array([], pa.int64()), "observed": pa.array([], pa.int64()),
+                         "false": pa.array([], pa.int64())})
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), t)),
+        "event": _dictionary(np.tile(np.arange(t), len(days)), events),
+        **{k: pa.array(np.concatenate([c[k] for c in counts]).astype(np.int64))
+           for k in ("true", "observed", "false")},
+    })
+
+
+def ledger_table(days: list[int], parts: list[dict[str, np.ndarray]],
+                 rule_labels: Sequence[str]) -> pa.Table:
+    """Score changes: day, citizen, rule, delta_milli (exact), observation id, observation_true."""
+    lengths = [len(p["citizen"]) for p in parts]
+    cat = {k: (np.concatenate([p[k] for p in parts]) if parts else np.empty(0, dt))
+           for k, dt in (("citizen", np.int32), ("rule", np.int16), ("delta", np.int64),
+                         ("observation", np.int64), ("truth", np.int8))}
+    obs = cat["observation"]
+    truth = cat["truth"]
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), lengths)),
+        "citizen": pa.array(cat["citizen"]),
+        "rule": _dictionary(cat["rule"], rule_labels),
+        "delta_milli": pa.array(cat["delta"]),
+        "observation": pa.array(obs, mask=obs < 0),
+        "observation_true": pa.array(truth == 1, mask=truth < 0),
+    })
+
+
+def observations_table(days: list[int], parts: list, events: Sequence[str],
+                       sources: Sequence[str]) -> pa.Table:
+    """Every observation: run-wide id, day, named citizen, event, source, truth, true actor."""
+    lengths = [len(p) for p in parts]
+    day = np.repeat(np.asarray(days, dtype=np.int64), lengths)
+    index = np.concatenate([np.arange(k, dtype=np.int64) for k in lengths]) if parts else \
+        np.empty(0, np.int64)
+
+    def col(name, dtype):
+        return np.concatenate([getattr(p, name) for p in parts]) if parts else np.empty(0, dtype)
+
+    actor = col("true_actor", np.int32)
+    return pa.table({
+        "id": pa.array((day << 32) + index),
+        "day": pa.array(day.astype(np.int32)),
+        "citizen": pa.array(col("citizen", np.int32)),
+        "event": _dictionary(col("event", np.int16), events),
+        "source": _dictionary(col("source", np.int8), sources or ["none"]),
+        "is_true": pa.array(col("is_true", bool)),
+        "true_actor": pa.array(actor, mask=actor < 0),
+    })
+
+
+def citizens_table(sim, state) -> pa.Table:
+    """Each citizen's attributes and final standing."""
+    pop = sim.society.population
+    cols = {"citizen": pa.array(np.arange(pop.n, dtype=np.int32))}
+    for name, values in pop.columns().items():
+        if name in pop.labels:
+            cols[name] = _dictionary(values, pop.labels[name])
+        elif name == "partner":
+            cols[name] = pa.array(values, mask=values < 0)
+        else:
+            cols[name] = pa.array(values)
+    cols["score"] = pa.array(state.scores / MILLI)
+    cols["tier"] = _dictionary(state.tier, sim.policy.tier_names)
+    cols["false_points"] = pa.array(state.false_points / MILLI)
+    cols["ever_false"] = pa.array(state.ever_false)
+    for layer, csr in sim.society.ties.items():
+        cols[f"{layer}_ties"] = pa.array(csr.degree.astype(np.int32))
+    return pa.table(cols)
+
+
+class Collector:
+    """Buffers day records until they are turned into tables (by the store or in memory)."""
+
+    def __init__(self, sim):
+        self.sim = sim
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget what was buffered."""
+        self.days: list[int] = []
+        self.metrics: list[dict] = []
+        self.events: list[dict[str, np.ndarray]] = []
+        self.ledger: list[dict[str, np.ndarray]] = []
+        self.observations: list = []
+
+    def add(self, record) -> None:
+        """Buffer one day."""
+        self.days.append(record.day)
+        self.metrics.append(record.metrics)
+        self.events.append(record.events)
+        self.ledger.append(record.ledger)
+        self.observations.append(record.observations)
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The buffered days as tables: daily, events, ledger, observations."""
+        sim = self.sim
+        return {
+            "daily": daily_table(self.metrics),
+            "events": events_table(self.days, self.events, sim.events),
+            "ledger": ledger_table(self.days, self.ledger, sim.policy.rule_labels),
+            "observations": observations_table(self.days, self.observations, sim.events,
+                                               sim.sensors.names),
+        }
