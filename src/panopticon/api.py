@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from panopticon import engine
-from panopticon.errors import UserError
+from panopticon.errors import RunInterrupted, UserError
 from panopticon.scenario import ScenarioSpec, load_preset, load_scenario
 from panopticon.store import local
 from panopticon.store.tables import Collector, citizens_table
@@ -168,9 +168,8 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float) -> Run
     try:
         state = engine.run(sim, state, _Tee(writer, progress))
     except KeyboardInterrupt:
-        writer.mark(local.INTERRUPTED, f"interrupted after day {writer.manifest['days_completed']}"
-                    f"; resume with `panopticon run --resume {writer.dir}`")
-        raise
+        writer.mark(local.INTERRUPTED, "interrupted")
+        raise RunInterrupted(writer.dir, writer.manifest["days_completed"]) from None
     except Exception as exc:
         writer.mark(local.FAILED, f"{type(exc).__name__}: {exc}")
         raise

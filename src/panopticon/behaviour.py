@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
 from panopticon.society import Population
@@ -77,7 +78,7 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
     return rates
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def totals(rates, total, p_none):
     """Refresh each citizen's total rate and P(no event today) = exp(-total), in place."""
     n, t_count = rates.shape
@@ -102,7 +103,7 @@ def poisson_count(u, p0, lam, cap):
     return k
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _count(key, total, p_none, counts):
     for i in nb.prange(total.shape[0]):
         u = uniform(key, np.uint64(i) << np.uint64(8))
@@ -110,14 +111,14 @@ def _count(key, total, p_none, counts):
                                                           MAX_EVENTS_PER_DAY)
 
 
-@nb.njit(parallel=True, cache=True)
-def _fill(key, rates, total, counts, offsets, citizen, event, seq):
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _fill(key, rates, total, counts, first, citizen, event, seq):
     n, t_count = rates.shape
     for i in nb.prange(n):
         k_i = counts[i]
         if k_i == 0:
             continue
-        base = offsets[i]
+        base = first[i]
         for k in range(k_i):
             x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
             t = 0
@@ -144,13 +145,12 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
     n = rates.shape[0]
     counts = np.empty(n, dtype=np.int32)
     _count(key, total, p_none, counts)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    m = int(offsets[-1])
+    starts = offsets(counts)
+    m = int(starts[-1])
     citizen = np.empty(m, dtype=np.int32)
     event = np.empty(m, dtype=np.int16)
     seq = np.empty(m, dtype=np.int32)
-    _fill(key, rates, total, counts, offsets, citizen, event, seq)
+    _fill(key, rates, total, counts, starts, citizen, event, seq)
     return TrueEvents(citizen, event, seq)
 
 
@@ -170,7 +170,7 @@ class Deterrence:
         return cls(tier_mask, event_mask, spec.factor)
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _deter(rates, total, p_none, tier, tier_mask, event_mask, factor):
     n, t_count = rates.shape
     for i in nb.prange(n):

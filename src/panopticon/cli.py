@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from panopticon.errors import UserError
+from panopticon.errors import RunInterrupted, UserError
 
 app = typer.Typer(
     help="panopticon: a laboratory for social credit systems, run on synthetic societies.",
@@ -116,9 +116,13 @@ def run(
                 result = pc.run(spec, out=out_dir, progress=bar)
     except UserError as exc:
         _fail(exc)
+    except RunInterrupted as exc:
+        err.print(f"\n[yellow]interrupted[/]: {exc.path} is marked 'interrupted' with "
+                  f"{exc.days_completed} days checkpointed; continue it with\n"
+                  f"  panopticon run --resume {exc.path}", highlight=False)
+        raise typer.Exit(130) from None
     except KeyboardInterrupt:
-        err.print("\n[yellow]interrupted[/]: the run is marked 'interrupted' in its manifest; "
-                  "continue it with `panopticon run --resume RUN_FOLDER` (see `panopticon runs`)")
+        err.print("\n[yellow]interrupted[/] before the run store was created; nothing was written")
         raise typer.Exit(130) from None
     summary = result.summary()
     if as_json:
@@ -163,7 +167,7 @@ def runs(
         return
     table = Table(title=f"runs in {store}/")
     for col in ("run", "status", "scenario", "citizens", "days", "seed", "fingerprint"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=True)
     colour = {"complete": "green", "interrupted": "yellow", "running": "cyan"}
     for m in manifests:
         status = m.get("status", "?")

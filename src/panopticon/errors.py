@@ -43,3 +43,12 @@ class UserError(Exception):
         if not self.problems:
             return head
         return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a stored run: the run folder is marked ``interrupted`` and can be resumed."""
+
+    def __init__(self, path, days_completed: int):
+        self.path = path
+        self.days_completed = days_completed
+        super().__init__(f"interrupted; {days_completed} days are checkpointed in {path}")

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform
 from panopticon.scenario import ScenarioSpec
 from panopticon.society import Population
@@ -159,7 +160,7 @@ def _pick(cdf, u):
     return lo
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _observe(key, citizen, event, seq, region, source_of_event, detect, misattribution,
              victim_cdf, members, pstarts, status, named):
     for e in nb.prange(citizen.shape[0]):
@@ -182,7 +183,7 @@ def _observe(key, citizen, event, seq, region, source_of_event, detect, misattri
                 status[e] = MISATTRIBUTED
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _phantom_count(key, profile, p0, lam, counts):
     for i in nb.prange(profile.shape[0]):
         p = profile[i]
@@ -200,17 +201,17 @@ def _phantom_count(key, profile, p0, lam, counts):
             counts[i] = k
 
 
-@nb.njit(parallel=True, cache=True)
-def _phantom_fill(key, profile, phantom_cdf, flat, starts, counts, offsets, citizen, event,
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _phantom_fill(key, profile, phantom_cdf, flat, starts, counts, first, citizen, event,
                   source):
     for i in nb.prange(profile.shape[0]):
         for k in range(counts[i]):
             c = (np.uint64(i) << np.uint64(6)) + np.uint64(2 * k + 1)
             s = _pick(phantom_cdf[profile[i]], uniform(key, c))
             lo, hi = starts[s], starts[s + 1]
-            citizen[offsets[i] + k] = i
-            source[offsets[i] + k] = s
-            event[offsets[i] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(1)) * (hi - lo))]
+            citizen[first[i] + k] = i
+            source[first[i] + k] = s
+            event[first[i] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(1)) * (hi - lo))]
 
 
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
@@ -234,14 +235,13 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
         pkey = stream_key(seed, Stage.PHANTOM, day)
         counts = np.empty(n, dtype=np.int32)
         _phantom_count(pkey, model.profile, model.phantom_p0, model.phantom_lambda, counts)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        k = int(offsets[-1])
+        starts = offsets(counts)
+        k = int(starts[-1])
         p_cit = np.empty(k, dtype=np.int32)
         p_evt = np.empty(k, dtype=np.int16)
         p_src = np.empty(k, dtype=np.int8)
         _phantom_fill(pkey, model.profile, model.phantom_cdf, model.phantom_events,
-                      model.phantom_starts, counts, offsets, p_cit, p_evt, p_src)
+                      model.phantom_starts, counts, starts, p_cit, p_evt, p_src)
     else:
         p_cit = np.empty(0, dtype=np.int32)
         p_evt = np.empty(0, dtype=np.int16)

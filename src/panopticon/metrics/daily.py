@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from panopticon.kernels import median_int
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import MISATTRIBUTED, NOT_OBSERVED, Observations
 
@@ -30,7 +31,7 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     n = len(scores)
     row: dict[str, float | int] = {"day": day}
     row["mean_score"] = float(scores.sum(dtype=np.int64)) / n / MILLI
-    row["median_score"] = float(np.median(scores)) / MILLI
+    row["median_score"] = median_int(scores) / MILLI
     counts = np.bincount(tier, minlength=len(tier_names))
     for name, c in zip(tier_names, counts, strict=True):
         row[f"share_{name}"] = float(c) / n

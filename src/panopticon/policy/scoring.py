@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.kernels import tiers
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
 from panopticon.sensors import Observations
 from panopticon.society.ties import CSR
@@ -29,7 +30,7 @@ class CompiledPolicy:
         rule_of_event: (T,) int16 rule id per event type, -1 = not scored.
         delta_of_event: (T,) int64 milli-points per observed event.
         start, low, high: start score and bounds in milli-points.
-        tier_names: highest first. tier_floor_asc: ascending tier mins (milli), k-1 of them.
+        tier_names: highest first. tier_floor_desc: tier mins (milli), highest first, k-1 of them.
         association: (rule id, tie layer, weight in ppm, every_days) per association rule.
     """
 
@@ -40,7 +41,7 @@ class CompiledPolicy:
     low: int
     high: int
     tier_names: tuple[str, ...]
-    tier_floor_asc: np.ndarray
+    tier_floor_desc: np.ndarray
     association: tuple[tuple[int, str, int, int], ...]
 
     @classmethod
@@ -62,7 +63,7 @@ class CompiledPolicy:
         return cls(tuple(labels), rule_of_event, delta, to_milli(s.start),
                    INT64_MIN if s.min is None else to_milli(s.min),
                    INT64_MAX if s.max is None else to_milli(s.max),
-                   tuple(policy.tier_names), np.asarray(floors[::-1], dtype=np.int64),
+                   tuple(policy.tier_names), np.asarray(floors, dtype=np.int64),
                    tuple(assoc))
 
 
@@ -94,7 +95,7 @@ class LedgerRows:
                             for f in ("citizen", "rule", "delta", "observation", "truth")))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _apply_observations(obs_citizen, obs_event, obs_true, rule_of_event, delta_of_event, low,
                         high, score, false_points, out_citizen, out_rule, out_delta, out_obs,
                         out_truth):
@@ -137,7 +138,7 @@ def score(obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
     return LedgerRows(*(c[:k] for c in cols))
 
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def _pull(indptr, indices, scores, weight_ppm, low, high, out):
     for i in nb.prange(scores.shape[0]):
         d = indptr[i + 1] - indptr[i]
@@ -177,8 +178,7 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR],
 
 def classify(policy: CompiledPolicy, scores: np.ndarray) -> np.ndarray:
     """Tier of each citizen (0 = highest), uint8 of shape (n,)."""
-    above = np.searchsorted(policy.tier_floor_asc, scores, side="right")
-    return (len(policy.tier_floor_asc) - above).astype(np.uint8)
+    return tiers(scores, policy.tier_floor_desc)
 
 
 _EMPTY = LedgerRows(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),

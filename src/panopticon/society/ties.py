@@ -51,7 +51,7 @@ def empty(n: int) -> CSR:
     return CSR(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _from_pairs(n, a, b):
     deg = np.zeros(n, dtype=np.int64)
     for e in range(a.shape[0]):
@@ -76,7 +76,7 @@ def from_pairs(n: int, a: np.ndarray, b: np.ndarray) -> CSR:
     return CSR(indptr, indices)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _cliques(members, starts):
     n_groups = starts.shape[0] - 1
     total = 0
@@ -107,7 +107,7 @@ def cliques(n: int, members: np.ndarray, starts: np.ndarray) -> CSR:
     return from_pairs(n, a, b)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _small_world_pairs(n, half, rewire, key):
     a = np.empty(n * half, dtype=np.int32)
     b = np.empty(n * half, dtype=np.int32)
@@ -138,7 +138,7 @@ def small_world(n: int, mean_degree: int, rewire: float, seed: int) -> CSR:
     return from_pairs(n, a, b)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, nogil=True)
 def _mean_neighbour(indptr, indices, values):
     n = indptr.shape[0] - 1
     out = np.empty(n, dtype=np.float64)

@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,13 @@ from panopticon.store.tables import Collector, citizens_table
 
 TABLES = ("daily", "events", "ledger", "observations")
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Parquet with fast zstd; dictionary pages only for the columns that are categories."""
+    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    pq.write_table(table, path, compression="zstd", compression_level=1,
+                   use_dictionary=categories or False)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -97,6 +105,10 @@ class RunWriter:
         self.manifest = manifest
         self.buffer = Collector(sim)
         self.write_s = 0.0
+        # One background writer: parts, then checkpoint, then manifest, strictly in order,
+        # while the day loop goes on (Parquet encoding and the Numba kernels release the GIL).
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="panopticon-store")
+        self._pending: list[Future] = []
         for t in TABLES:
             (run_dir / t).mkdir(exist_ok=True)
 
@@ -124,26 +136,41 @@ class RunWriter:
         self.buffer.add(record)
 
     def checkpoint(self, state) -> None:  # noqa: D102 - Sink
+        self._raise_failed()
+        buffered, self.buffer = self.buffer, Collector(self.sim)
+        snapshot, day, head = state.snapshot(), state.day, state.ledger_head.hex()
+        self._pending.append(self._writer.submit(self._write, buffered, snapshot, day, head))
+
+    def _write(self, buffered: Collector, snapshot: dict, day: int, head: str) -> None:
         t0 = time.perf_counter()
-        if self.buffer.days:
-            first, last = self.buffer.days[0], self.buffer.days[-1]
-            name = f"part-{first:05d}-{last:05d}.parquet"
-            for table, data in self.buffer.tables().items():
-                pq.write_table(data, self.dir / table / name, compression="zstd")
-            self.buffer.clear()
-        buf = _npz_bytes(state.snapshot())
-        _atomic_write(self.dir / "checkpoint.npz", buf)
-        write_json(self.dir / "checkpoint.json", {"day": state.day,
-                                                  "ledger_head": state.ledger_head.hex()})
-        self.manifest["days_completed"] = state.day
+        if buffered.days:
+            name = f"part-{buffered.days[0]:05d}-{buffered.days[-1]:05d}.parquet"
+            for table, data in buffered.tables().items():
+                write_parquet(data, self.dir / table / name)
+        _atomic_write(self.dir / "checkpoint.npz", _npz_bytes(snapshot))
+        write_json(self.dir / "checkpoint.json", {"day": day, "ledger_head": head})
+        self.manifest["days_completed"] = day
         write_json(self.dir / "manifest.json", self.manifest)
         self.write_s += time.perf_counter() - t0
 
+    def _raise_failed(self) -> None:
+        """Re-raise, in the day loop, an error of a write that has already finished."""
+        for f in [f for f in self._pending if f.done()]:
+            self._pending.remove(f)
+            f.result()
+
+    def drain(self) -> None:
+        """Block until every checkpoint handed over so far is on disk; re-raise a write error."""
+        pending, self._pending = self._pending, []
+        for f in pending:
+            f.result()
+
     def finish(self, state, timings: dict[str, float]) -> None:
         """Write the citizens table and mark the run complete."""
+        self.drain()
+        self._writer.shutdown()
         t0 = time.perf_counter()
-        pq.write_table(citizens_table(self.sim, state), self.dir / "citizens.parquet",
-                       compression="zstd")
+        write_parquet(citizens_table(self.sim, state), self.dir / "citizens.parquet")
         self.write_s += time.perf_counter() - t0
         self.manifest.update(
             status=COMPLETE, finished=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -152,10 +179,18 @@ class RunWriter:
         )
         write_json(self.dir / "manifest.json", self.manifest)
 
-    def mark(self, status: str, note: str) -> None:
-        """Record that the run stopped early (interrupted or failed)."""
-        self.manifest.update(status=status, note=note,
-                             stopped=datetime.now(UTC).isoformat(timespec="seconds"))
+    def mark(self, status: str, reason: str) -> None:
+        """Record that the run stopped early (interrupted or failed), after pending writes."""
+        try:
+            self.drain()
+        except Exception as exc:  # noqa: BLE001 - the run is being marked as stopped anyway
+            reason += f"; a checkpoint write failed too ({exc})"
+        self._writer.shutdown()
+        day = self.manifest["days_completed"]
+        self.manifest.update(status=status, stopped=datetime.now(UTC).isoformat(timespec="seconds"),
+                             note=f"{reason}; the last checkpoint holds days 0-{day - 1}; "
+                                  f"resume with `panopticon run --resume {self.dir}`"
+                             if day else f"{reason}; no checkpoint was written")
         write_json(self.dir / "manifest.json", self.manifest)
 
 

@@ -11,8 +11,20 @@ from panopticon.policy.schema import MILLI
 
 
 def _dictionary(codes: np.ndarray, labels: Sequence[str]) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)),
-                                          pa.array(list(labels), pa.string()))
+    return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(list(labels), pa.string()))
+
+
+def _nullable(values: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """An Arrow array with nulls where ``valid`` is False, built from buffers (no Python loop)."""
+    if valid.all():
+        return pa.array(values)
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    if values.dtype == bool:
+        data = pa.py_buffer(np.packbits(values, bitorder="little"))
+        return pa.Array.from_buffers(pa.bool_(), len(values), [bitmap, data])
+    values = np.ascontiguousarray(values)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(values.dtype), len(values),
+                                 [bitmap, pa.py_buffer(values)])
 
 
 def daily_table(rows: list[dict]) -> pa.Table:
@@ -50,8 +62,8 @@ def ledger_table(days: list[int], parts: list[dict[str, np.ndarray]],
         "citizen": pa.array(cat["citizen"]),
         "rule": _dictionary(cat["rule"], rule_labels),
         "delta_milli": pa.array(cat["delta"]),
-        "observation": pa.array(obs, mask=obs < 0),
-        "observation_true": pa.array(truth == 1, mask=truth < 0),
+        "observation": _nullable(obs, obs >= 0),
+        "observation_true": _nullable(truth == 1, truth >= 0),
     })
 
 
@@ -74,7 +86,7 @@ def observations_table(days: list[int], parts: list, events: Sequence[str],
         "event": _dictionary(col("event", np.int16), events),
         "source": _dictionary(col("source", np.int8), sources or ["none"]),
         "is_true": pa.array(col("is_true", bool)),
-        "true_actor": pa.array(actor, mask=actor < 0),
+        "true_actor": _nullable(actor, actor >= 0),
     })
 
 
@@ -86,7 +98,7 @@ def citizens_table(sim, state) -> pa.Table:
         if name in pop.labels:
             cols[name] = _dictionary(values, pop.labels[name])
         elif name == "partner":
-            cols[name] = pa.array(values, mask=values < 0)
+            cols[name] = _nullable(values, values >= 0)
         else:
             cols[name] = pa.array(values)
     cols["score"] = pa.array(state.scores / MILLI)

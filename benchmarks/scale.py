@@ -1,0 +1,155 @@
+"""How panopticon's default scenario (``seed_article``) scales with the number of citizens.
+
+Each size runs in its own subprocess, after a small warm-up run there so that Numba compilation
+is not timed, and reports setup and day-loop seconds, seconds per simulated day, peak resident
+memory (``ru_maxrss``) and bytes per citizen: the peak above the process's footprint after the
+warm-up (interpreter, libraries, compiled kernels), and what the society and state arrays hold.
+Growth per 10x citizens should be about 10x for both time and memory (linear).
+
+By default the run is in memory (``engine.build`` + ``engine.run(sim, state, sink=None)``), so
+no store I/O is measured; ``--store`` runs ``panopticon.api.run(..., out=tmpdir)`` instead,
+writing the full run store (Parquet tables, checkpoints) to a temporary folder.
+
+    python benchmarks/scale.py                         # 1e5, 1e6 (365 days), 1e7 (30 days)
+    python benchmarks/scale.py --sizes 100000 --days 30 --store
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCENARIO = "seed_article"
+WARMUP_CITIZENS, WARMUP_DAYS = 2_000, 14
+LONG_RUN_LIMIT = 10_000_000
+"""From this many citizens the default is 30 days, not 365."""
+
+
+def peak_bytes() -> int:
+    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def folder_bytes(path: Path) -> int:
+    """Total size of the files under a folder."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def child(n: int, days: int, seed: int, store: bool) -> dict:
+    """One size: warm-up, then the timed run, in memory or into a temporary run store."""
+    from panopticon import api, engine
+
+    spec = api.load(SCENARIO).with_run(citizens=n, days=days, seed=seed)
+    warm = spec.with_run(citizens=WARMUP_CITIZENS, days=WARMUP_DAYS)
+    out = {"store_bytes": None, "held_bytes": None}
+    if store:
+        with tempfile.TemporaryDirectory(prefix="panopticon-scale-") as tmp:
+            api.run(warm, out=tmp)
+            out["baseline_bytes"] = peak_bytes()
+            result = api.run(spec, out=tmp)
+            out.update(result.manifest["timings"], store_bytes=folder_bytes(result.path))
+    else:
+        warm_sim = engine.build(warm)
+        engine.run(warm_sim, engine.initial_state(warm_sim))
+        del warm_sim
+        out["baseline_bytes"] = peak_bytes()
+        t0 = time.perf_counter()
+        sim = engine.build(spec)
+        state = engine.initial_state(sim)
+        t1 = time.perf_counter()
+        state = engine.run(sim, state, sink=None)
+        t2 = time.perf_counter()
+        arrays = sum(getattr(state, k).nbytes for k in (*state.ARRAYS, "total", "p_none"))
+        out.update(setup_s=t1 - t0, loop_s=t2 - t1, held_bytes=sim.society.nbytes + arrays)
+    out["peak_bytes"] = peak_bytes()
+    return out
+
+
+def measure(n: int, days: int, seed: int, store: bool) -> dict:
+    """Run one size in a fresh subprocess; its result plus process wall time."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--sizes", str(n),
+           "--days", str(days), "--seed", str(seed), *(["--store"] if store else [])]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result.update(n=n, days=days, process_s=time.perf_counter() - t0)
+    result["per_day_s"] = result["loop_s"] / days
+    result["grown_bytes"] = result["peak_bytes"] - result["baseline_bytes"]
+    return result
+
+
+def per_size(values: list[int] | None, sizes: list[int]) -> list[int]:
+    """Days for each size: one per size, one for all, or 365 (30 from 1e7 citizens)."""
+    if values is None:
+        return [365 if n < LONG_RUN_LIMIT else 30 for n in sizes]
+    if len(values) == 1:
+        return values * len(sizes)
+    if len(values) != len(sizes):
+        raise SystemExit(f"give one value or one per size ({len(sizes)}); got {values}")
+    return values
+
+
+def row(r: dict) -> str:
+    """One line of the results table."""
+    mib = 2 ** 20
+    held = f"{r['held_bytes'] / r['n']:>9.0f}" if r["held_bytes"] is not None else f"{'-':>9}"
+    store = f"{r['store_bytes'] / mib:>9.1f}" if r["store_bytes"] is not None else f"{'-':>9}"
+    return (f"{r['n']:>11,} {r['days']:>5} {r['setup_s']:>8.2f} {r['loop_s']:>9.2f} "
+            f"{r['per_day_s']:>9.4f} {r['n'] * r['days'] / r['loop_s']:>11.3g} "
+            f"{r['peak_bytes'] / mib:>9.0f} {r['grown_bytes'] / r['n']:>9.0f} {held} {store} "
+            f"{r['process_s']:>9.1f}")
+
+
+def growth(a: dict, b: dict) -> str:
+    """Growth of time per day and of memory from one size to the next, scaled to 10x citizens."""
+    decades = math.log10(b["n"] / a["n"])
+
+    def per10(x: float, y: float) -> str:
+        return f"{(y / x) ** (1 / decades):.2f}x" if x > 0 and y > 0 and decades > 0 else "n/a"
+
+    return (f"{a['n']:,} -> {b['n']:,}: per 10x citizens, seconds per day grow "
+            f"{per10(a['per_day_s'], b['per_day_s'])}, memory (peak above baseline) "
+            f"{per10(a['grown_bytes'], b['grown_bytes'])} (10x = linear)")
+
+
+def main() -> None:
+    """Parse flags, run every size, print the table and growth ratios."""
+    parser = argparse.ArgumentParser(description="Scaling of the seed_article scenario.")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000],
+                        help="citizens (default 1e5 1e6 1e7)")
+    parser.add_argument("--days", type=int, nargs="+",
+                        help="days, one value or one per size (default 365; 30 from 1e7)")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--store", action="store_true",
+                        help="run through panopticon.api.run(out=tmpdir), writing the run store")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.child:
+        print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store)))
+        return
+    days = per_size(args.days, args.sizes)
+    mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
+    print(f"scenario {SCENARIO}, seed {args.seed}, {mode}")
+    print("B/cit: peak RSS above the post-warm-up baseline, per citizen; held: society + state "
+          "arrays per citizen")
+    print(f"{'citizens':>11} {'days':>5} {'setup s':>8} {'loop s':>9} {'s/day':>9} {'cit-days/s':>11} "
+          f"{'peak MiB':>9} {'B/cit':>9} {'held B/c':>9} {'store MiB':>9} {'process s':>9}",
+          flush=True)
+    results = []
+    for n, d in zip(args.sizes, days, strict=True):
+        results.append(measure(n, d, args.seed, args.store))
+        print(row(results[-1]), flush=True)
+    for a, b in zip(results, results[1:], strict=False):
+        print(growth(a, b))
+
+
+if __name__ == "__main__":
+    main()
