@@ -195,19 +195,13 @@ def resume(path: str | Path, progress: Any = None) -> RunResult:
         raise UserError(f"{path}: no such run folder")
     if manifest["status"] == local.COMPLETE:
         raise UserError(f"{path}: the run is already complete")
-    from panopticon.scenario import ScenarioSpec as Spec
-
-    spec = Spec.model_validate_json((path / "scenario.json").read_text())
+    try:
+        spec = ScenarioSpec.model_validate_json((path / "scenario.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}/scenario.json: missing or corrupt ({exc})") from None
     t0 = time.perf_counter()
     sim = engine.build(spec)
     state = engine.State.restore(local.load_checkpoint(path))
     setup_s = time.perf_counter() - t0
-    manifest.update(status=local.RUNNING, days_completed=state.day)
-    import os
-    import socket
-
-    manifest.update(pid=os.getpid(), host=socket.gethostname())
-    manifest.pop("note", None)
-    local.write_json(path / "manifest.json", manifest)
-    writer = local.RunWriter(sim, path, manifest)
+    writer = local.RunWriter.reopen(sim, path, manifest, state.day)
     return _drive(sim, state, writer, progress, setup_s)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.catalogue import EVENTS_BY_NAME
 from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
@@ -57,7 +58,6 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
         if beh is None:
             continue  # observable (or scored) but nobody really does it here
         if beh.rate is None:
-            from panopticon.catalogue import EVENTS_BY_NAME
             rate = np.full(n, EVENTS_BY_NAME[name].rate_per_day)
         elif isinstance(beh.rate, int | float):
             rate = np.full(n, float(beh.rate))

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from panopticon.errors import RunInterrupted, UserError
 
@@ -29,7 +30,7 @@ DEFAULT_STORE = Path("runs")
 
 
 def _fail(exc: UserError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+    err.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -95,7 +96,7 @@ def run(
 
     try:
         if resume is not None:
-            if scenario or preset or citizens or days or seed is not None:
+            if any(x is not None for x in (scenario, preset, citizens, days, seed)):
                 raise UserError("--resume continues a stored run as it was; "
                                 "give no scenario, preset or overrides with it")
             manifest = pc.open_run(resume).manifest
@@ -117,9 +118,10 @@ def run(
     except UserError as exc:
         _fail(exc)
     except RunInterrupted as exc:
-        err.print(f"\n[yellow]interrupted[/]: {exc.path} is marked 'interrupted' with "
-                  f"{exc.days_completed} days checkpointed; continue it with\n"
-                  f"  panopticon run --resume {exc.path}", highlight=False)
+        err.print(Text("\ninterrupted", style="yellow") + Text(
+            f": {exc.path} is marked 'interrupted' with {exc.days_completed} days "
+            f"checkpointed; continue it with\n  panopticon run --resume {exc.path}"),
+            highlight=False)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
         err.print("\n[yellow]interrupted[/] before the run store was created; nothing was written")
@@ -129,7 +131,7 @@ def run(
         print(json.dumps(summary, indent=2, default=str))
         return
     out.print(_summary_table(summary))
-    out.print(f"stored in [bold]{result.path}[/]")
+    out.print(Text("stored in ") + Text(str(result.path), style="bold"))
 
 
 @app.command()
@@ -147,7 +149,8 @@ def validate(
     except UserError as exc:
         _fail(exc)
     kind = "policy" if is_policy else "scenario"
-    out.print(f"[green]ok[/]: {file} is a valid {kind} ({spec.name})")
+    out.print(Text("ok", style="green") + Text(f": {file} is a valid {kind} ({spec.name})"),
+              highlight=False)
 
 
 @app.command()
@@ -158,7 +161,10 @@ def runs(
     """List stored runs, newest first, with their status (complete, interrupted, ...)."""
     from panopticon.store.local import list_runs
 
-    manifests = list_runs(store)
+    try:
+        manifests = list_runs(store)
+    except UserError as exc:
+        _fail(exc)
     if as_json:
         print(json.dumps(manifests, indent=2, default=str))
         return
@@ -166,13 +172,15 @@ def runs(
         out.print(f"no runs in {store}/ yet; try `panopticon run`")
         return
     table = Table(title=f"runs in {store}/")
-    for col in ("run", "status", "scenario", "citizens", "days", "seed", "fingerprint"):
-        table.add_column(col, no_wrap=True)
+    table.add_column("run", no_wrap=True, min_width=max(len(m.get("run_id", "")) for m in manifests))
+    table.add_column("status", no_wrap=True, min_width=11)
+    for col in ("scenario", "citizens", "days", "seed", "fingerprint"):
+        table.add_column(col, overflow="fold")
     colour = {"complete": "green", "interrupted": "yellow", "running": "cyan"}
     for m in manifests:
         status = m.get("status", "?")
         done = f"{m.get('days_completed', '?')}/{m.get('days', '?')}"
-        table.add_row(m.get("run_id", "?"), f"[{colour.get(status, 'red')}]{status}[/]",
+        table.add_row(Text(m.get("run_id", "?")), Text(status, style=colour.get(status, "red")),
                       str(m.get("scenario", "")), f"{m.get('citizens', 0):,}", done,
                       str(m.get("seed", "")), (m.get("result") or {}).get("fingerprint", "")[:12])
     out.print(table)
@@ -194,7 +202,9 @@ def query(
         result = connect(store).sql(sql)
         if result is None:
             return
-        table = result.fetch_arrow_table()
+        table = result.to_arrow_table()
+    except UserError as exc:
+        _fail(exc)
     except duckdb.Error as exc:
         _fail(UserError(f"query failed: {str(exc).splitlines()[0]}"))
     if as_json:

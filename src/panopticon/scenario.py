@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from panopticon.catalogue import EVENTS_BY_NAME, SOURCES
 from panopticon.errors import Problem, UserError
@@ -29,7 +31,7 @@ from panopticon.spec import (
     Strict,
     Table,
 )
-from panopticon.specfile import Positions, locate, problems_from, read_yaml, validate
+from panopticon.specfile import Positions, dotted, locate, problems_from, read_yaml, validate
 
 SCHEMA_VERSION = 1
 CATEGORICAL = ("sex", "region", "group", "residency", "occupation")
@@ -37,6 +39,11 @@ RESIDENCIES = ("citizen", "resident_foreigner", "tourist")
 
 
 # ---------------------------------------------------------------- society
+def _whole(v: object, lo: int, hi: int) -> bool:
+    """Whether ``v`` is a whole number in [lo, hi] (booleans and infinities are not)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi and v == int(v)
+
+
 class HouseholdSpec(Strict):
     """How citizens live together. Members beyond the couple are children with ``child_share``."""
 
@@ -47,7 +54,7 @@ class HouseholdSpec(Strict):
     @model_validator(mode="after")
     def _sizes(self):
         for v in self.size.values:
-            if not isinstance(v, int | float) or v != int(v) or not 1 <= v <= 20:
+            if not _whole(v, 1, 20):
                 raise ValueError(f"household sizes must be whole numbers 1-20; got {v!r}")
         return self
 
@@ -96,7 +103,7 @@ class SocietySpec(Strict):
         if bad:
             raise ValueError(f"residency values must be among {list(RESIDENCIES)}; got {bad}")
         for v in self.official_rank.values:
-            if not isinstance(v, int | float) or v != int(v) or not 1 <= v <= 100:
+            if not _whole(v, 1, 100):
                 raise ValueError(f"official ranks must be whole numbers 1-100; got {v!r}")
         for field in ("region", "group", "occupation"):
             labels = getattr(self, field).labels()
@@ -226,10 +233,41 @@ class ScenarioSpec(Strict):
 
 
 # ---------------------------------------------------------------- loading
-def _check_references(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
-    """Cross-field checks pydantic cannot do: every name refers to something that exists."""
+@dataclass(frozen=True)
+class _Sections:
+    """The scenario's sections that validated on their own (None where a section is invalid),
+    so that name checks can run even when another part of the file has errors."""
+
+    society: SocietySpec | None
+    behaviour: BehaviourSpec | None
+    sensors: dict[str, SourceSpec] | None
+    policy: PolicySpec | None
+
+
+_SECTION_MODELS: dict[str, Any] = {
+    "society": TypeAdapter(SocietySpec), "behaviour": TypeAdapter(BehaviourSpec),
+    "sensors": TypeAdapter(dict[str, SourceSpec]), "policy": TypeAdapter(PolicySpec)}
+
+
+def _valid_sections(data: dict) -> _Sections:
+    found = {}
+    for name, adapter in _SECTION_MODELS.items():
+        try:
+            found[name] = adapter.validate_python(data[name]) if name in data else (
+                None if name == "policy" else adapter.validate_python({}))
+        except ValidationError:
+            found[name] = None
+    return _Sections(**found)
+
+
+def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]:
+    """Cross-field checks pydantic cannot do: every name refers to something that exists.
+
+    Checks that need a section that is itself invalid (None) are skipped.
+    """
     out: list[tuple[tuple, str]] = []
     known = set(EVENTS_BY_NAME)
+    soc, beh_spec, sensors, policy = spec.society, spec.behaviour, spec.sensors, spec.policy
 
     def event(path: tuple, name: str) -> None:
         if name not in known:
@@ -237,41 +275,40 @@ def _check_references(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             out.append((path, f"unknown event type {name!r}{hint}; see `panopticon events`"))
 
-    soc = spec.society
-    categories = {"sex": ["female", "male"], "region": soc.region.labels(),
-                  "group": soc.group.labels(), "residency": soc.residency.labels(),
-                  "occupation": [*soc.occupation.labels(), "minor", "retired"]}
+    categories = {} if soc is None else {
+        "sex": ["female", "male"], "region": soc.region.labels(), "group": soc.group.labels(),
+        "residency": soc.residency.labels(),
+        "occupation": [*soc.occupation.labels(), "minor", "retired"]}
 
     def cats(path: tuple, mapping: dict[str, dict[str, float]]) -> None:
-        for attr, table in mapping.items():
+        for attr, table in mapping.items() if categories else ():
             for cat in table:
                 if cat not in categories[attr]:
                     out.append(((*path, attr, cat),
                                 f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
 
-    if isinstance(soc.income, ByCategory):
-        missing = set(categories[soc.income.by]) - set(soc.income.values)
-        extra = set(soc.income.values) - set(categories[soc.income.by])
+    if soc is not None and isinstance(soc.income, ByCategory):
+        by = soc.income.by
+        missing = set(categories[by]) - set(soc.income.values)
         if missing:
             out.append((("society", "income", "values"),
-                        f"needs a distribution for every {soc.income.by}; missing {sorted(missing)}"))
-        for cat in sorted(extra):
+                        f"needs a distribution for every {by}; missing {sorted(missing)}"))
+        for cat in sorted(set(soc.income.values) - set(categories[by])):
             out.append((("society", "income", "values", cat),
-                        f"unknown {soc.income.by} {cat!r}; this society has "
-                        f"{categories[soc.income.by]}"))
-    for name, beh in spec.behaviour.events.items():
-        event(("behaviour", "events", name), name)
-        cats(("behaviour", "events", name, "multipliers"), beh.multipliers)
-    tiers = set(spec.policy.tier_names)
-    for i, det in enumerate(spec.behaviour.deterrence):
-        for j, t in enumerate(det.tiers):
-            if t not in tiers:
-                out.append((("behaviour", "deterrence", i, "tiers", j),
-                            f"unknown tier {t!r}; the policy's tiers are {spec.policy.tier_names}"))
-        for j, e in enumerate(det.events):
-            event(("behaviour", "deterrence", i, "events", j), e)
+                        f"unknown {by} {cat!r}; this society has {categories[by]}"))
+    if beh_spec is not None:
+        for name, beh in beh_spec.events.items():
+            event(("behaviour", "events", name), name)
+            cats(("behaviour", "events", name, "multipliers"), beh.multipliers)
+        for i, det in enumerate(beh_spec.deterrence):
+            for j, t in enumerate(det.tiers if policy is not None else ()):
+                if t not in policy.tier_names:
+                    out.append((("behaviour", "deterrence", i, "tiers", j),
+                                f"unknown tier {t!r}; the policy's tiers are {policy.tier_names}"))
+            for j, e in enumerate(det.events):
+                event(("behaviour", "deterrence", i, "events", j), e)
     seen: dict[str, str] = {}
-    for sname, src in spec.sensors.items():
+    for sname, src in (sensors or {}).items():
         if sname not in SOURCES:
             out.append((("sensors", sname), f"unknown data source {sname!r}; "
                         f"known sources are {sorted(SOURCES)}"))
@@ -287,7 +324,7 @@ def _check_references(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
         if src.phantom_rate > 0 and not (src.phantom_events or src.events):
             out.append((("sensors", sname, "phantom_rate"),
                         "a phantom rate needs events to invent (events or phantom_events)"))
-        if isinstance(src.coverage, dict):
+        if isinstance(src.coverage, dict) and categories:
             for region in src.coverage:
                 if region not in categories["region"]:
                     out.append((("sensors", sname, "coverage", region),
@@ -298,7 +335,7 @@ def _check_references(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
                 out.append((("sensors", sname, "coverage"),
                             f"coverage needs every region; missing {sorted(missing)}"))
         cats(("sensors", sname, "false_match_multipliers"), src.false_match_multipliers)
-    for i, rule in enumerate(spec.policy.rules):
+    for i, rule in enumerate(policy.rules if policy is not None else ()):
         event(("policy", "rules", i, "event"), rule.event)
     return out
 
@@ -344,7 +381,7 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
 def load_preset(name: str) -> ScenarioSpec:
     """Load a packaged scenario preset by name."""
     path = preset_path(name)
-    if not path.exists():
+    if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not path.exists():
         raise UserError(f"unknown preset {name!r}; presets are: {', '.join(preset_names())}")
     return load_scenario(path)
 
@@ -354,25 +391,33 @@ def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSp
     if isinstance(data, dict) and isinstance(data.get("policy"), str):
         name = data["policy"]
         ppath = policy_preset_path(name)
-        if not ppath.exists():
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not ppath.exists():
             line, col = locate(positions, ("policy",))
             raise UserError("invalid scenario", [Problem(
                 file, line, col, "policy",
                 f"unknown policy preset {name!r}; presets are {policy_preset_names()}")])
         pdata, _ = read_yaml(ppath)
         data = {**data, "policy": pdata}
-    if isinstance(data, dict) and "schema_version" in data and data["schema_version"] != 1:
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and "schema_version" in data and (type(version) is not int
+                                                                 or version != SCHEMA_VERSION):
         line, col = locate(positions, ("schema_version",))
         raise UserError("invalid scenario", [Problem(
             file, line, col, "schema_version",
             f"this panopticon reads schema_version {SCHEMA_VERSION}; "
             f"got {data['schema_version']!r}")])
-    spec = validate(ScenarioSpec, data, positions, file)
-    problems = []
-    for path, message in _check_references(spec):
+    if not isinstance(data, dict):
+        return validate(ScenarioSpec, data, positions, file)  # raises: not a mapping
+    try:
+        spec: ScenarioSpec | None = ScenarioSpec.model_validate(data)
+        problems = []
+    except ValidationError as exc:
+        spec = None
+        problems = problems_from(exc, data, positions, file)
+    for path, message in _check_references(spec or _valid_sections(data)):
         line, col = locate(positions, path)
-        dotted = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in path)
-        problems.append(Problem(file, line, col, dotted.replace(".[", "["), message))
+        problems.append(Problem(file, line, col, dotted(path), message))
     if problems:
         raise UserError("invalid scenario", problems)
+    assert spec is not None
     return spec

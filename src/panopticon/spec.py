@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,9 +12,9 @@ NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 class Strict(BaseModel):
-    """Frozen, and every unknown key is an error (typos are the commonest mistake)."""
+    """Frozen; every unknown key is an error (typos are the commonest mistake); no inf or nan."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Constant(Strict):
@@ -69,6 +70,8 @@ class Table(Strict):
         if len(self.values) != len(self.weights):
             raise ValueError(
                 f"values has {len(self.values)} entries but weights has {len(self.weights)}")
+        if not all(math.isfinite(w) for w in self.weights):
+            raise ValueError("weights must be finite numbers")
         if sum(self.weights) <= 0:
             raise ValueError("weights must not all be zero")
         if len({str(v) for v in self.values}) != len(self.values):

@@ -21,6 +21,7 @@ Positions = dict[KeyPath, tuple[int, int]]
 M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 1_000_000
+MAX_DEPTH = 64
 
 
 class _Loader(yaml.SafeLoader):
@@ -39,6 +40,9 @@ class _Loader(yaml.SafeLoader):
 
 def _to_data(node: yaml.Node, path: KeyPath, positions: Positions, file: str,
              problems: list[Problem]) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise yaml.MarkedYAMLError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                   node.start_mark)
     positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
@@ -46,14 +50,14 @@ def _to_data(node: yaml.Node, path: KeyPath, positions: Positions, file: str,
             key = _Loader.construct_object(_LOADER_STUB, key_node, deep=True)
             if not isinstance(key, str | int | float | bool):
                 problems.append(Problem(file, key_node.start_mark.line + 1,
-                                        key_node.start_mark.column + 1, _dotted(path),
+                                        key_node.start_mark.column + 1, dotted(path),
                                         "keys must be plain words"))
                 continue
             key = str(key) if not isinstance(key, str) else key
             child = (*path, key)
             if key in out:
                 problems.append(Problem(file, key_node.start_mark.line + 1,
-                                        key_node.start_mark.column + 1, _dotted(child),
+                                        key_node.start_mark.column + 1, dotted(child),
                                         "duplicate key; each key may appear once"))
                 continue
             positions[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
@@ -96,26 +100,31 @@ def read_yaml(path: str | Path) -> tuple[Any, Positions]:
 
 def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     """Like :func:`read_yaml` for text already in memory; ``file`` names it in messages."""
+    positions: Positions = {}
+    problems: list[Problem] = []
     try:
         node = yaml.compose(text, Loader=_Loader)
+        if node is None:
+            raise UserError(f"{file}: the file is empty; expected a mapping of keys to values")
+        data = _to_data(node, (), positions, file, problems)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         what = exc.problem or exc.context or "invalid YAML"
+        if "could not determine a constructor" in what:
+            what = "YAML tags (!name) are not allowed in panopticon files; write plain values"
         raise UserError("invalid YAML", [Problem(file, line, col, "", what)]) from None
     except yaml.YAMLError as exc:
         raise UserError(f"{file}: invalid YAML ({exc})") from None
-    if node is None:
-        raise UserError(f"{file}: the file is empty; expected a mapping of keys to values")
-    positions: Positions = {}
-    problems: list[Problem] = []
-    data = _to_data(node, (), positions, file, problems)
+    except RecursionError:
+        raise UserError(f"{file}: invalid YAML (nested too deeply)") from None
     if problems:
         raise UserError("invalid YAML", problems)
     return data, positions
 
 
-def _dotted(path: KeyPath) -> str:
+def dotted(path: KeyPath) -> str:
+    """``("policy", "tiers", 2, "min")`` as ``policy.tiers[2].min``."""
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -151,30 +160,41 @@ def _is_tag(part: str) -> bool:
     return "[" in part or "-" in part or part in {"str", "int", "float", "bool", "list", "dict"}
 
 
+_TYPE_ERRORS = {"dict_type", "model_type", "model_attributes_type", "float_type", "float_parsing",
+                "int_type", "int_parsing", "string_type", "list_type", "union_tag_invalid",
+                "union_tag_not_found", "literal_error", "bool_type", "bool_parsing"}
+
+
 def problems_from(exc: ValidationError, data: Any, positions: Positions, file: str,
                   prefix: KeyPath = ()) -> list[Problem]:
-    """Turn pydantic errors into :class:`Problem`s with file positions and plain messages."""
-    problems = []
-    seen = set()
+    """Turn pydantic errors into :class:`Problem`s with file positions and plain messages.
+
+    A value that may take several forms (a number or a distribution) fails once per form;
+    only the most specific failure is kept: one per key path, and none at a path when a
+    deeper path below it explains the problem.
+    """
+    found: dict[KeyPath, dict] = {}
     for err in exc.errors(include_url=False):
-        path = _clean_loc(tuple(err["loc"]), data)
-        full = (*prefix, *path)
-        line, col = locate(positions, full)
+        path = (*prefix, *_clean_loc(tuple(err["loc"]), data))
+        found.setdefault(path, err)
+    problems = []
+    for path, err in found.items():
         kind = err["type"]
+        deeper = any(len(p) > len(path) and p[:len(path)] == path for p in found)
+        if deeper and kind in _TYPE_ERRORS:
+            continue
+        line, col = locate(positions, path)
         if kind == "extra_forbidden":
             msg = "unknown key (check the spelling; see the documented keys)"
         elif kind == "missing":
             msg = "required key is missing"
         else:
-            msg = err["msg"]
-            if "input" in err and kind not in {"union_tag_not_found"}:
-                shown = repr(err["input"])
-                msg += f"; got {shown if len(shown) < 60 else shown[:57] + '...'}"
-        key = (_dotted(full), msg)
-        if key in seen:
-            continue
-        seen.add(key)
-        problems.append(Problem(file, line, col, _dotted(full), msg))
+            msg = err["msg"].removeprefix("Value error, ")
+            shown = err.get("input")
+            if isinstance(shown, str | int | float | bool) and kind not in {"union_tag_not_found"}:
+                text = repr(shown)
+                msg += f"; got {text if len(text) < 60 else text[:57] + '...'}"
+        problems.append(Problem(file, line, col, dotted(path), msg))
     return problems
 
 

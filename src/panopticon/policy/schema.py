@@ -6,6 +6,7 @@ Points are written in points (e.g. ``-5``, ``2.5``) and stored as integer milli-
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -18,8 +19,15 @@ MILLI = 1000
 TieKind = Literal["family", "friends", "work", "partner"]
 
 
+MAX_POINTS = 1e12
+"""Largest magnitude of any score, bound or delta, in points (int64 milli-points hold 9.2e15)."""
+
+
 def to_milli(points: float) -> int:
-    """Points as integer milli-points; refuses values finer than a thousandth of a point."""
+    """Points as integer milli-points; refuses non-finite or huge values and values finer than
+    a thousandth of a point."""
+    if not math.isfinite(points) or abs(points) > MAX_POINTS:
+        raise ValueError(f"must be a finite number of points within ±{MAX_POINTS:g}")
     milli = round(points * MILLI)
     if abs(milli - points * MILLI) > 1e-6 * max(1.0, abs(points)):
         raise ValueError(f"{points} has more than 3 decimals; scores are kept in milli-points")
@@ -38,9 +46,10 @@ class ScoreSpec(Strict):
         for name in ("start", "min", "max"):
             value = getattr(self, name)
             if value is not None:
-                to_milli(value)
-                if abs(value) > 1e12:
-                    raise ValueError(f"{name} must be within ±1e12 points; got {value}")
+                try:
+                    to_milli(value)
+                except ValueError as exc:
+                    raise ValueError(f"{name} {exc}; got {value}") from None
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
         if self.min is not None and self.start < self.min:
@@ -108,23 +117,31 @@ class PolicySpec(Strict):
     tiers: Annotated[list[TierSpec], Field(min_length=1)]
     association: list[AssociationSpec] = []
 
-    @model_validator(mode="after")
-    def _tiers_descend(self):
-        names = [t.name for t in self.tiers]
+    @field_validator("tiers")
+    @classmethod
+    def _tiers_descend(cls, tiers: list[TierSpec]) -> list[TierSpec]:
+        names = [t.name for t in tiers]
         if len(set(names)) != len(names):
             raise ValueError(f"tier names must be distinct; got {names}")
-        if self.tiers[-1].min is not None:
+        if tiers[-1].min is not None:
             raise ValueError("the last (lowest) tier must have no min: it takes every score below")
-        mins = [t.min for t in self.tiers[:-1]]
+        mins = [t.min for t in tiers[:-1]]
         if any(m is None for m in mins):
             raise ValueError("every tier but the last needs a min")
         if any(a <= b for a, b in zip(mins, mins[1:], strict=False)):
             raise ValueError(f"tier mins must strictly decrease from the first tier; got {mins}")
-        events = [r.event for r in self.rules]
+        for m in mins:
+            to_milli(m)
+        return tiers
+
+    @field_validator("rules")
+    @classmethod
+    def _one_rule_per_event(cls, rules: list[RuleSpec]) -> list[RuleSpec]:
+        events = [r.event for r in rules]
         dupes = sorted({e for e in events if events.count(e) > 1})
         if dupes:
             raise ValueError(f"one rule per event type; repeated: {dupes}")
-        return self
+        return rules
 
     @property
     def tier_names(self) -> list[str]:

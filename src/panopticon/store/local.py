@@ -81,10 +81,19 @@ def _alive(manifest: dict) -> bool:
     return True
 
 
+def _check_store(root: Path) -> None:
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root}: is a file; the run store must be a folder (see --out)")
+
+
 def new_run_dir(root: Path, name: str, seed: int) -> Path:
     """A fresh, unique run folder under ``root``."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    root.mkdir(parents=True, exist_ok=True)
+    _check_store(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{root}: cannot create the run store ({exc.strerror})") from None
     base = f"{name}-s{seed}-{stamp}"
     for k in range(1000):
         path = root / (base if k == 0 else f"{base}-{k}")
@@ -129,6 +138,15 @@ class RunWriter:
             "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names),
             "pid": os.getpid(), "host": socket.gethostname(), "timings": {},
         }
+        write_json(run_dir / "manifest.json", manifest)
+        return cls(sim, run_dir, manifest)
+
+    @classmethod
+    def reopen(cls, sim, run_dir: Path, manifest: dict, day: int) -> RunWriter:
+        """Continue writing a stopped run from its checkpoint at ``day``."""
+        manifest = {k: v for k, v in manifest.items() if k not in ("note", "stopped")}
+        manifest.update(status=RUNNING, days_completed=day, pid=os.getpid(),
+                        host=socket.gethostname())
         write_json(run_dir / "manifest.json", manifest)
         return cls(sim, run_dir, manifest)
 
@@ -240,6 +258,7 @@ def list_runs(root: Path) -> list[dict]:
     """Manifests of every run under ``root``, newest first (unreadable ones flagged)."""
     if not root.exists():
         return []
+    _check_store(root)
     out = []
     for d in root.iterdir():
         if not d.is_dir() or not (d / "manifest.json").exists():
