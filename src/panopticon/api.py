@@ -187,8 +187,8 @@ def open_run(path: str | Path) -> RunResult:
 
 
 def resume(path: str | Path, progress: Any = None) -> RunResult:
-    """Continue an interrupted run from its last checkpoint; the result is bit-identical to an
-    uninterrupted run."""
+    """Continue an interrupted run from its last checkpoint (from day 0 if it stopped before
+    the first); the result is bit-identical to an uninterrupted run."""
     path = Path(path)
     manifest = local.read_manifest(path) if path.exists() else None
     if manifest is None:
@@ -201,7 +201,8 @@ def resume(path: str | Path, progress: Any = None) -> RunResult:
         raise UserError(f"{path}/scenario.json: missing or corrupt ({exc})") from None
     t0 = time.perf_counter()
     sim = engine.build(spec)
-    state = engine.State.restore(local.load_checkpoint(path))
+    snapshot = local.load_checkpoint(path)
+    state = engine.initial_state(sim) if snapshot is None else engine.State.restore(snapshot)
     setup_s = time.perf_counter() - t0
     writer = local.RunWriter.reopen(sim, path, manifest, state.day)
     return _drive(sim, state, writer, progress, setup_s)

@@ -15,6 +15,7 @@ import numba as nb
 import numpy as np
 
 from panopticon.catalogue import EVENTS_BY_NAME
+from panopticon.errors import UserError
 from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
@@ -22,7 +23,10 @@ from panopticon.society import Population
 from panopticon.society.sampling import draw
 
 MAX_EVENTS_PER_DAY = 60
-"""Cap on one citizen's true events in a day (reached only with rates far above any preset)."""
+"""Cap on one citizen's true events in a day. With total rates of at most :data:`MAX_RATE` the
+chance of reaching it is below 1e-13 per citizen-day."""
+MAX_RATE = 20.0
+"""Largest total rate of true events per citizen-day a scenario may produce."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,14 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
             rate = rate * np.asarray(bands.factors)[idx]
         rate[pop.age < beh.min_age] = 0.0
         rates[:, t] = np.maximum(rate, 0.0)
+        if n and rates[:, t].max() > MAX_RATE:
+            raise UserError(f"behaviour.events.{name}: some citizens' rate is "
+                            f"{rates[:, t].max():.3g} events a day; at most {MAX_RATE:g} is "
+                            "supported (rates are per citizen-day)")
+    if n and rates.sum(axis=1).max() > MAX_RATE:
+        raise UserError(f"behaviour.events: some citizens' rates add up to "
+                        f"{rates.sum(axis=1).max():.3g} events a day; at most {MAX_RATE:g} "
+                        "is supported (rates are per citizen-day)")
     return rates
 
 

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from panopticon.catalogue import EVENTS_BY_NAME, SOURCES
 from panopticon.errors import Problem, UserError
@@ -27,6 +27,7 @@ from panopticon.spec import (
     LogNormal,
     NonNegative,
     Normal,
+    PerCategory,
     Probability,
     Strict,
     Table,
@@ -36,6 +37,7 @@ from panopticon.specfile import Positions, dotted, locate, problems_from, read_y
 SCHEMA_VERSION = 1
 CATEGORICAL = ("sex", "region", "group", "residency", "occupation")
 RESIDENCIES = ("citizen", "resident_foreigner", "tourist")
+DERIVED_OCCUPATIONS = ("minor", "retired")
 
 
 # ---------------------------------------------------------------- society
@@ -51,12 +53,13 @@ class HouseholdSpec(Strict):
     partnered: Probability = 0.75
     child_share: Probability = 0.6
 
-    @model_validator(mode="after")
-    def _sizes(self):
-        for v in self.size.values:
+    @field_validator("size")
+    @classmethod
+    def _sizes(cls, size: Table) -> Table:
+        for v in size.values:
             if not _whole(v, 1, 20):
                 raise ValueError(f"household sizes must be whole numbers 1-20; got {v!r}")
-        return self
+        return size
 
 
 class FriendsSpec(Strict):
@@ -85,11 +88,12 @@ class SocietySpec(Strict):
 
     households: HouseholdSpec = HouseholdSpec()
     female_share: Probability = 0.49
-    adult_age: Distribution = Normal(kind="normal", mean=43, sd=15, min=18, max=90)
+    """Share of women in the whole population (couples are one woman and one man)."""
+    adult_age: PerCategory = Normal(kind="normal", mean=43, sd=15, min=18, max=90)
     region: Table = Table(values=["urban", "rural"], weights=[0.65, 0.35])
     group: Table = Table(values=["majority", "minority"], weights=[0.91, 0.09])
     residency: Table = Table(values=list(RESIDENCIES), weights=[0.995, 0.003, 0.002])
-    income: Distribution | ByCategory = LogNormal(kind="lognormal", median=4000, sigma=0.7)
+    income: PerCategory = LogNormal(kind="lognormal", median=4000, sigma=0.7)
     occupation: Table = Table(
         values=["farmer", "worker", "service", "professional", "official", "unemployed"],
         weights=[0.22, 0.25, 0.25, 0.13, 0.03, 0.12])
@@ -97,19 +101,37 @@ class SocietySpec(Strict):
     retirement_age: NonNegative = 65
     ties: TiesSpec = TiesSpec()
 
-    @model_validator(mode="after")
-    def _labels(self):
-        bad = [v for v in self.residency.labels() if v not in RESIDENCIES]
+    @field_validator("residency")
+    @classmethod
+    def _residencies(cls, table: Table) -> Table:
+        bad = [v for v in table.labels() if v not in RESIDENCIES]
         if bad:
             raise ValueError(f"residency values must be among {list(RESIDENCIES)}; got {bad}")
-        for v in self.official_rank.values:
+        return table
+
+    @field_validator("official_rank")
+    @classmethod
+    def _ranks(cls, table: Table) -> Table:
+        for v in table.values:
             if not _whole(v, 1, 100):
                 raise ValueError(f"official ranks must be whole numbers 1-100; got {v!r}")
-        for field in ("region", "group", "occupation"):
-            labels = getattr(self, field).labels()
-            if len(labels) > 250:
-                raise ValueError(f"{field} may have at most 250 categories")
-        return self
+        return table
+
+    @field_validator("region", "group", "occupation")
+    @classmethod
+    def _few_categories(cls, table: Table) -> Table:
+        if len(table.values) > 250:
+            raise ValueError("at most 250 categories")
+        return table
+
+    @field_validator("occupation")
+    @classmethod
+    def _not_reserved(cls, table: Table) -> Table:
+        reserved = sorted(set(table.labels()) & set(DERIVED_OCCUPATIONS))
+        if reserved:
+            raise ValueError(f"{reserved} are given by age (under 18, at retirement_age); "
+                             "use other names")
+        return table
 
 
 # ---------------------------------------------------------------- behaviour
@@ -149,7 +171,7 @@ class DeterrenceSpec(Strict):
 
     tiers: Annotated[list[str], Field(min_length=1)]
     events: Annotated[list[str], Field(min_length=1)]
-    factor: Annotated[float, Field(gt=0, le=2)]
+    factor: Annotated[float, Field(gt=0, le=1)]
 
 
 class BehaviourSpec(Strict):
@@ -178,6 +200,11 @@ class SourceSpec(Strict):
     phantom_events: list[str] | None = None
     false_match_multipliers: dict[Literal["sex", "region", "group", "residency", "occupation"],
                                   dict[str, NonNegative]] = {}
+
+    @property
+    def invented_events(self) -> list[str]:
+        """The events phantoms are drawn from: ``phantom_events``, or ``events`` if not given."""
+        return self.events if self.phantom_events is None else self.phantom_events
 
 
 # ---------------------------------------------------------------- run
@@ -287,15 +314,17 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                     out.append(((*path, attr, cat),
                                 f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
 
-    if soc is not None and isinstance(soc.income, ByCategory):
-        by = soc.income.by
-        missing = set(categories[by]) - set(soc.income.values)
+    for attr in ("adult_age", "income"):
+        dist = getattr(soc, attr) if soc is not None else None
+        if not isinstance(dist, ByCategory):
+            continue
+        missing = set(categories[dist.by]) - set(dist.values)
         if missing:
-            out.append((("society", "income", "values"),
-                        f"needs a distribution for every {by}; missing {sorted(missing)}"))
-        for cat in sorted(set(soc.income.values) - set(categories[by])):
-            out.append((("society", "income", "values", cat),
-                        f"unknown {by} {cat!r}; this society has {categories[by]}"))
+            out.append((("society", attr, "values"),
+                        f"needs a distribution for every {dist.by}; missing {sorted(missing)}"))
+        for cat in sorted(set(dist.values) - set(categories[dist.by])):
+            out.append((("society", attr, "values", cat),
+                        f"unknown {dist.by} {cat!r}; this society has {categories[dist.by]}"))
     if beh_spec is not None:
         for name, beh in beh_spec.events.items():
             event(("behaviour", "events", name), name)
@@ -321,7 +350,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
             seen[e] = sname
         for j, e in enumerate(src.phantom_events or ()):
             event(("sensors", sname, "phantom_events", j), e)
-        if src.phantom_rate > 0 and not (src.phantom_events or src.events):
+        if src.phantom_rate > 0 and not src.invented_events:
             out.append((("sensors", sname, "phantom_rate"),
                         "a phantom rate needs events to invent (events or phantom_events)"))
         if isinstance(src.coverage, dict) and categories:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.errors import UserError
 from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform
 from panopticon.scenario import ScenarioSpec
@@ -27,6 +28,8 @@ from panopticon.society import Population
 
 NOT_OBSERVED, OBSERVED, MISATTRIBUTED = 0, 1, 2
 NO_ACTOR = -1
+MAX_PHANTOMS = 20.0
+"""Largest expected number of phantom records per citizen-day (draws are capped at 60)."""
 ATTRS = ("sex", "region", "group", "residency", "occupation")
 
 
@@ -132,12 +135,16 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
             weight[s, p] = w
             coverage[s, p] = by_region[cats["region"]]
         phantom[s] = src.phantom_rate * weight[s] * coverage[s]
-        flat += [events.index(e) for e in (src.phantom_events or src.events) if e in events]
+        flat += [events.index(e) for e in src.invented_events if e in events]
         starts.append(len(flat))
     counts = np.bincount(profile, minlength=n_p).astype(np.float64)
     mass = weight * counts
     victim_cdf = np.cumsum(mass, axis=1) / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
     lam = phantom.sum(axis=0)
+    if lam.max(initial=0.0) > MAX_PHANTOMS:
+        raise UserError(f"sensors: phantom_rate times false_match_multipliers gives some "
+                        f"citizens {lam.max():.3g} phantom records a day; at most "
+                        f"{MAX_PHANTOMS:g} is supported")
     phantom_cdf = (np.cumsum(phantom, axis=0) / np.maximum(lam, 1e-300)).T.copy()
     order = np.argsort(profile, kind="stable").astype(np.int32)
     pstarts = np.zeros(n_p + 1, dtype=np.int64)
@@ -177,7 +184,10 @@ def _observe(key, citizen, event, seq, region, source_of_event, detect, misattri
         if misattribution[s] > 0.0 and uniform(key, c + np.uint64(1)) < misattribution[s]:
             p = _pick(victim_cdf[s], uniform(key, c + np.uint64(2)))
             size = pstarts[p + 1] - pstarts[p]
-            j = members[pstarts[p] + np.int64(uniform(key, c + np.uint64(3)) * size)]
+            k = np.int64(uniform(key, c + np.uint64(3)) * size)
+            j = members[pstarts[p] + k]
+            if j == i and size > 1:  # a false match is someone else: take the next in profile
+                j = members[pstarts[p] + (k + 1) % size]
             if j != i:
                 named[e] = j
                 status[e] = MISATTRIBUTED
@@ -194,7 +204,7 @@ def _phantom_count(key, profile, p0, lam, counts):
             k = 0
             q = p0[p]
             cdf = p0[p]
-            while u >= cdf and k < 30:
+            while u >= cdf and k < 60:
                 k += 1
                 q *= lam[p] / k
                 cdf += q

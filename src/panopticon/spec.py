@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
 
 
 class Strict(BaseModel):
-    """Frozen; every unknown key is an error (typos are the commonest mistake); no inf or nan."""
+    """Frozen and strict: unknown keys are errors (typos are the commonest mistake), no inf or
+    nan, and no silent conversions (``"100"`` is not a number, ``yes`` is not ``true``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
 
 
 class Constant(Strict):
@@ -24,24 +24,33 @@ class Constant(Strict):
     value: float
 
 
-class Normal(Strict):
-    """Normal distribution, optionally clipped to [min, max]."""
+class _Bounded(Strict):
+    """A distribution truncated to [min, max] (either may be left out)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self):
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class Normal(_Bounded):
+    """Normal distribution, truncated to [min, max] when given."""
 
     kind: Literal["normal"]
     mean: float
     sd: Annotated[float, Field(gt=0)]
-    min: float | None = None
-    max: float | None = None
 
 
-class LogNormal(Strict):
+class LogNormal(_Bounded):
     """Log-normal distribution given by its median and the sd of the log (sigma)."""
 
     kind: Literal["lognormal"]
     median: Annotated[float, Field(gt=0)]
     sigma: NonNegative
-    min: float | None = None
-    max: float | None = None
 
 
 class Uniform(Strict):
@@ -59,10 +68,10 @@ class Uniform(Strict):
 
 
 class Table(Strict):
-    """An empirical table: values with weights (need not sum to 1; they are normalised)."""
+    """An empirical table of categories: values with weights (normalised; need not sum to 1)."""
 
     kind: Literal["table"] = "table"
-    values: Annotated[list[float | str], Field(min_length=1)]
+    values: Annotated[list[str | float], Field(min_length=1)]
     weights: Annotated[list[NonNegative], Field(min_length=1)]
 
     @model_validator(mode="after")
@@ -70,8 +79,6 @@ class Table(Strict):
         if len(self.values) != len(self.weights):
             raise ValueError(
                 f"values has {len(self.values)} entries but weights has {len(self.weights)}")
-        if not all(math.isfinite(w) for w in self.weights):
-            raise ValueError("weights must be finite numbers")
         if sum(self.weights) <= 0:
             raise ValueError("weights must not all be zero")
         if len({str(v) for v in self.values}) != len(self.values):
@@ -83,8 +90,31 @@ class Table(Strict):
         return [str(v) for v in self.values]
 
 
-Distribution = Annotated[Constant | Normal | LogNormal | Uniform | Table,
-                         Field(discriminator="kind")]
+class NumericTable(Table):
+    """An empirical table of numbers: each value drawn with its weight."""
+
+    values: Annotated[list[float], Field(min_length=1)]
+
+
+def _kind(value: object) -> str | None:
+    """The distribution kind; a mapping with ``values`` and no ``kind`` is a table."""
+    if isinstance(value, dict):
+        if "by" in value:
+            return "ByCategory"
+        return value.get("kind", "table" if "values" in value else None)
+    return "ByCategory" if isinstance(value, ByCategory) else getattr(value, "kind", None)
+
+
+_KIND_ERROR = dict(custom_error_type="distribution_kind",
+                   custom_error_message="expected a distribution: a mapping with kind: constant, "
+                                        "normal, lognormal, uniform or table")
+
+Distribution = Annotated[
+    Annotated[Constant, Tag("constant")] | Annotated[Normal, Tag("normal")]
+    | Annotated[LogNormal, Tag("lognormal")] | Annotated[Uniform, Tag("uniform")]
+    | Annotated[NumericTable, Tag("table")],
+    Discriminator(_kind, **_KIND_ERROR)]
+"""A numeric distribution, drawn once per citizen."""
 
 
 class ByCategory(Strict):
@@ -94,6 +124,9 @@ class ByCategory(Strict):
     values: dict[str, Distribution]
 
 
-def clip_bounds(dist) -> tuple[float | None, float | None]:
-    """(min, max) of a distribution, None where unbounded."""
-    return getattr(dist, "min", None), getattr(dist, "max", None)
+PerCategory = Annotated[
+    Annotated[Constant, Tag("constant")] | Annotated[Normal, Tag("normal")]
+    | Annotated[LogNormal, Tag("lognormal")] | Annotated[Uniform, Tag("uniform")]
+    | Annotated[NumericTable, Tag("table")] | Annotated[ByCategory, Tag("ByCategory")],
+    Discriminator(_kind, **_KIND_ERROR)]
+"""A numeric distribution, or one per category of an attribute (``by: group``, ...)."""

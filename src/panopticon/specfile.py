@@ -22,6 +22,7 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 64
+_PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
 class _Loader(yaml.SafeLoader):
@@ -44,6 +45,8 @@ def _to_data(node: yaml.Node, path: KeyPath, positions: Positions, file: str,
         raise yaml.MarkedYAMLError(None, None, f"nested more than {MAX_DEPTH} levels deep",
                                    node.start_mark)
     positions.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        raise yaml.MarkedYAMLError(None, None, "could not determine a constructor", node.start_mark)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
@@ -150,19 +153,31 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> KeyPath:
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
             out.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not _is_tag(part):
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_tag(part, node):
             out.append(part)  # a missing key or an unknown one: still part of the path
             node = None
     return tuple(out)
 
 
-def _is_tag(part: str) -> bool:
-    return "[" in part or "-" in part or part in {"str", "int", "float", "bool", "list", "dict"}
+def _is_tag(part: str, node: dict) -> bool:
+    """Whether a location part names a union member rather than a key of ``node``."""
+    return ("[" in part or "-" in part or part[:1].isupper()
+            or part in {"str", "int", "float", "bool", "list", "dict", "table"}
+            or part == node.get("kind"))
 
 
 _TYPE_ERRORS = {"dict_type", "model_type", "model_attributes_type", "float_type", "float_parsing",
                 "int_type", "int_parsing", "string_type", "list_type", "union_tag_invalid",
-                "union_tag_not_found", "literal_error", "bool_type", "bool_parsing"}
+                "union_tag_not_found", "literal_error", "bool_type", "bool_parsing",
+                "distribution_kind"}
+
+
+def _rank(err: dict) -> int:
+    """Which of several failures at one path to show: a value's own problem first, then a
+    wrong distribution kind, then a plain type mismatch against another accepted form."""
+    if err["type"] not in _TYPE_ERRORS:
+        return 0
+    return 1 if err["type"].startswith(("union_tag", "distribution_kind")) else 2
 
 
 def problems_from(exc: ValidationError, data: Any, positions: Positions, file: str,
@@ -176,7 +191,8 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
     found: dict[KeyPath, dict] = {}
     for err in exc.errors(include_url=False):
         path = (*prefix, *_clean_loc(tuple(err["loc"]), data))
-        found.setdefault(path, err)
+        if path not in found or _rank(err) < _rank(found[path]):
+            found[path] = err
     problems = []
     for path, err in found.items():
         kind = err["type"]

@@ -19,8 +19,9 @@ MILLI = 1000
 TieKind = Literal["family", "friends", "work", "partner"]
 
 
-MAX_POINTS = 1e12
-"""Largest magnitude of any score, bound or delta, in points (int64 milli-points hold 9.2e15)."""
+MAX_POINTS = 1e9
+"""Largest magnitude of any score, bound or delta, in points. Kept far inside int64 milli-points
+(9.2e15) so that sums over ties and the exact association arithmetic cannot overflow."""
 
 
 def to_milli(points: float) -> int:
@@ -87,7 +88,7 @@ class TierSpec(Strict):
 
 class AssociationSpec(Strict):
     """Standing pulled toward ties: every ``every_days`` days, synchronously,
-    ``score += weight * (mean score of ties - score)`` (rounded down to a milli-point)."""
+    ``score += weight * (mean score of ties - score)``, rounded to the nearest milli-point."""
 
     ties: TieKind
     weight: Probability
@@ -114,7 +115,7 @@ class PolicySpec(Strict):
     description: str = ""
     score: ScoreSpec = ScoreSpec()
     rules: list[RuleSpec] = []
-    tiers: Annotated[list[TierSpec], Field(min_length=1)]
+    tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=50)]
     association: list[AssociationSpec] = []
 
     @field_validator("tiers")

@@ -148,8 +148,15 @@ def _pull(indptr, indices, scores, weight_ppm, low, high, out):
         s = np.int64(0)
         for p in range(indptr[i], indptr[i + 1]):
             s += scores[indices[p]]
-        # floor(w * (mean - score)) in exact integer arithmetic
-        delta = (weight_ppm * (s - d * scores[i])) // (1_000_000 * d)
+        # weight * (mean - score) = w * diff / (PPM * d), rounded half up, in int64 without
+        # overflow: diff = q*d + r and w*q = a1*PPM + a0 split the product into small parts.
+        diff = s - d * scores[i]
+        q = diff // d
+        r = diff - q * d
+        a = weight_ppm * q
+        a1 = a // PPM
+        a0 = a - a1 * PPM
+        delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
         new = min(max(scores[i] + delta, low), high)
         out[i] = new - scores[i]
 

@@ -136,8 +136,12 @@ def generate_society(spec: SocietySpec, n: int, seed: int) -> Society:
     child_age = np.floor(u(8, n) * 18.0)
     age = np.where(is_child, child_age, np.floor(adult_age)).clip(0, 120).astype(np.uint8)
 
-    head_sex = (u(9, n) >= spec.female_share).astype(np.uint8)
-    sex = np.where(is_partner, 1 - head_sex[starts[household]], head_sex).astype(np.uint8)
+    # Couples are one woman and one man; everyone else is a woman with the probability that
+    # makes the whole population's share of women equal female_share.
+    n_couples = int(partnered_h.sum())
+    singles_share = (spec.female_share * n - n_couples) / max(n - 2 * n_couples, 1)
+    drawn_sex = (u(9, n) >= min(max(singles_share, 0.0), 1.0)).astype(np.uint8)
+    sex = np.where(is_partner, 1 - drawn_sex[starts[household]], drawn_sex).astype(np.uint8)
 
     region = region_h[household]
     group = group_h[household]

@@ -220,17 +220,18 @@ def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return out.getvalue()
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
-    """The state arrays saved at the last checkpoint; removes parts written after it."""
+def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
+    """The state arrays saved at the last checkpoint (None if there is none yet); removes the
+    parts written after it."""
     path = run_dir / "checkpoint.npz"
-    if not path.exists():
-        raise UserError(f"{run_dir}: no checkpoint to resume from")
-    try:
-        with np.load(path) as data:
-            snap = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: corrupt checkpoint ({exc})") from None
-    day = int(snap["day"])
+    snap = None
+    if path.exists():
+        try:
+            with np.load(path) as data:
+                snap = {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{path}: corrupt checkpoint ({exc})") from None
+    day = 0 if snap is None else int(snap["day"])
     for table in TABLES:
         for part in (run_dir / table).glob("part-*.parquet"):
             if int(part.stem.split("-")[1]) >= day:

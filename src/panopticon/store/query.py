@@ -26,15 +26,18 @@ def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
         else pa.table({k: pa.array([], pa.string()) for k in keep})
     con.register("runs_arrow", runs)
     con.execute("create view runs as select * from runs_arrow")
+    def literal(path: Path) -> str:
+        return "'" + str(path).replace("'", "''") + "'"
+
     rid = "regexp_extract(filename, '([^/\\\\]+)[/\\\\][a-z]+[/\\\\]part-[0-9-]+\\.parquet$', 1)"
     for table in TABLES:
-        pattern = str(root / "*" / table / "part-*.parquet")
         if list(root.glob(f"*/{table}/part-*.parquet")):
+            pattern = literal(root / "*" / table / "part-*.parquet")
             con.execute(f"create view {table} as select {rid} as run_id, * exclude (filename) "
-                        f"from read_parquet('{pattern}', filename=true, union_by_name=true)")
+                        f"from read_parquet({pattern}, filename=true, union_by_name=true)")
     if list(root.glob("*/citizens.parquet")):
-        pattern = str(root / "*" / "citizens.parquet")
+        pattern = literal(root / "*" / "citizens.parquet")
         cid = "regexp_extract(filename, '([^/\\\\]+)[/\\\\]citizens\\.parquet$', 1)"
         con.execute(f"create view citizens as select {cid} as run_id, * exclude (filename) "
-                    f"from read_parquet('{pattern}', filename=true, union_by_name=true)")
+                    f"from read_parquet({pattern}, filename=true, union_by_name=true)")
     return con

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny inline scenarios (built the way a YAML file would be) and a seed."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from panopticon.scenario import ScenarioSpec, scenario_from_data
+
+TINY = {
+    "schema_version": 1,
+    "name": "tiny",
+    "run": {"citizens": 400, "days": 14, "seed": 7, "checkpoint_every": 5},
+    "behaviour": {
+        "events": {
+            "red_light": {"rate": 0.05, "min_age": 0},
+            "late_loan_payment": {"rate": 0.03, "min_age": 0},
+            "volunteering": {"rate": 0.04, "min_age": 0},
+        },
+        "deterrence": [{"tiers": ["C"], "events": ["red_light"], "factor": 0.9}],
+    },
+    "sensors": {
+        "cameras": {"events": ["red_light"], "detection": 0.8, "misattribution": 0.05,
+                    "phantom_rate": 0.002, "false_match_multipliers": {"group": {"minority": 10}}},
+        "payments": {"events": ["late_loan_payment"], "detection": 0.9},
+        "civic": {"events": ["volunteering"], "detection": 0.7},
+    },
+    "policy": {
+        "name": "tiny",
+        "score": {"start": 100, "min": 0, "max": 120},
+        "rules": [{"event": "red_light", "points": -5}, {"event": "late_loan_payment", "points": -2},
+                  {"event": "volunteering", "points": 3}],
+        "tiers": [{"name": "A", "min": 101}, {"name": "B", "min": 95}, {"name": "C"}],
+        "association": [{"ties": "friends", "weight": 0.25, "every_days": 3}],
+    },
+}
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """A deep copy of ``base`` with ``changes`` merged in (nested dicts merge, anything else replaces)."""
+    out = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def build_scenario(data: dict | None = None, **changes) -> ScenarioSpec:
+    """A validated scenario from an inline dict (default: :data:`TINY`) with ``changes`` merged in."""
+    return scenario_from_data(merge(TINY if data is None else data, changes), {}, "<test>")
+
+
+@pytest.fixture
+def seed() -> int:
+    """A fixed root seed for statistical tests."""
+    return 20240611
+
+
+@pytest.fixture
+def tiny_data() -> dict:
+    """The tiny scenario as plain data (a fresh copy per test)."""
+    return copy.deepcopy(TINY)
+
+
+@pytest.fixture
+def tiny() -> ScenarioSpec:
+    """The tiny scenario: 400 citizens, 14 days, three behaviours, errors, association, deterrence."""
+    return build_scenario()
