@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -72,12 +73,16 @@ def child(n: int, days: int, seed: int, store: bool) -> dict:
     return out
 
 
-def measure(n: int, days: int, seed: int, store: bool) -> dict:
-    """Run one size in a fresh subprocess; its result plus process wall time."""
+def measure(n: int, days: int, seed: int, store: bool) -> dict | str:
+    """Run one size in a fresh subprocess: its result plus process wall time, or, if the run
+    failed, the last line of its error output."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--sizes", str(n),
            "--days", str(days), "--seed", str(seed), *(["--store"] if store else [])]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        return lines[-1]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     result.update(n=n, days=days, process_s=time.perf_counter() - t0)
     result["per_day_s"] = result["loop_s"] / days
@@ -137,18 +142,27 @@ def main() -> None:
         return
     days = per_size(args.days, args.sizes)
     mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
-    print(f"scenario {SCENARIO}, seed {args.seed}, {mode}")
+    print(f"scenario {SCENARIO}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)")
     print("B/cit: peak RSS above the post-warm-up baseline, per citizen; held: society + state "
           "arrays per citizen")
     print(f"{'citizens':>11} {'days':>5} {'setup s':>8} {'loop s':>9} {'s/day':>9} {'cit-days/s':>11} "
           f"{'peak MiB':>9} {'B/cit':>9} {'held B/c':>9} {'store MiB':>9} {'process s':>9}",
           flush=True)
-    results = []
+    results, failed = [], False
     for n, d in zip(args.sizes, days, strict=True):
-        results.append(measure(n, d, args.seed, args.store))
-        print(row(results[-1]), flush=True)
+        result = measure(n, d, args.seed, args.store)
+        if isinstance(result, str):
+            failed = True
+            print(f"{n:>11,} {d:>5} FAILED: {result}", flush=True)
+        else:
+            results.append(result)
+            print(row(result), flush=True)
     for a, b in zip(results, results[1:], strict=False):
         print(growth(a, b))
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

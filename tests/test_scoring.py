@@ -44,18 +44,18 @@ def observations(citizen, event, is_true=None) -> Observations:
 
 def test_observed_rules_add_their_points():
     """A citizen observed for rules -5, -2 and +3 ends at start - 4; each change is a ledger row with its
-    rule, delta in milli-points, observation index and truth; unscored events leave no row."""
+    rule, delta in milli-points, run-wide observation id and truth; unscored events leave no row."""
     pol = policy()
     scores = np.full(3, pol.start, np.int64)
     false_points = np.zeros(3, np.int64)
     obs = observations([1, 1, 2, 1, 1], ["red_light", "late_loan_payment", "jaywalking", "volunteering",
                                          "jaywalking"], is_true=[True, False, True, True, True])
-    rows = score(obs, pol, scores, false_points)
+    rows = score(3, obs, pol, scores, false_points)
     assert scores.tolist() == [100_000, 96_000, 100_000]
     assert rows.citizen.tolist() == [1, 1, 1]
     assert [pol.rule_labels[r] for r in rows.rule] == ["red_light", "late_loan_payment", "volunteering"]
     assert rows.delta.tolist() == [-5000, -2000, 3000]
-    assert rows.observation.tolist() == [0, 1, 3]
+    assert rows.observation.tolist() == [(3 << 32) + o for o in (0, 1, 3)]  # run-wide ids, day 3
     assert rows.truth.tolist() == [1, 0, 1]
     assert false_points.tolist() == [0, -2000, 0]
 
@@ -68,7 +68,7 @@ def test_fractional_points_are_exact_milli_points():
     pol = policy(rules=[{"event": "red_light", "points": -0.001}, {"event": "volunteering", "points": 2.5}])
     scores = np.full(1, pol.start, np.int64)
     obs = observations([0] * 1000 + [0], ["red_light"] * 1000 + ["volunteering"])
-    rows = score(obs, pol, scores, np.zeros(1, np.int64))
+    rows = score(0, obs, pol, scores, np.zeros(1, np.int64))
     assert scores[0] == 100_000 - 1000 + 2500
     assert rows.delta.sum() == 1500
 
@@ -81,7 +81,7 @@ def test_score_bounds_clamp_and_ledger_records_the_clamped_delta():
     false_points = np.zeros(3, np.int64)
     obs = observations([0, 0, 1, 1, 2], ["volunteering", "volunteering", "red_light", "late_loan_payment",
                                          "red_light"], is_true=[True, True, False, False, True])
-    rows = score(obs, pol, scores, false_points)
+    rows = score(0, obs, pol, scores, false_points)
     assert scores.tolist() == [110_000, 0, 45_000]
     assert rows.citizen.tolist() == [0, 1, 2]
     assert rows.delta.tolist() == [2000, -3000, -5000]

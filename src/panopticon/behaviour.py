@@ -115,39 +115,47 @@ def poisson_count(u, p0, lam, cap):
     return k
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _count(key, total, p_none, counts):
-    for i in nb.prange(total.shape[0]):
-        u = uniform(key, np.uint64(i) << np.uint64(8))
-        counts[i] = 0 if u < p_none[i] else poisson_count(u, p_none[i], total[i],
-                                                          MAX_EVENTS_PER_DAY)
+CHUNK = 1 << 14
+"""Citizens per chunk of the event draw; chunks run in parallel and write their own slabs."""
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _fill(key, rates, total, counts, first, citizen, event, seq):
+def _draw(key, rates, total, p_none, slab_first, citizen, event, seq, used):
     n, t_count = rates.shape
-    for i in nb.prange(n):
-        k_i = counts[i]
-        if k_i == 0:
-            continue
-        base = first[i]
-        for k in range(k_i):
-            x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
-            t = 0
-            acc = rates[i, 0]
-            while acc <= x and t < t_count - 1:
-                t += 1
-                acc += rates[i, t]
-            while rates[i, t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
-                t -= 1
-            citizen[base + k] = i
-            event[base + k] = t
-            seq[base + k] = k
+    for c in nb.prange(slab_first.shape[0] - 1):
+        m = slab_first[c]
+        end = slab_first[c + 1]
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            u = uniform(key, np.uint64(i) << np.uint64(8))
+            if u < p_none[i]:
+                continue
+            k_i = poisson_count(u, p_none[i], total[i], MAX_EVENTS_PER_DAY)
+            if m + k_i > end:
+                m = -1  # the slab is full: the caller draws again with exact sizes
+                break
+            for k in range(k_i):
+                x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
+                t = 0  # the number of cumulative rates at or below x (branch-free)
+                acc = 0.0
+                for j in range(t_count - 1):
+                    acc += rates[i, j]
+                    t += acc <= x
+                while rates[i, t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
+                    t -= 1
+                citizen[m] = i
+                event[m] = t
+                seq[m] = k
+                m += 1
+        used[c] = m - slab_first[c] if m >= 0 else -1
 
 
 def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
            p_none: np.ndarray) -> TrueEvents:
-    """Draw one day's true events.
+    """Draw one day's true events, in citizen order.
+
+    Citizens are drawn in chunks, each into a slab sized for its expected count plus a wide
+    margin (8 standard deviations); in the rare case a slab overflows, the chunk's exact count
+    sizes the slab and the draw repeats. Either way the events are the same.
 
     Args:
         seed: run seed. day: simulated day.
@@ -155,15 +163,34 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
     """
     key = stream_key(seed, Stage.BEHAVE, day)
     n = rates.shape[0]
-    counts = np.empty(n, dtype=np.int32)
-    _count(key, total, p_none, counts)
-    starts = offsets(counts)
-    m = int(starts[-1])
-    citizen = np.empty(m, dtype=np.int32)
-    event = np.empty(m, dtype=np.int16)
-    seq = np.empty(m, dtype=np.int32)
-    _fill(key, rates, total, counts, starts, citizen, event, seq)
-    return TrueEvents(citizen, event, seq)
+    expected = np.add.reduceat(total, np.arange(0, n, CHUNK)) if n else np.zeros(0)
+    size = (expected + 8 * np.sqrt(expected) + 64).astype(np.int64)
+    while True:
+        slab_first = offsets(size)
+        cap = int(slab_first[-1])
+        citizen = np.empty(cap, dtype=np.int32)
+        event = np.empty(cap, dtype=np.int16)
+        seq = np.empty(cap, dtype=np.int32)
+        used = np.empty(len(size), dtype=np.int64)
+        _draw(key, rates, total, p_none, slab_first, citizen, event, seq, used)
+        if (used >= 0).all():
+            break
+        size = np.where(used >= 0, size, size * 4)
+    m = _close_gaps(slab_first, used, citizen, event, seq)
+    return TrueEvents(citizen[:m], event[:m], seq[:m])
+
+
+@nb.njit(cache=True, nogil=True)
+def _close_gaps(slab_first, used, citizen, event, seq):
+    """Move the filled part of every slab down behind the previous one; returns the total."""
+    m = 0
+    for c in range(used.shape[0]):
+        for j in range(slab_first[c], slab_first[c] + used[c]):
+            citizen[m] = citizen[j]
+            event[m] = event[j]
+            seq[m] = seq[j]
+            m += 1
+    return m
 
 
 @dataclass(frozen=True)

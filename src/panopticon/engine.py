@@ -107,7 +107,7 @@ class DayRecord:
 
     Attributes:
         day: the day. metrics: one row of headline numbers (see ``metrics.daily.measure``).
-        events: per event type counts ``true``, ``observed``, ``false`` (T,) each.
+        events: per event type counts (``metrics.daily.TALLY``), (T,) each.
         observations: the day's observations. ledger: columns as hashed (``ledger.LAYOUT``).
     """
 
@@ -162,18 +162,18 @@ def step(sim: Simulation, state: State) -> DayRecord:
     d, seed, pop = state.day, sim.seed, sim.society.population
     true = behave(seed, d, state.rates, state.total, state.p_none)
     obs, status = observe(seed, d, true, sim.sensors, pop.region)
-    changes = [score(obs, sim.policy, state.scores, state.false_points)]
+    changes = [score(d, obs, sim.policy, state.scores, state.false_points)]
     changes.append(associate(d, sim.policy, sim.society.ties, state.scores))
     state.tier = classify(sim.policy, state.scores)
     # sanction and govern: opportunities, appeals and manipulation come in later stages
     respond(list(sim.deterrence), state.tier, state.rates, state.total, state.p_none)
-    rows = ledger.day_columns(d, LedgerRows.concat(changes))
+    rows = ledger.day_columns(LedgerRows.concat(changes))
     state.ledger_head = ledger.chain(state.ledger_head, d, rows)
-    metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, status, obs,
+    tally = event_counts(status, true.event, obs, len(sim.events))
+    metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
                       len(rows["citizen"]), state.ever_false, state.false_points)
     state.day = d + 1
-    return DayRecord(d, metrics, event_counts(status, true.event, obs, len(sim.events)), obs,
-                     rows)
+    return DayRecord(d, metrics, tally, obs, rows)
 
 
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,

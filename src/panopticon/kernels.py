@@ -19,15 +19,15 @@ def offsets(counts):
 
 
 @nb.njit(cache=True, nogil=True)
-def _min_max(x):
+def _sum_min_max(x):
     lo = x[0]
     hi = x[0]
+    total = np.int64(0)
     for v in x:
-        if v < lo:
-            lo = v
-        elif v > hi:
-            hi = v
-    return lo, hi
+        total += v
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return total, lo, hi
 
 
 @nb.njit(cache=True, nogil=True)
@@ -52,17 +52,15 @@ def _median_by_counting(x, lo, hi):
     return (a + b) / 2.0
 
 
-def median_int(x: np.ndarray) -> float:
-    """Median of an int64 array; counting sort when the range is small, else partition.
-
-    Equals ``np.median(x)`` exactly for integers below 2**53.
-    """
+def sum_and_median(x: np.ndarray) -> tuple[int, float]:
+    """Exact sum and median of an int64 array (median by counting when the range is small,
+    else by partition; equals ``np.median`` for integers below 2**53)."""
     if len(x) == 0:
-        return float("nan")
-    lo, hi = _min_max(x)
+        return 0, float("nan")
+    total, lo, hi = _sum_min_max(x)
     if hi - lo <= 4 * len(x) + 1024:
-        return float(_median_by_counting(x, lo, hi))
-    return float(np.median(x))
+        return int(total), float(_median_by_counting(x, lo, hi))
+    return int(total), float(np.median(x))
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
@@ -83,3 +81,20 @@ def tiers(scores, floors_desc):
                 break
         out[i] = t
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def count_codes(codes, k):
+    """How often each code 0..k-1 occurs (like ``np.bincount`` without the int64 copy)."""
+    # four interleaved histograms: consecutive equal codes do not wait on each other's store
+    lanes = np.zeros((4, k), dtype=np.int64)
+    n = codes.shape[0]
+    body = n - n % 4
+    for j in range(0, body, 4):
+        lanes[0, codes[j]] += 1
+        lanes[1, codes[j + 1]] += 1
+        lanes[2, codes[j + 2]] += 1
+        lanes[3, codes[j + 3]] += 1
+    for j in range(body, n):
+        lanes[0, codes[j]] += 1
+    return lanes.sum(axis=0)

@@ -18,12 +18,6 @@ LAYOUT = (("citizen", "<i4"), ("rule", "<i2"), ("delta", "<i8"), ("observation",
           ("truth", "<i1"))
 
 
-def observation_id(day: int, index: np.ndarray) -> np.ndarray:
-    """Run-wide observation ids: ``day * 2**32 + index within the day`` (int64); -1 stays -1."""
-    index = np.asarray(index, dtype=np.int64)
-    return np.where(index < 0, -1, (np.int64(day) << np.int64(32)) + index)
-
-
 def genesis(scenario_digest: str) -> bytes:
     """The head before day 0."""
     return hashlib.sha256(b"panopticon-ledger-v1:" + scenario_digest.encode()).digest()
@@ -41,11 +35,11 @@ def chain(head: bytes, day: int, columns: dict[str, np.ndarray]) -> bytes:
     h.update(np.int64(day).tobytes())
     h.update(np.int64(len(columns["citizen"])).tobytes())
     for name, dtype in LAYOUT:
-        h.update(np.ascontiguousarray(columns[name], dtype=dtype).tobytes())
+        h.update(memoryview(np.ascontiguousarray(columns[name], dtype=dtype)).cast("B"))
     return h.digest()
 
 
-def day_columns(day: int, rows: LedgerRows) -> dict[str, np.ndarray]:
-    """One day's ledger rows with run-wide observation ids, as hashed and stored."""
+def day_columns(rows: LedgerRows) -> dict[str, np.ndarray]:
+    """One day's ledger rows (observations as run-wide ids), as hashed and stored."""
     return {"citizen": rows.citizen, "rule": rows.rule, "delta": rows.delta,
-            "observation": observation_id(day, rows.observation), "truth": rows.truth}
+            "observation": rows.observation, "truth": rows.truth}

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.behaviour import poisson_count
 from panopticon.errors import UserError
 from panopticon.kernels import offsets
 from panopticon.rng import Stage, stream_key, uniform
@@ -30,6 +31,8 @@ NOT_OBSERVED, OBSERVED, MISATTRIBUTED = 0, 1, 2
 NO_ACTOR = -1
 MAX_PHANTOMS = 20.0
 """Largest expected number of phantom records per citizen-day (draws are capped at 60)."""
+PHANTOMS_PER_BLOCK = 8.0
+"""Expected phantoms per block and day; small enough for an exact inverse-CDF Poisson draw."""
 ATTRS = ("sex", "region", "group", "residency", "occupation")
 
 
@@ -67,8 +70,9 @@ class SensorModel:
         profile: (n,) uint16 profile code of each citizen.
         profile_members: (n,) int32 citizens sorted by profile; ``profile_starts`` (P+1,).
         victim_cdf: (S, P) cumulative share of false matches landing on each profile.
-        phantom_p0: (P,) P(no phantom today) for a citizen of each profile.
         phantom_lambda: (P,) expected phantoms per citizen-day for each profile.
+        block_first, block_len, block_profile: (B,) blocks of same-profile citizens (runs of
+            ``profile_members``) over which phantoms are drawn together (see :func:`observe`).
         phantom_cdf: (P, S) cumulative share of each source in a profile's phantoms.
         phantom_events: flat event ids of each source's phantom events; ``phantom_starts`` (S+1,).
     """
@@ -81,8 +85,10 @@ class SensorModel:
     profile_members: np.ndarray
     profile_starts: np.ndarray
     victim_cdf: np.ndarray
-    phantom_p0: np.ndarray
     phantom_lambda: np.ndarray
+    block_first: np.ndarray
+    block_len: np.ndarray
+    block_profile: np.ndarray
     phantom_cdf: np.ndarray
     phantom_events: np.ndarray
     phantom_starts: np.ndarray
@@ -149,8 +155,18 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     order = np.argsort(profile, kind="stable").astype(np.int32)
     pstarts = np.zeros(n_p + 1, dtype=np.int64)
     np.cumsum(counts.astype(np.int64), out=pstarts[1:])
+    # Blocks of same-profile citizens with at most PHANTOMS_PER_BLOCK expected phantoms a day:
+    # a day's phantoms cost O(blocks + phantoms) instead of one draw per citizen.
+    members = np.diff(pstarts)
+    size = np.where(lam > 0, np.clip(PHANTOMS_PER_BLOCK // np.maximum(lam, 1e-12), 1, members), 0)
+    n_blocks = np.where(size > 0, -(-members // np.maximum(size, 1)), 0).astype(np.int64)
+    block_profile = np.repeat(np.arange(n_p, dtype=np.int32), n_blocks)
+    within = np.arange(len(block_profile)) - np.repeat(np.cumsum(n_blocks) - n_blocks, n_blocks)
+    block_size = size[block_profile].astype(np.int64)
+    block_first = pstarts[block_profile] + within * block_size
+    block_len = np.minimum(block_size, pstarts[block_profile + 1] - block_first)
     return SensorModel(names, source_of_event, detect, misattribution, profile, order, pstarts,
-                       victim_cdf, np.exp(-lam), lam, phantom_cdf,
+                       victim_cdf, lam, block_first, block_len, block_profile, phantom_cdf,
                        np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64))
 
 
@@ -193,35 +209,59 @@ def _observe(key, citizen, event, seq, region, source_of_event, detect, misattri
                 status[e] = MISATTRIBUTED
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _phantom_count(key, profile, p0, lam, counts):
-    for i in nb.prange(profile.shape[0]):
-        p = profile[i]
-        u = uniform(key, np.uint64(i) << np.uint64(6))
-        if u < p0[p]:
-            counts[i] = 0
-        else:
-            k = 0
-            q = p0[p]
-            cdf = p0[p]
-            while u >= cdf and k < 60:
-                k += 1
-                q *= lam[p] / k
-                cdf += q
-            counts[i] = k
+@nb.njit(cache=True, nogil=True)
+def _phantom_count(key, lam, block_first, block_len, block_profile, counts):
+    for b in range(block_first.shape[0]):
+        mean = lam[block_profile[b]] * block_len[b]
+        u = uniform(key, np.uint64(b) << np.uint64(8))
+        p0 = np.exp(-mean)
+        counts[b] = 0 if u < p0 else poisson_count(u, p0, mean, 60)
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _phantom_fill(key, profile, phantom_cdf, flat, starts, counts, first, citizen, event,
-                  source):
-    for i in nb.prange(profile.shape[0]):
-        for k in range(counts[i]):
-            c = (np.uint64(i) << np.uint64(6)) + np.uint64(2 * k + 1)
-            s = _pick(phantom_cdf[profile[i]], uniform(key, c))
+@nb.njit(cache=True, nogil=True)
+def _phantom_fill(key, members, block_first, block_len, block_profile, phantom_cdf, flat, starts,
+                  counts, first, citizen, event, source):
+    for b in range(block_first.shape[0]):
+        for k in range(counts[b]):
+            c = (np.uint64(b) << np.uint64(8)) + np.uint64(3 * k + 1)
+            i = members[block_first[b] + np.int64(uniform(key, c) * block_len[b])]
+            s = _pick(phantom_cdf[block_profile[b]], uniform(key, c + np.uint64(1)))
             lo, hi = starts[s], starts[s + 1]
-            citizen[first[i] + k] = i
-            source[first[i] + k] = s
-            event[first[i] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(1)) * (hi - lo))]
+            citizen[first[b] + k] = i
+            source[first[b] + k] = s
+            event[first[b] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(2)) * (hi - lo))]
+
+
+@nb.njit(cache=True, nogil=True)
+def _collect(status, named, actor, event, source_of_event, p_cit, p_evt, p_src):
+    """Observed true events (in event order) followed by the phantoms, as observation columns."""
+    seen = 0
+    for e in range(status.shape[0]):
+        seen += status[e] != NOT_OBSERVED
+    m = seen + p_cit.shape[0]
+    citizen = np.empty(m, np.int32)
+    event_out = np.empty(m, np.int16)
+    source = np.empty(m, np.int8)
+    is_true = np.empty(m, np.bool_)
+    true_actor = np.empty(m, np.int32)
+    o = 0
+    for e in range(status.shape[0]):
+        if status[e] == NOT_OBSERVED:
+            continue
+        citizen[o] = named[e]
+        event_out[o] = event[e]
+        source[o] = source_of_event[event[e]]
+        is_true[o] = status[e] == OBSERVED
+        true_actor[o] = actor[e]
+        o += 1
+    for k in range(p_cit.shape[0]):
+        citizen[o] = p_cit[k]
+        event_out[o] = p_evt[k]
+        source[o] = p_src[k]
+        is_true[o] = False
+        true_actor[o] = NO_ACTOR
+        o += 1
+    return citizen, event_out, source, is_true, true_actor
 
 
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
@@ -229,7 +269,7 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
     """Turn one day's true events into observations.
 
     Returns:
-        The observations (true ones in event order, then phantoms in citizen order), and the
+        The observations (true ones in event order, then phantoms by profile block), and the
         status of every true event (0 missed, 1 observed, 2 pinned on someone else), int8 (m,).
     """
     key = stream_key(seed, Stage.OBSERVE, day)
@@ -239,30 +279,21 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
     _observe(key, true.citizen, true.event, true.seq, region, model.source_of_event,
              model.detect, model.misattribution, model.victim_cdf, model.profile_members,
              model.profile_starts, status, named)
-    seen = status != NOT_OBSERVED
-    n = len(model.profile)
-    if model.phantom_lambda.any():
-        pkey = stream_key(seed, Stage.PHANTOM, day)
-        counts = np.empty(n, dtype=np.int32)
-        _phantom_count(pkey, model.profile, model.phantom_p0, model.phantom_lambda, counts)
-        starts = offsets(counts)
-        k = int(starts[-1])
-        p_cit = np.empty(k, dtype=np.int32)
-        p_evt = np.empty(k, dtype=np.int16)
-        p_src = np.empty(k, dtype=np.int8)
-        _phantom_fill(pkey, model.profile, model.phantom_cdf, model.phantom_events,
-                      model.phantom_starts, counts, starts, p_cit, p_evt, p_src)
-    else:
-        p_cit = np.empty(0, dtype=np.int32)
-        p_evt = np.empty(0, dtype=np.int16)
-        p_src = np.empty(0, dtype=np.int8)
-    t_evt = true.event[seen]
-    obs = Observations(
-        citizen=np.concatenate([named[seen], p_cit]),
-        event=np.concatenate([t_evt, p_evt]),
-        source=np.concatenate([model.source_of_event[t_evt], p_src]),
-        is_true=np.concatenate([status[seen] == OBSERVED, np.zeros(len(p_cit), dtype=bool)]),
-        true_actor=np.concatenate([true.citizen[seen],
-                                   np.full(len(p_cit), NO_ACTOR, dtype=np.int32)]),
-    )
+    # Phantoms: a Poisson count per block of same-profile citizens, each phantom on a uniformly
+    # drawn member. Spreading Poisson(lam * len) uniformly over a block gives every member an
+    # independent Poisson(lam) count: the same distribution as one draw per citizen.
+    pkey = stream_key(seed, Stage.PHANTOM, day)
+    counts = np.empty(len(model.block_first), dtype=np.int32)
+    _phantom_count(pkey, model.phantom_lambda, model.block_first, model.block_len,
+                   model.block_profile, counts)
+    first = offsets(counts)
+    k = int(first[-1])
+    p_cit = np.empty(k, dtype=np.int32)
+    p_evt = np.empty(k, dtype=np.int16)
+    p_src = np.empty(k, dtype=np.int8)
+    _phantom_fill(pkey, model.profile_members, model.block_first, model.block_len,
+                  model.block_profile, model.phantom_cdf, model.phantom_events,
+                  model.phantom_starts, counts, first, p_cit, p_evt, p_src)
+    obs = Observations(*_collect(status, named, true.citizen, true.event, model.source_of_event,
+                                 p_cit, p_evt, p_src))
     return obs, status

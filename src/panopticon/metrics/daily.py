@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
-from panopticon.kernels import median_int
+from panopticon.kernels import count_codes, sum_and_median
 from panopticon.policy.schema import MILLI
-from panopticon.sensors import MISATTRIBUTED, NOT_OBSERVED, Observations
+from panopticon.sensors import MISATTRIBUTED, NOT_OBSERVED, OBSERVED, Observations
 
 
 def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[str, ...],
-            status: np.ndarray, obs: Observations, n_ledger: int, ever_false: np.ndarray,
+            tally: dict[str, np.ndarray], obs: Observations, n_ledger: int, ever_false: np.ndarray,
             false_points: np.ndarray) -> dict[str, float | int]:
     """The day's headline numbers (one row of the daily table).
 
     Args:
         scores: (n,) int64 milli-points. tier: (n,) uint8, 0 = highest tier.
-        status: (m,) int8 status of each true event (missed / observed / misattributed).
+        tally: the day's per-event-type counts (see :func:`event_counts`).
         obs: the day's observations. n_ledger: score changes recorded today.
         ever_false: (n,) bool, updated in place: named by a false observation at least once.
         false_points: (n,) int64 milli-points each citizen owes to false observations.
@@ -29,20 +30,19 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
         (whose score differs because of false observations), ``score_changes``.
     """
     n = len(scores)
-    row: dict[str, float | int] = {"day": day}
-    row["mean_score"] = float(scores.sum(dtype=np.int64)) / n / MILLI
-    row["median_score"] = median_int(scores) / MILLI
-    counts = np.bincount(tier, minlength=len(tier_names))
+    total, median = sum_and_median(scores)
+    row: dict[str, float | int] = {"day": day, "mean_score": total / n / MILLI,
+                                   "median_score": median / MILLI}
+    counts = count_codes(tier, len(tier_names))
     for name, c in zip(tier_names, counts, strict=True):
         row[f"share_{name}"] = float(c) / n
-    row["true_events"] = int(len(status))
-    row["observed_true"] = int(np.count_nonzero(status == 1))
-    row["missed_events"] = int(np.count_nonzero(status == NOT_OBSERVED))
-    row["misattributed"] = int(np.count_nonzero(status == MISATTRIBUTED))
-    false = ~obs.is_true
-    row["false_observations"] = int(np.count_nonzero(false))
+    row["true_events"] = int(tally["true"].sum())
+    row["observed_true"] = int(tally["observed"].sum())
+    row["missed_events"] = int(tally["missed"].sum())
+    row["misattributed"] = int(tally["misattributed"].sum())
+    row["false_observations"] = int(tally["false"].sum())
     row["phantoms"] = row["false_observations"] - row["misattributed"]
-    victims = obs.citizen[false]
+    victims = obs.citizen[~obs.is_true]
     row["citizens_false_today"] = int(len(np.unique(victims)))
     ever_false[victims] = True
     row["citizens_ever_false"] = int(np.count_nonzero(ever_false))
@@ -51,11 +51,27 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     return row
 
 
+TALLY = ("true", "observed", "missed", "misattributed", "false")
+"""Per event type: true events; of them observed on the actor, missed, pinned on someone else;
+and false observations (misattributions plus phantoms) by the event they claim."""
+
+
+@nb.njit(cache=True, nogil=True)
+def _tally(status, true_event, obs_event, obs_true, n_events):
+    out = np.zeros((5, n_events), dtype=np.int64)
+    for e in range(status.shape[0]):
+        t = true_event[e]
+        out[0, t] += 1
+        out[1, t] += status[e] == OBSERVED
+        out[2, t] += status[e] == NOT_OBSERVED
+        out[3, t] += status[e] == MISATTRIBUTED
+    for o in range(obs_event.shape[0]):
+        out[4, obs_event[o]] += not obs_true[o]
+    return out
+
+
 def event_counts(status: np.ndarray, true_event: np.ndarray, obs: Observations,
                  n_events: int) -> dict[str, np.ndarray]:
-    """Per event type: ``true`` events, ``observed`` true ones, ``false`` observations. (T,) each."""
-    return {
-        "true": np.bincount(true_event, minlength=n_events),
-        "observed": np.bincount(true_event[status == 1], minlength=n_events),
-        "false": np.bincount(obs.event[~obs.is_true], minlength=n_events),
-    }
+    """The day's :data:`TALLY` counts, each int64 of shape (T,), in one pass."""
+    return dict(zip(TALLY, _tally(status, true_event, obs.event, obs.is_true, n_events),
+                    strict=True))

@@ -18,6 +18,8 @@ from panopticon.society.ties import CSR
 
 NO_RULE = -1
 PPM = 1_000_000
+_SMALL_DIFF = 2**62 // (4 * PPM)
+"""Below this |sum of gaps| (milli-points) the pull's numerator fits int64 as it is."""
 INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
@@ -73,7 +75,8 @@ class LedgerRows:
 
     Attributes:
         citizen: int32. rule: int16 rule id. delta: int64 milli-points actually applied.
-        observation: int64 index of the observation in the day (-1 = none).
+        observation: int64 run-wide observation id, ``day * 2**32 + index in the day``
+            (-1 = not from an observation).
         truth: int8, 1 = the observation was true, 0 = false, -1 = not from an observation.
     """
 
@@ -89,6 +92,7 @@ class LedgerRows:
     @staticmethod
     def concat(parts: list[LedgerRows]) -> LedgerRows:
         """All rows of several stages, in order."""
+        parts = [p for p in parts if len(p)] or parts[:1]
         if len(parts) == 1:
             return parts[0]
         return LedgerRows(*(np.concatenate([getattr(p, f) for p in parts])
@@ -96,9 +100,10 @@ class LedgerRows:
 
 
 @nb.njit(cache=True, nogil=True)
-def _apply_observations(obs_citizen, obs_event, obs_true, rule_of_event, delta_of_event, low,
+def _apply_observations(day, obs_citizen, obs_event, obs_true, rule_of_event, delta_of_event, low,
                         high, score, false_points, out_citizen, out_rule, out_delta, out_obs,
                         out_truth):
+    first_id = np.int64(day) << np.int64(32)
     m = 0
     for o in range(obs_citizen.shape[0]):
         r = rule_of_event[obs_event[o]]
@@ -116,13 +121,13 @@ def _apply_observations(obs_citizen, obs_event, obs_true, rule_of_event, delta_o
         out_citizen[m] = i
         out_rule[m] = r
         out_delta[m] = d
-        out_obs[m] = o
+        out_obs[m] = first_id + o
         out_truth[m] = 1 if obs_true[o] else 0
         m += 1
     return m
 
 
-def score(obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
+def score(day: int, obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
           false_points: np.ndarray) -> LedgerRows:
     """Apply each observation's rule, in observation order, clamped to the bounds (in place).
 
@@ -132,7 +137,7 @@ def score(obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
     m = len(obs)
     cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
             np.empty(m, np.int64), np.empty(m, np.int8))
-    k = _apply_observations(obs.citizen, obs.event, obs.is_true, policy.rule_of_event,
+    k = _apply_observations(day, obs.citizen, obs.event, obs.is_true, policy.rule_of_event,
                             policy.delta_of_event, policy.low, policy.high, scores, false_points,
                             *cols)
     return LedgerRows(*(c[:k] for c in cols))
@@ -151,12 +156,15 @@ def _pull(indptr, indices, scores, weight_ppm, low, high, out):
         # weight * (mean - score) = w * diff / (PPM * d), rounded half up, in int64 without
         # overflow: diff = q*d + r and w*q = a1*PPM + a0 split the product into small parts.
         diff = s - d * scores[i]
-        q = diff // d
-        r = diff - q * d
-        a = weight_ppm * q
-        a1 = a // PPM
-        a0 = a - a1 * PPM
-        delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
+        if -_SMALL_DIFF <= diff <= _SMALL_DIFF:  # the usual case: one division, no overflow
+            delta = (2 * weight_ppm * diff + PPM * d) // (2 * PPM * d)
+        else:
+            q = diff // d
+            r = diff - q * d
+            a = weight_ppm * q
+            a1 = a // PPM
+            a0 = a - a1 * PPM
+            delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
         new = min(max(scores[i] + delta, low), high)
         out[i] = new - scores[i]
 

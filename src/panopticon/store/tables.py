@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from panopticon.metrics.daily import TALLY
 from panopticon.policy.schema import MILLI
 
 
@@ -34,17 +35,14 @@ def daily_table(rows: list[dict]) -> pa.Table:
 
 def events_table(days: list[int], counts: list[dict[str, np.ndarray]],
                  events: Sequence[str]) -> pa.Table:
-    """Per day and event type: ``true`` events, ``observed`` (true) ones, ``false`` observations."""
+    """Per day and event type: ``true`` events, of them ``observed`` on the actor, ``missed``
+    and ``misattributed``; ``false`` observations claiming that event."""
     t = len(events)
-    if not days:
-        return pa.table({"day": pa.array([], pa.int32()), "event": pa.array([], pa.string()),
-                         "true": pa.array([], pa.int64()), "observed": pa.array([], pa.int64()),
-                         "false": pa.array([], pa.int64())})
     return pa.table({
         "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), t)),
-        "event": _dictionary(np.tile(np.arange(t), len(days)), events),
-        **{k: pa.array(np.concatenate([c[k] for c in counts]).astype(np.int64))
-           for k in ("true", "observed", "false")},
+        "event": _dictionary(np.tile(np.arange(t, dtype=np.int16), len(days)), events),
+        **{k: pa.array(np.concatenate([c[k] for c in counts]) if counts else np.empty(0, np.int64))
+           for k in TALLY},
     })
 
 
