@@ -16,9 +16,9 @@ from panopticon.society import Population
 
 
 def _totals(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    total, p_none = np.empty(len(rates)), np.empty(len(rates))
-    totals(rates, total, p_none)
-    return total, p_none
+    total, cdf = np.empty(len(rates)), np.empty((len(rates), 3))
+    totals(rates, total, cdf)
+    return total, cdf
 
 
 def _scenario(n: int, sensors: dict, events: dict, seed: int, society: dict | None = None):
@@ -37,7 +37,7 @@ def _days(spec, days: int):
     state = engine.initial_state(sim)
     out = []
     for d in range(days):
-        true = behave(sim.seed, d, state.rates, state.total, state.p_none)
+        true = behave(sim.seed, d, state.rates, state.total, state.cdf)
         obs, status = observe(sim.seed, d, true, sim.sensors, sim.society.population.region)
         out.append((true, obs, status))
     return sim, out
@@ -52,8 +52,8 @@ def test_event_counts_are_poisson_with_the_total_rate(seed):
     within 5 binomial s.e."""
     n = 200_000
     rates = np.tile([0.1, 0.15, 0.25], (n, 1))
-    total, p_none = _totals(rates)
-    true = behave(seed, 0, rates, total, p_none)
+    total, cdf = _totals(rates)
+    true = behave(seed, 0, rates, total, cdf)
     k = np.bincount(true.citizen, minlength=n)
     lam = 0.5
     assert abs(k.mean() - lam) < 5 * math.sqrt(lam / n)
@@ -70,8 +70,8 @@ def test_event_counts_follow_each_citizens_own_rate(seed):
     n = 200_000
     rate = levels[np.arange(n) % 4]
     rates = np.stack([rate * 0.5, rate * 0.5], axis=1)
-    total, p_none = _totals(rates)
-    true = behave(seed, 3, rates, total, p_none)
+    total, cdf = _totals(rates)
+    true = behave(seed, 3, rates, total, cdf)
     k = np.bincount(true.citizen, minlength=n)
     for j, lam in enumerate(levels):
         sel = k[j::4]
@@ -84,8 +84,8 @@ def test_event_types_are_shared_in_proportion_to_rates(seed):
     (about 100k events: s.e. <= 0.0016), and a zero-rate type never occurs."""
     n = 200_000
     rates = np.tile([0.1, 0.0, 0.15, 0.25], (n, 1))
-    total, p_none = _totals(rates)
-    true = behave(seed, 1, rates, total, p_none)
+    total, cdf = _totals(rates)
+    true = behave(seed, 1, rates, total, cdf)
     shares = np.bincount(true.event, minlength=4) / len(true)
     assert shares[1] == 0
     for t, want in ((0, 0.2), (2, 0.3), (3, 0.5)):
@@ -95,8 +95,8 @@ def test_event_types_are_shared_in_proportion_to_rates(seed):
 def test_true_events_are_in_citizen_order_with_sequence_numbers(seed):
     """True events come in citizen order; each citizen's events are numbered 0..k-1 by ``seq``."""
     rates = np.full((5000, 2), 0.7)
-    total, p_none = _totals(rates)
-    true = behave(seed, 2, rates, total, p_none)
+    total, cdf = _totals(rates)
+    true = behave(seed, 2, rates, total, cdf)
     assert np.all(np.diff(true.citizen) >= 0)
     starts = np.r_[0, np.flatnonzero(np.diff(true.citizen)) + 1]
     first = np.repeat(starts, np.diff(np.r_[starts, len(true)]))
@@ -106,11 +106,11 @@ def test_true_events_are_in_citizen_order_with_sequence_numbers(seed):
 def test_behave_is_keyed_by_seed_and_day(seed):
     """The same (seed, day) gives the same events; another day or seed gives different ones."""
     rates = np.full((20_000, 3), 0.1)
-    total, p_none = _totals(rates)
-    a = behave(seed, 4, rates, total, p_none)
-    b = behave(seed, 4, rates, total, p_none)
+    total, cdf = _totals(rates)
+    a = behave(seed, 4, rates, total, cdf)
+    b = behave(seed, 4, rates, total, cdf)
     assert a.citizen.tobytes() == b.citizen.tobytes() and a.event.tobytes() == b.event.tobytes()
-    for other in (behave(seed, 5, rates, total, p_none), behave(seed + 1, 4, rates, total, p_none)):
+    for other in (behave(seed, 5, rates, total, cdf), behave(seed + 1, 4, rates, total, cdf)):
         assert other.citizen.tobytes() != a.citizen.tobytes()
 
 
@@ -118,8 +118,8 @@ def test_no_rate_means_no_events(seed):
     """Citizens whose rates are all zero never do anything."""
     rates = np.zeros((1000, 3))
     rates[::2] = 0.3
-    total, p_none = _totals(rates)
-    true = behave(seed, 0, rates, total, p_none)
+    total, cdf = _totals(rates)
+    true = behave(seed, 0, rates, total, cdf)
     assert len(true) > 0 and np.all(true.citizen % 2 == 0)
 
 
@@ -163,18 +163,18 @@ def test_deterrence_scales_only_named_events_of_citizens_in_named_tiers():
                               tiers, events)
     other = Deterrence.compile(DeterrenceSpec(tiers=["C"], events=["e0"], factor=0.1), tiers, events)
     rates = np.array([[0.2, 0.4, 0.8]] * 4)
-    total, p_none = _totals(rates)
+    total, cdf = _totals(rates)
     tier = np.array([0, 1, 2, 1], dtype=np.uint8)
-    respond([rule, other], tier, rates, total, p_none)
+    respond([rule, other], tier, rates, total, cdf)
     want = np.array([[0.2, 0.4, 0.8],     # tier A: untouched
                      [0.2, 0.2, 0.4],     # tier B: e1, e2 halved
                      [0.02, 0.2, 0.4],    # tier C: e1, e2 halved, and e0 x 0.1
                      [0.2, 0.2, 0.4]])
     np.testing.assert_allclose(rates, want, rtol=1e-15)
     np.testing.assert_allclose(total, want.sum(axis=1), rtol=1e-15)
-    np.testing.assert_allclose(p_none, np.exp(-want.sum(axis=1)), rtol=1e-15)
+    np.testing.assert_allclose(cdf[:, 0], np.exp(-want.sum(axis=1)), rtol=1e-15)
     # applied again the next day: compounding
-    respond([rule], tier, rates, total, p_none)
+    respond([rule], tier, rates, total, cdf)
     assert rates[1, 1] == pytest.approx(0.1) and rates[0, 1] == 0.4
 
 

@@ -90,16 +90,27 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
     return rates
 
 
+@nb.njit(inline="always")
+def _refresh(rates, i, total, cdf):
+    """Citizen i's total rate and the Poisson CDF of their daily count at 0, 1 and 2, with the
+    exact float steps of :func:`poisson_count` so that both give the same draw."""
+    s = 0.0
+    for t in range(rates.shape[1]):
+        s += rates[i, t]
+    total[i] = s
+    p = np.exp(-s)
+    cdf[i, 0] = p
+    p *= s / 1
+    cdf[i, 1] = cdf[i, 0] + p
+    p *= s / 2
+    cdf[i, 2] = cdf[i, 1] + p
+
+
 @nb.njit(parallel=True, cache=True, nogil=True)
-def totals(rates, total, p_none):
-    """Refresh each citizen's total rate and P(no event today) = exp(-total), in place."""
-    n, t_count = rates.shape
-    for i in nb.prange(n):
-        s = 0.0
-        for t in range(t_count):
-            s += rates[i, t]
-        total[i] = s
-        p_none[i] = np.exp(-s)
+def totals(rates, total, cdf):
+    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (n, 3), in place."""
+    for i in nb.prange(rates.shape[0]):
+        _refresh(rates, i, total, cdf)
 
 
 @nb.njit(inline="always")
@@ -115,21 +126,34 @@ def poisson_count(u, p0, lam, cap):
     return k
 
 
-CHUNK = 1 << 14
+CHUNK = 1 << 12
 """Citizens per chunk of the event draw; chunks run in parallel and write their own slabs."""
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _draw(key, rates, total, p_none, slab_first, citizen, event, seq, used):
+def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
     n, t_count = rates.shape
     for c in nb.prange(slab_first.shape[0] - 1):
+        first, last = c * CHUNK, min(n, (c + 1) * CHUNK)
+        # pass 1, branch-free: each citizen's count (capped at 3) and the list of active ones
+        counts = np.empty(last - first, dtype=np.int64)
+        active = np.empty(last - first, dtype=np.int64)
+        n_active = 0
+        for i in range(first, last):
+            u = uniform(key, np.uint64(i) << np.uint64(8))
+            k_i = (u >= cdf[i, 0]) + (u >= cdf[i, 1]) + (u >= cdf[i, 2])
+            counts[i - first] = k_i
+            active[n_active] = i
+            n_active += k_i > 0
+        # pass 2: the events of the active citizens
         m = slab_first[c]
         end = slab_first[c + 1]
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            u = uniform(key, np.uint64(i) << np.uint64(8))
-            if u < p_none[i]:
-                continue
-            k_i = poisson_count(u, p_none[i], total[i], MAX_EVENTS_PER_DAY)
+        for a in range(n_active):
+            i = active[a]
+            k_i = counts[i - first]
+            if k_i == 3:  # past the tabulated CDF: the full inversion
+                u = uniform(key, np.uint64(i) << np.uint64(8))
+                k_i = poisson_count(u, cdf[i, 0], total[i], MAX_EVENTS_PER_DAY)
             if m + k_i > end:
                 m = -1  # the slab is full: the caller draws again with exact sizes
                 break
@@ -150,7 +174,7 @@ def _draw(key, rates, total, p_none, slab_first, citizen, event, seq, used):
 
 
 def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
-           p_none: np.ndarray) -> TrueEvents:
+           cdf: np.ndarray) -> TrueEvents:
     """Draw one day's true events, in citizen order.
 
     Citizens are drawn in chunks, each into a slab sized for its expected count plus a wide
@@ -159,7 +183,8 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
 
     Args:
         seed: run seed. day: simulated day.
-        rates: (n, T) events per day. total: (n,) row sums. p_none: (n,) exp(-total).
+        rates: (n, T) events per day. total: (n,) row sums. cdf: (n, 3) Poisson CDF of each
+            citizen's daily count at 0, 1 and 2 (see :func:`totals`).
     """
     key = stream_key(seed, Stage.BEHAVE, day)
     n = rates.shape[0]
@@ -172,7 +197,7 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
         event = np.empty(cap, dtype=np.int16)
         seq = np.empty(cap, dtype=np.int32)
         used = np.empty(len(size), dtype=np.int64)
-        _draw(key, rates, total, p_none, slab_first, citizen, event, seq, used)
+        _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used)
         if (used >= 0).all():
             break
         size = np.where(used >= 0, size, size * 4)
@@ -210,22 +235,19 @@ class Deterrence:
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _deter(rates, total, p_none, tier, tier_mask, event_mask, factor):
+def _deter(rates, total, cdf, tier, tier_mask, event_mask, factor):
     n, t_count = rates.shape
     for i in nb.prange(n):
         if not tier_mask[tier[i]]:
             continue
-        s = 0.0
         for t in range(t_count):
             if event_mask[t]:
                 rates[i, t] *= factor
-            s += rates[i, t]
-        total[i] = s
-        p_none[i] = np.exp(-s)
+        _refresh(rates, i, total, cdf)
 
 
 def respond(rules: list[Deterrence], tier: np.ndarray, rates: np.ndarray, total: np.ndarray,
-            p_none: np.ndarray) -> None:
+            cdf: np.ndarray) -> None:
     """Deterrence: citizens in a sanctioned tier scale their rates of the named events (in place)."""
     for rule in rules:
-        _deter(rates, total, p_none, tier, rule.tier_mask, rule.event_mask, rule.factor)
+        _deter(rates, total, cdf, tier, rule.tier_mask, rule.event_mask, rule.factor)

@@ -8,6 +8,7 @@ chunks, gives the same bits as a run straight through.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
@@ -51,10 +52,11 @@ class State:
     Attributes:
         day: the next day to simulate (0-based).
         scores: int64 milli-points. tier: uint8, 0 = highest.
-        rates: (n, T) float64 true events per day; total, p_none: row sums and exp(-total).
+        rates: (n, T) float64 true events per day; total: row sums; cdf: (n, 3) Poisson CDF
+            of each citizen's daily count at 0, 1, 2 (derived from rates).
         false_points: int64 milli-points each citizen owes to false observations.
         ever_false: bool, named by a false observation at least once.
-        ledger_head: 32-byte head of the ledger hash chain.
+        chain: the ledger hash chain; ``ledger_head`` is its 32-byte head.
     """
 
     day: int
@@ -62,15 +64,20 @@ class State:
     tier: np.ndarray
     rates: np.ndarray
     total: np.ndarray
-    p_none: np.ndarray
+    cdf: np.ndarray
     false_points: np.ndarray
     ever_false: np.ndarray
-    ledger_head: bytes = field(repr=False)
+    chain: ledger.Chain = field(repr=False)
 
     ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false")
 
+    @property
+    def ledger_head(self) -> bytes:
+        """Head of the ledger hash chain after the last simulated day."""
+        return self.chain.head
+
     def snapshot(self) -> dict[str, np.ndarray]:
-        """The arrays a checkpoint must keep (total and p_none are derived)."""
+        """The arrays a checkpoint must keep (total and cdf are derived)."""
         out = {k: getattr(self, k).copy() for k in self.ARRAYS}
         out["day"] = np.int64(self.day)
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
@@ -81,18 +88,16 @@ class State:
         """Rebuild a state from :meth:`snapshot`."""
         rates = np.ascontiguousarray(snap["rates"], dtype=np.float64)
         total = np.empty(rates.shape[0])
-        p_none = np.empty(rates.shape[0])
-        totals(rates, total, p_none)
+        cdf = np.empty((rates.shape[0], 3))
+        totals(rates, total, cdf)
         return cls(day=int(snap["day"]), scores=snap["scores"].astype(np.int64),
-                   tier=snap["tier"].astype(np.uint8), rates=rates, total=total, p_none=p_none,
+                   tier=snap["tier"].astype(np.uint8), rates=rates, total=total, cdf=cdf,
                    false_points=snap["false_points"].astype(np.int64),
                    ever_false=snap["ever_false"].astype(bool),
-                   ledger_head=bytes(snap["ledger_head"].astype(np.uint8)))
+                   chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))))
 
     def fingerprint(self) -> str:
         """SHA-256 over every state array and the ledger head: equal iff the runs agree bitwise."""
-        import hashlib
-
         h = hashlib.sha256(self.ledger_head)
         for f in fields(self):
             v = getattr(self, f.name)
@@ -148,27 +153,27 @@ def initial_state(sim: Simulation) -> State:
     """Day 0: everyone at the start score, rates from traits."""
     n = sim.n
     rates = initial_rates(sim.scenario, list(sim.events), sim.society.population, sim.seed)
-    total, p_none = np.empty(n), np.empty(n)
-    totals(rates, total, p_none)
+    total, cdf = np.empty(n), np.empty((n, 3))
+    totals(rates, total, cdf)
     scores = np.full(n, sim.policy.start, dtype=np.int64)
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
-                 total=total, p_none=p_none, false_points=np.zeros(n, dtype=np.int64),
+                 total=total, cdf=cdf, false_points=np.zeros(n, dtype=np.int64),
                  ever_false=np.zeros(n, dtype=bool),
-                 ledger_head=ledger.genesis(sim.scenario.digest))
+                 chain=ledger.Chain(ledger.genesis(sim.scenario.digest)))
 
 
 def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
-    true = behave(seed, d, state.rates, state.total, state.p_none)
+    true = behave(seed, d, state.rates, state.total, state.cdf)
     obs, status = observe(seed, d, true, sim.sensors, pop.region)
     changes = [score(d, obs, sim.policy, state.scores, state.false_points)]
     changes.append(associate(d, sim.policy, sim.society.ties, state.scores))
     state.tier = classify(sim.policy, state.scores)
     # sanction and govern: opportunities, appeals and manipulation come in later stages
-    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.p_none)
+    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
     rows = ledger.day_columns(LedgerRows.concat(changes))
-    state.ledger_head = ledger.chain(state.ledger_head, d, rows)
+    state.chain.append(d, rows)
     tally = event_counts(status, true.event, obs, len(sim.events))
     metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
                       len(rows["citizen"]), state.ever_false, state.false_points)

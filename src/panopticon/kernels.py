@@ -18,49 +18,54 @@ def offsets(counts):
     return out
 
 
+_COARSE = 4096
+
+
 @nb.njit(cache=True, nogil=True)
-def _sum_min_max(x):
+def _sum_and_median(x):
+    n = x.shape[0]
+    total = np.int64(0)
     lo = x[0]
     hi = x[0]
-    total = np.int64(0)
     for v in x:
         total += v
         lo = min(lo, v)
         hi = max(hi, v)
-    return total, lo, hi
-
-
-@nb.njit(cache=True, nogil=True)
-def _median_by_counting(x, lo, hi):
-    counts = np.zeros(hi - lo + 1, dtype=np.int64)
+    # coarse histogram -> the bucket(s) holding ranks (n-1)//2 and n//2 -> exact order statistic
+    # bucket = (v - lo) >> shift, in uint64 (no overflow), a power-of-two width: no division
+    base = np.uint64(lo)
+    shift = np.uint64(0)
+    while ((np.uint64(hi) - base) >> shift) >= _COARSE:
+        shift += np.uint64(1)
+    counts = np.zeros(_COARSE, dtype=np.int64)
     for v in x:
-        counts[v - lo] += 1
-    n = x.shape[0]
-    # the values of rank (n-1)//2 and n//2 (0-based); their mean is the median
-    a_rank, b_rank = (n - 1) // 2, n // 2
-    seen = 0
-    a = b = lo
-    found_a = False
-    for k in range(counts.shape[0]):
-        seen += counts[k]
-        if not found_a and seen > a_rank:
-            a = lo + k
-            found_a = True
-        if seen > b_rank:
-            b = lo + k
-            break
-    return (a + b) / 2.0
+        counts[(np.uint64(v) - base) >> shift] += 1
+    out = 0.0
+    for rank in ((n - 1) // 2, n // 2):
+        seen = 0
+        b = 0
+        while seen + counts[b] <= rank:
+            seen += counts[b]
+            b += 1
+        bucket = np.empty(counts[b], dtype=np.int64)
+        k = 0
+        for v in x:
+            if (np.uint64(v) - base) >> shift == b:
+                bucket[k] = v
+                k += 1
+        bucket.sort()
+        out += bucket[rank - seen]
+    return total, out / 2.0
 
 
 def sum_and_median(x: np.ndarray) -> tuple[int, float]:
-    """Exact sum and median of an int64 array (median by counting when the range is small,
-    else by partition; equals ``np.median`` for integers below 2**53)."""
+    """Exact sum and median of an int64 array (equal to ``np.median`` for integers below
+    2**53), in a few linear passes: a coarse histogram finds the bucket of the middle rank,
+    and only that bucket is sorted."""
     if len(x) == 0:
         return 0, float("nan")
-    total, lo, hi = _sum_min_max(x)
-    if hi - lo <= 4 * len(x) + 1024:
-        return int(total), float(_median_by_counting(x, lo, hi))
-    return int(total), float(np.median(x))
+    total, median = _sum_and_median(x)
+    return int(total), float(median)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

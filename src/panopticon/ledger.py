@@ -9,6 +9,7 @@ removing any row changes every later head.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
@@ -43,3 +44,30 @@ def day_columns(rows: LedgerRows) -> dict[str, np.ndarray]:
     """One day's ledger rows (observations as run-wide ids), as hashed and stored."""
     return {"citizen": rows.citizen, "rule": rows.rule, "delta": rows.delta,
             "observation": rows.observation, "truth": rows.truth}
+
+
+class Chain:
+    """The chain's head, advanced on one worker thread so that hashing a day's rows overlaps
+    the next day (``hashlib`` releases the GIL). Days are hashed strictly in order; reading
+    :attr:`head` waits for every day handed over so far.
+    """
+
+    def __init__(self, head: bytes):
+        self._head = head
+        self._pending: Future | None = None
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="panopticon-ledger")
+
+    def append(self, day: int, columns: dict[str, np.ndarray]) -> None:
+        """Hand over one day's rows (the arrays must not change afterwards)."""
+        self._pending = self._worker.submit(self._advance, day, columns)
+
+    def _advance(self, day: int, columns: dict[str, np.ndarray]) -> None:
+        self._head = chain(self._head, day, columns)
+
+    @property
+    def head(self) -> bytes:
+        """The head after the last day handed over."""
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        return self._head

@@ -59,14 +59,13 @@ and false observations (misattributions plus phantoms) by the event they claim."
 @nb.njit(cache=True, nogil=True)
 def _tally(status, true_event, obs_event, obs_true, n_events):
     out = np.zeros((5, n_events), dtype=np.int64)
+    row = np.empty(3, dtype=np.int64)  # status -> row of the tally
+    row[NOT_OBSERVED], row[OBSERVED], row[MISATTRIBUTED] = 2, 1, 3
     for e in range(status.shape[0]):
-        t = true_event[e]
-        out[0, t] += 1
-        out[1, t] += status[e] == OBSERVED
-        out[2, t] += status[e] == NOT_OBSERVED
-        out[3, t] += status[e] == MISATTRIBUTED
+        out[row[status[e]], true_event[e]] += 1
     for o in range(obs_event.shape[0]):
         out[4, obs_event[o]] += not obs_true[o]
+    out[0] = out[1] + out[2] + out[3]
     return out
 
 

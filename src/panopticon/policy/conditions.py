@@ -5,19 +5,19 @@ is parsed with :func:`ast.parse` (``mode="eval"``) and compiled, through an allo
 into a closure over whole arrays, one element per citizen. Nothing is ever ``eval``'d or ``exec``'d,
 no attribute is looked up, and only declared columns and functions can be named.
 
-==========================  ===============================================  ============================
-form                        example                                          types
-==========================  ===============================================  ============================
-number, true/false          ``600``, ``-0.35``, ``True``, ``false``          number, bool
-column                      ``score``, ``region``                            number or category
-arithmetic                  ``a + b``, ``a - b``, ``a * b``, ``a / b``, ``-a``  numbers -> number
-comparison (may chain)      ``a < b``, ``0 < a <= 5``, ``a != b``            numbers -> bool
-category test               ``region == "urban"``, ``job in ("a", "b")``     category, labels -> bool
-logic (elementwise)         ``p and q``, ``p or q``, ``not p``               bools -> bool
-choice                      ``a if p else b``                                p bool; a, b alike
-declared function           ``listed("court_defaulter")``, ``count("x", 30)``  literals -> as declared
-built-in function           ``min(a, b, ...)``, ``max``, ``abs(a)``, ``clip(a, lo, hi)``  numbers -> number
-==========================  ===============================================  ============================
+The language::
+
+    form                 example                                            types
+    -------------------  -------------------------------------------------  ------------------------
+    literal              600, -0.35, True, false                            number, bool
+    column               score, region                                      number or category
+    arithmetic           a + b, a - b, a * b, a / b, -a, +a                 numbers -> number
+    comparison (chains)  a < b, 0 < a <= 5, a == b, a != b                  numbers -> bool
+    category test        region == "urban", job in ("a", "b")               category, labels -> bool
+    logic (elementwise)  p and q, p or q, not p                             bools -> bool
+    choice               a if p else b                                      p bool; a, b alike
+    declared function    listed("court_defaulter"), count("x", 30)          literals -> as declared
+    built-in function    min(a, b, ...), max(...), abs(a), clip(a, lo, hi)  numbers -> number
 
 Semantics: numbers are float64; ``a / 0`` is 0 (an empty denominator counts as nothing), never inf,
 nan or a warning; ``and``/``or`` evaluate both sides; ``==``/``!=`` also compare two bools or two
@@ -131,11 +131,14 @@ def compile_condition(
     Args:
         text: the expression (see the module docstring for the language).
         columns: the citizen columns it may name.
-        functions: the functions it may call, besides the built-in min, max, abs and clip.
+        functions: the functions it may call, besides the built-in min, max, abs and clip (a declared
+            function of the same name replaces the built-in).
         names: ``names["event" | "list" | "tier"]`` = the allowed string arguments of that kind;
             arguments of a kind missing here are not checked.
         expect: the result type required.
     """
+    if expect not in ("bool", "number", "any"):
+        raise ValueError(f"expect must be 'bool', 'number' or 'any'; got {expect!r}")
     if not isinstance(text, str):
         raise ConditionError(str(text), 0, f"an expression must be text, got {type(text).__name__}")
     if len(text) > MAX_CHARS:
