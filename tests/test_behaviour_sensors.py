@@ -38,7 +38,7 @@ def _days(spec, days: int):
     out = []
     for d in range(days):
         true = behave(sim.seed, d, state.rates, state.total, state.cdf)
-        obs, status = observe(sim.seed, d, true, sim.sensors, sim.society.population.region)
+        obs, status, _ = observe(sim.seed, d, true, sim.sensors, sim.society.population.region)
         out.append((true, obs, status))
     return sim, out
 

@@ -16,10 +16,10 @@ import numpy as np
 
 from panopticon import ledger
 from panopticon.behaviour import Deterrence, behave, initial_rates, respond, totals
-from panopticon.metrics.daily import event_counts, measure
+from panopticon.metrics.daily import measure
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify, score
 from panopticon.scenario import ScenarioSpec
-from panopticon.sensors import Observations, SensorModel, compile_sensors, observe
+from panopticon.sensors import TALLY, Observations, SensorModel, compile_sensors, observe
 from panopticon.society import Society, generate_society
 
 
@@ -166,7 +166,7 @@ def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
     true = behave(seed, d, state.rates, state.total, state.cdf)
-    obs, status = observe(seed, d, true, sim.sensors, pop.region)
+    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region)
     changes = [score(d, obs, sim.policy, state.scores, state.false_points)]
     changes.append(associate(d, sim.policy, sim.society.ties, state.scores))
     state.tier = classify(sim.policy, state.scores)
@@ -174,7 +174,7 @@ def step(sim: Simulation, state: State) -> DayRecord:
     respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
-    tally = event_counts(status, true.event, obs, len(sim.events))
+    tally = dict(zip(TALLY, counts, strict=True))
     metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
                       len(rows["citizen"]), state.ever_false, state.false_points)
     state.day = d + 1

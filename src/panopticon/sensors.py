@@ -29,6 +29,9 @@ from panopticon.society import Population
 
 NOT_OBSERVED, OBSERVED, MISATTRIBUTED = 0, 1, 2
 NO_ACTOR = -1
+TALLY = ("true", "observed", "missed", "misattributed", "false")
+"""Rows of the daily tally, per event type: true events; of them observed on the actor, missed
+and pinned on someone else; and false observations (misattributions and phantoms) claiming it."""
 MAX_PHANTOMS = 20.0
 """Largest expected number of phantom records per citizen-day (draws are capped at 60)."""
 PHANTOMS_PER_BLOCK = 8.0
@@ -183,20 +186,32 @@ def _pick(cdf, u):
     return lo
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True)
 def _observe(key, citizen, event, seq, region, source_of_event, detect, misattribution,
-             victim_cdf, members, pstarts, status, named):
-    for e in nb.prange(citizen.shape[0]):
+             victim_cdf, members, pstarts, p_cit, p_evt, p_src, n_events):
+    """One pass over the day's true events and phantoms: each event's status, the tally, and
+    the observation columns (observed true events in event order, then the phantoms)."""
+    m = citizen.shape[0]
+    cap = m + p_cit.shape[0]
+    status = np.empty(m, np.int8)
+    tally = np.zeros((5, n_events), np.int64)  # rows as in TALLY
+    named = np.empty(cap, np.int32)
+    event_out = np.empty(cap, np.int16)
+    source = np.empty(cap, np.int8)
+    is_true = np.empty(cap, np.bool_)
+    true_actor = np.empty(cap, np.int32)
+    o = 0
+    for e in range(m):
         i = citizen[e]
-        named[e] = i
-        status[e] = NOT_OBSERVED
-        s = source_of_event[event[e]]
-        if s < 0:
-            continue
+        t = event[e]
+        s = source_of_event[t]
+        tally[0, t] += 1
         c = (np.uint64(i) << np.uint64(10)) + (np.uint64(seq[e]) << np.uint64(2))
-        if uniform(key, c) >= detect[s, region[i]]:
+        if s < 0 or uniform(key, c) >= detect[s, region[i]]:
+            status[e] = NOT_OBSERVED
+            tally[2, t] += 1
             continue
-        status[e] = OBSERVED
+        j = i
         if misattribution[s] > 0.0 and uniform(key, c + np.uint64(1)) < misattribution[s]:
             p = _pick(victim_cdf[s], uniform(key, c + np.uint64(2)))
             size = pstarts[p + 1] - pstarts[p]
@@ -204,9 +219,28 @@ def _observe(key, citizen, event, seq, region, source_of_event, detect, misattri
             j = members[pstarts[p] + k]
             if j == i and size > 1:  # a false match is someone else: take the next in profile
                 j = members[pstarts[p] + (k + 1) % size]
-            if j != i:
-                named[e] = j
-                status[e] = MISATTRIBUTED
+        if j == i:
+            status[e] = OBSERVED
+            tally[1, t] += 1
+        else:
+            status[e] = MISATTRIBUTED
+            tally[3, t] += 1
+            tally[4, t] += 1
+        named[o] = j
+        event_out[o] = t
+        source[o] = s
+        is_true[o] = j == i
+        true_actor[o] = i
+        o += 1
+    for k in range(p_cit.shape[0]):
+        named[o] = p_cit[k]
+        event_out[o] = p_evt[k]
+        source[o] = p_src[k]
+        is_true[o] = False
+        true_actor[o] = NO_ACTOR
+        tally[4, p_evt[k]] += 1
+        o += 1
+    return (status, tally, named[:o], event_out[:o], source[:o], is_true[:o], true_actor[:o])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -232,53 +266,16 @@ def _phantom_fill(key, members, block_first, block_len, block_profile, phantom_c
             event[first[b] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(2)) * (hi - lo))]
 
 
-@nb.njit(cache=True, nogil=True)
-def _collect(status, named, actor, event, source_of_event, p_cit, p_evt, p_src):
-    """Observed true events (in event order) followed by the phantoms, as observation columns."""
-    seen = 0
-    for e in range(status.shape[0]):
-        seen += status[e] != NOT_OBSERVED
-    m = seen + p_cit.shape[0]
-    citizen = np.empty(m, np.int32)
-    event_out = np.empty(m, np.int16)
-    source = np.empty(m, np.int8)
-    is_true = np.empty(m, np.bool_)
-    true_actor = np.empty(m, np.int32)
-    o = 0
-    for e in range(status.shape[0]):
-        if status[e] == NOT_OBSERVED:
-            continue
-        citizen[o] = named[e]
-        event_out[o] = event[e]
-        source[o] = source_of_event[event[e]]
-        is_true[o] = status[e] == OBSERVED
-        true_actor[o] = actor[e]
-        o += 1
-    for k in range(p_cit.shape[0]):
-        citizen[o] = p_cit[k]
-        event_out[o] = p_evt[k]
-        source[o] = p_src[k]
-        is_true[o] = False
-        true_actor[o] = NO_ACTOR
-        o += 1
-    return citizen, event_out, source, is_true, true_actor
-
-
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
-            region: np.ndarray) -> tuple[Observations, np.ndarray]:
+            region: np.ndarray) -> tuple[Observations, np.ndarray, np.ndarray]:
     """Turn one day's true events into observations.
 
     Returns:
-        The observations (true ones in event order, then phantoms by profile block), and the
-        status of every true event (0 missed, 1 observed, 2 pinned on someone else), int8 (m,).
+        The observations (true ones in event order, then phantoms by profile block); the
+        status of every true event (0 missed, 1 observed, 2 pinned on someone else), int8 (m,);
+        and the tally, int64 (5, T): per event type the true events, of them observed on the
+        actor, missed and misattributed, and the false observations claiming that event.
     """
-    key = stream_key(seed, Stage.OBSERVE, day)
-    m = len(true)
-    status = np.empty(m, dtype=np.int8)
-    named = np.empty(m, dtype=np.int32)
-    _observe(key, true.citizen, true.event, true.seq, region, model.source_of_event,
-             model.detect, model.misattribution, model.victim_cdf, model.profile_members,
-             model.profile_starts, status, named)
     # Phantoms: a Poisson count per block of same-profile citizens, each phantom on a uniformly
     # drawn member. Spreading Poisson(lam * len) uniformly over a block gives every member an
     # independent Poisson(lam) count: the same distribution as one draw per citizen.
@@ -294,6 +291,9 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
     _phantom_fill(pkey, model.profile_members, model.block_first, model.block_len,
                   model.block_profile, model.phantom_cdf, model.phantom_events,
                   model.phantom_starts, counts, first, p_cit, p_evt, p_src)
-    obs = Observations(*_collect(status, named, true.citizen, true.event, model.source_of_event,
-                                 p_cit, p_evt, p_src))
-    return obs, status
+    status, tally, *columns = _observe(
+        stream_key(seed, Stage.OBSERVE, day), true.citizen, true.event, true.seq, region,
+        model.source_of_event, model.detect, model.misattribution, model.victim_cdf,
+        model.profile_members, model.profile_starts, p_cit, p_evt, p_src,
+        len(model.source_of_event))
+    return Observations(*columns), status, tally

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
 from panopticon.kernels import count_codes, sum_and_median
 from panopticon.policy.schema import MILLI
-from panopticon.sensors import MISATTRIBUTED, NOT_OBSERVED, OBSERVED, Observations
+from panopticon.sensors import Observations
 
 
 def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[str, ...],
@@ -17,7 +16,7 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
 
     Args:
         scores: (n,) int64 milli-points. tier: (n,) uint8, 0 = highest tier.
-        tally: the day's per-event-type counts (see :func:`event_counts`).
+        tally: the day's per-event-type counts, keyed by :data:`panopticon.sensors.TALLY`, (T,) each.
         obs: the day's observations. n_ledger: score changes recorded today.
         ever_false: (n,) bool, updated in place: named by a false observation at least once.
         false_points: (n,) int64 milli-points each citizen owes to false observations.
@@ -49,28 +48,3 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     row["citizens_false_standing"] = int(np.count_nonzero(false_points))
     row["score_changes"] = int(n_ledger)
     return row
-
-
-TALLY = ("true", "observed", "missed", "misattributed", "false")
-"""Per event type: true events; of them observed on the actor, missed, pinned on someone else;
-and false observations (misattributions plus phantoms) by the event they claim."""
-
-
-@nb.njit(cache=True, nogil=True)
-def _tally(status, true_event, obs_event, obs_true, n_events):
-    out = np.zeros((5, n_events), dtype=np.int64)
-    row = np.empty(3, dtype=np.int64)  # status -> row of the tally
-    row[NOT_OBSERVED], row[OBSERVED], row[MISATTRIBUTED] = 2, 1, 3
-    for e in range(status.shape[0]):
-        out[row[status[e]], true_event[e]] += 1
-    for o in range(obs_event.shape[0]):
-        out[4, obs_event[o]] += not obs_true[o]
-    out[0] = out[1] + out[2] + out[3]
-    return out
-
-
-def event_counts(status: np.ndarray, true_event: np.ndarray, obs: Observations,
-                 n_events: int) -> dict[str, np.ndarray]:
-    """The day's :data:`TALLY` counts, each int64 of shape (T,), in one pass."""
-    return dict(zip(TALLY, _tally(status, true_event, obs.event, obs.is_true, n_events),
-                    strict=True))

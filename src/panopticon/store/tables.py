@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from panopticon.metrics.daily import TALLY
 from panopticon.policy.schema import MILLI
+from panopticon.sensors import TALLY
 
 
 def _dictionary(codes: np.ndarray, labels: Sequence[str]) -> pa.DictionaryArray:
