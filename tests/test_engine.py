@@ -112,8 +112,9 @@ def test_snapshot_restore_continues_bit_for_bit():
     """A state snapshotted at day 6, restored, and run on equals the straight run (checkpoint fidelity)."""
     spec = _scenario()
     straight = engine.run(engine.build(spec))
-    state = engine.run(engine.build(spec), until=6)
-    restored = engine.State.restore(state.snapshot())
+    sim = engine.build(spec)
+    state = engine.run(sim, until=6)
+    restored = engine.State.restore(state.snapshot(), sim)
     assert restored.fingerprint() == state.fingerprint()
     assert engine.run(engine.build(spec), restored).fingerprint() == straight.fingerprint()
 

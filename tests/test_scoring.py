@@ -12,9 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from panopticon import engine
+from panopticon.policy.runtime import PolicyRuntime
 from panopticon.policy.schema import MAX_POINTS, MILLI, PolicySpec, to_milli
-from panopticon.policy.scoring import CompiledPolicy, associate, classify, score
+from panopticon.policy.scoring import CompiledPolicy, associate, classify
+from panopticon.scenario import SocietySpec
 from panopticon.sensors import Observations
+from panopticon.society import generate_society
 from panopticon.society.ties import CSR, from_pairs
 
 EVENTS = ["late_loan_payment", "red_light", "jaywalking", "volunteering"]
@@ -28,7 +31,20 @@ def policy(**changes) -> CompiledPolicy:
             "tiers": [{"name": "A", "min": 105}, {"name": "B", "min": 97}, {"name": "C", "min": 80},
                       {"name": "D"}]}
     data.update(changes)
-    return CompiledPolicy.compile(PolicySpec.model_validate(data), EVENTS)
+    spec = PolicySpec.model_validate(data)
+    compiled = CompiledPolicy.compile(spec)
+    _SPECS[id(compiled)] = spec
+    return compiled
+
+
+_SPECS: dict[int, PolicySpec] = {}
+
+
+def score(day, obs, pol, scores, false_points):
+    """The rules of ``pol`` applied by a PolicyRuntime over a small generated population."""
+    runtime = PolicyRuntime(_SPECS[id(pol)], EVENTS, generate_society(SocietySpec(), len(scores), 0)
+                            .population, 0)
+    return runtime.score(day, obs, pol, scores, false_points, classify(pol, scores))
 
 
 def observations(citizen, event, is_true=None) -> Observations:
@@ -46,7 +62,7 @@ def test_observed_rules_add_their_points():
     """A citizen observed for rules -5, -2 and +3 ends at start - 4; each change is a ledger row with its
     rule, delta in milli-points, run-wide observation id and truth; unscored events leave no row."""
     pol = policy()
-    scores = np.full(3, pol.start, np.int64)
+    scores = np.full(3, 100_000, np.int64)
     false_points = np.zeros(3, np.int64)
     obs = observations([1, 1, 2, 1, 1], ["red_light", "late_loan_payment", "jaywalking", "volunteering",
                                          "jaywalking"], is_true=[True, False, True, True, True])
@@ -66,7 +82,7 @@ def test_fractional_points_are_exact_milli_points():
     with pytest.raises(ValueError):
         to_milli(0.0005)
     pol = policy(rules=[{"event": "red_light", "points": -0.001}, {"event": "volunteering", "points": 2.5}])
-    scores = np.full(1, pol.start, np.int64)
+    scores = np.full(1, 100_000, np.int64)
     obs = observations([0] * 1000 + [0], ["red_light"] * 1000 + ["volunteering"])
     rows = score(0, obs, pol, scores, np.zeros(1, np.int64))
     assert scores[0] == 100_000 - 1000 + 2500
@@ -204,7 +220,7 @@ def test_association_is_exact_at_the_schemas_score_bounds(degree):
             "name": "wide", "score": {"start": 0, "min": -MAX_POINTS, "max": MAX_POINTS},
             "tiers": [{"name": "all"}],
             "association": [{"ties": "friends", "weight": weight, "every_days": 1}]})
-        pol = CompiledPolicy.compile(spec, EVENTS)
+        pol = CompiledPolicy.compile(spec)
         scores = np.full(degree + 1, top, np.int64)
         scores[0] = -top
         associate(0, pol, ties, scores)
@@ -234,7 +250,7 @@ def test_classify_puts_a_score_at_a_tier_min_into_that_tier():
 def test_single_tier_policy_classifies_everyone_into_it():
     """With one tier (no min) everyone is in tier 0."""
     spec = PolicySpec.model_validate({"name": "one", "tiers": [{"name": "all"}]})
-    pol = CompiledPolicy.compile(spec, EVENTS)
+    pol = CompiledPolicy.compile(spec)
     assert classify(pol, np.array([-(10**15), 0, 10**15], np.int64)).tolist() == [0, 0, 0]
 
 
@@ -288,7 +304,7 @@ def test_ledger_replays_to_the_scores_exactly(spec):
     rec = _Recorder()
     state = engine.run(sim, sink=rec)
     n, pol = sim.n, sim.policy
-    replay = np.full(n, pol.start, np.int64)
+    replay = engine.initial_state(sim).scores.copy()
     for day_rows, after in zip(rec.ledger, rec.scores, strict=True):
         for i, d in zip(day_rows["citizen"], day_rows["delta"], strict=True):
             assert d != 0
@@ -308,7 +324,7 @@ def test_classify_finds_the_highest_tier_whose_min_is_reached(floors, scores):
     spec = PolicySpec.model_validate({
         "name": "t", "tiers": [*({"name": f"T{k}", "min": m / MILLI} for k, m in enumerate(mins)),
                                {"name": "last"}]})
-    pol = CompiledPolicy.compile(spec, EVENTS)
+    pol = CompiledPolicy.compile(spec)
     got = classify(pol, np.asarray(scores, np.int64)).tolist()
     want = [next((k for k, m in enumerate(mins) if s >= m), len(mins)) for s in scores]
     assert got == want

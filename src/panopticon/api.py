@@ -202,7 +202,7 @@ def resume(path: str | Path, progress: Any = None) -> RunResult:
     t0 = time.perf_counter()
     sim = engine.build(spec)
     snapshot = local.load_checkpoint(path)
-    state = engine.initial_state(sim) if snapshot is None else engine.State.restore(snapshot)
+    state = engine.initial_state(sim) if snapshot is None else engine.State.restore(snapshot, sim)
     setup_s = time.perf_counter() - t0
     writer = local.RunWriter.reopen(sim, path, manifest, state.day)
     return _drive(sim, state, writer, progress, setup_s)

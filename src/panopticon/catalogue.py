@@ -76,7 +76,55 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("blood_donation", "prosocial", "civic", 1 / 700, 1, "a blood donation"),
     EventType("heroic_act", "prosocial", "police", 1 / 200000, 1,
               "an act recognised as heroic or righteous"),
+    # performance (what takes a debtor off the court list)
+    EventType("debt_repaid", "finance", "courts", 0.0, 1,
+              "a judgment debt paid or settled (performance)"),
 )
 
 EVENTS_BY_NAME: dict[str, EventType] = {e.name: e for e in EVENT_TYPES}
 EVENT_NAMES: tuple[str, ...] = tuple(EVENTS_BY_NAME)
+
+
+SANCTIONS: dict[str, str] = {
+    # SPC consumption restrictions, Art. 3 (FACTS 3.2), and the 2016 joint-punishment Opinions
+    "flights": "buying air tickets",
+    "soft_sleeper_trains": "soft-sleeper berths and better ship berths",
+    "high_speed_rail": "G-series high-speed train seats, first class on other EMU trains",
+    "star_hotels": "star-rated hotels, nightclubs, golf courses",
+    "property_purchase": "buying property or renovating luxuriously",
+    "non_essential_vehicles": "buying non-essential vehicles",
+    "holidays": "travel and holidays",
+    "private_schools": "children at high-fee private schools",
+    "high_premium_insurance": "high-premium insurance and wealth products",
+    "outbound_group_tours": "outbound group tours through travel agencies",
+    "exit_ban": "leaving the country",
+    "executive_posts": "serving as a company executive or legal representative",
+    "loans": "bank loans",
+    "civil_service_jobs": "civil-service and state-enterprise posts",
+    "public_naming": "name published on the list",
+    # local point schemes (FACTS 1.4, 5)
+    "village_candidacy": "standing in village-committee elections",
+    "business_licence": "obtaining a business licence",
+    "community_assistance": "community assistance",
+    "honours_and_subsidies": "honours, subsidies and some permits",
+    "strict_supervision": "stricter supervision and inspections",
+}
+"""Joint sanctions a policy may deny (documented names; FACTS.md sections 1, 3, 5)."""
+
+PERKS: dict[str, str] = {
+    "green_channel": "green channels: faster, simplified procedures",
+    "deposit_free_rental": "renting (bikes, flats, power banks) without a deposit",
+    "deposit_free_bikes": "public bikes without a deposit",
+    "heating_discount": "discounts on heating and utilities",
+    "better_loan_terms": "better loan terms",
+    "visa_fast_track": "visa applications without bank statements",
+    "free_parking_extension": "longer free roadside parking",
+    "parking_discount": "discounted parking",
+    "transit_discount": "discounted buses and metro",
+    "hospital_deposit_waiver": "no hospital deposit",
+    "priority_promotion": "priority in recruitment and promotion",
+    "priority_school_entry": "priority in school entry",
+    "housing_discount": "discounted housing",
+    "priority_rebooking": "priority rebooking of flights",
+}
+"""Perks a policy may grant to the 'trustworthy' (documented names; FACTS.md sections 1, 2, 5)."""

@@ -16,8 +16,9 @@ import numpy as np
 
 from panopticon import ledger
 from panopticon.behaviour import Deterrence, behave, initial_rates, respond, totals
-from panopticon.metrics.daily import measure
-from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify, score
+from panopticon.metrics.daily import measure, standing
+from panopticon.policy.runtime import ListChanges, PolicyRuntime
+from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify
 from panopticon.scenario import ScenarioSpec
 from panopticon.sensors import TALLY, Observations, SensorModel, compile_sensors, observe
 from panopticon.society import Society, generate_society
@@ -67,6 +68,7 @@ class State:
     cdf: np.ndarray
     false_points: np.ndarray
     ever_false: np.ndarray
+    policy: PolicyRuntime = field(repr=False)
     chain: ledger.Chain = field(repr=False)
 
     ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false")
@@ -81,19 +83,24 @@ class State:
         out = {k: getattr(self, k).copy() for k in self.ARRAYS}
         out["day"] = np.int64(self.day)
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
+        out.update(self.policy.snapshot())
         return out
 
     @classmethod
-    def restore(cls, snap: dict[str, np.ndarray]) -> State:
-        """Rebuild a state from :meth:`snapshot`."""
+    def restore(cls, snap: dict[str, np.ndarray], sim: Simulation) -> State:
+        """Rebuild a state of ``sim`` from :meth:`snapshot`."""
         rates = np.ascontiguousarray(snap["rates"], dtype=np.float64)
         total = np.empty(rates.shape[0])
         cdf = np.empty((rates.shape[0], 3))
         totals(rates, total, cdf)
-        return cls(day=int(snap["day"]), scores=snap["scores"].astype(np.int64),
+        day = int(snap["day"])
+        policy = PolicyRuntime(sim.scenario.policy, list(sim.events), sim.society.population,
+                               sim.seed)
+        policy.restore(snap, day)
+        return cls(day=day, scores=snap["scores"].astype(np.int64),
                    tier=snap["tier"].astype(np.uint8), rates=rates, total=total, cdf=cdf,
                    false_points=snap["false_points"].astype(np.int64),
-                   ever_false=snap["ever_false"].astype(bool),
+                   ever_false=snap["ever_false"].astype(bool), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))))
 
     def fingerprint(self) -> str:
@@ -103,6 +110,9 @@ class State:
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 h.update(np.ascontiguousarray(v).tobytes())
+        for name, v in sorted(self.policy.snapshot().items()):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(v).tobytes())
         return h.hexdigest()
 
 
@@ -114,6 +124,7 @@ class DayRecord:
         day: the day. metrics: one row of headline numbers (see ``metrics.daily.measure``).
         events: per event type counts (``metrics.daily.TALLY``), (T,) each.
         observations: the day's observations. ledger: columns as hashed (``ledger.LAYOUT``).
+        lists: the day's list changes.
     """
 
     day: int
@@ -121,6 +132,7 @@ class DayRecord:
     events: dict[str, np.ndarray]
     observations: Observations
     ledger: dict[str, np.ndarray]
+    lists: ListChanges
 
 
 class Sink(Protocol):
@@ -143,42 +155,50 @@ def build(scenario: ScenarioSpec) -> Simulation:
         events=tuple(events),
         society=society,
         sensors=compile_sensors(scenario, events, society.population),
-        policy=CompiledPolicy.compile(scenario.policy, events),
+        policy=CompiledPolicy.compile(scenario.policy),
         deterrence=tuple(Deterrence.compile(d, scenario.policy.tier_names, events)
                          for d in scenario.behaviour.deterrence),
     )
 
 
 def initial_state(sim: Simulation) -> State:
-    """Day 0: everyone at the start score, rates from traits."""
-    n = sim.n
-    rates = initial_rates(sim.scenario, list(sim.events), sim.society.population, sim.seed)
+    """Day 0: everyone at the start score, rates from traits, nobody listed."""
+    n, pop = sim.n, sim.society.population
+    rates = initial_rates(sim.scenario, list(sim.events), pop, sim.seed)
     total, cdf = np.empty(n), np.empty((n, 3))
     totals(rates, total, cdf)
-    scores = np.full(n, sim.policy.start, dtype=np.int64)
+    policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed)
+    scores = policy.start_scores(n)
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
                  total=total, cdf=cdf, false_points=np.zeros(n, dtype=np.int64),
-                 ever_false=np.zeros(n, dtype=bool),
+                 ever_false=np.zeros(n, dtype=bool), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest)))
 
 
 def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
+    rules, scores = state.policy, state.scores
     true = behave(seed, d, state.rates, state.total, state.cdf)
     obs, _, counts = observe(seed, d, true, sim.sensors, pop.region)
-    changes = [score(d, obs, sim.policy, state.scores, state.false_points)]
-    changes.append(associate(d, sim.policy, sim.society.ties, state.scores))
-    state.tier = classify(sim.policy, state.scores)
-    # sanction and govern: opportunities, appeals and manipulation come in later stages
+    rules.remember(d, obs.citizen, obs.event)
+    changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
+               rules.expire(d, sim.policy, scores, state.false_points)]
+    listings = rules.lists_today(d, obs, scores, state.tier)
+    changes.append(associate(d, sim.policy, sim.society.ties, scores))
+    changes.append(rules.recompute(d, sim.policy, scores, state.tier))
+    state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
+    denied, granted = rules.consequences(d, scores, state.tier)
+    # opportunities, appeals and manipulation come in later stages
     respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
     tally = dict(zip(TALLY, counts, strict=True))
-    metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
+    metrics = measure(d, scores, state.tier, sim.policy.tier_names, tally, obs,
                       len(rows["citizen"]), state.ever_false, state.false_points)
+    metrics.update(standing(d, rules.until, [x.name for x in rules.lists], denied, granted))
     state.day = d + 1
-    return DayRecord(d, metrics, tally, obs, rows)
+    return DayRecord(d, metrics, tally, obs, rows, listings)
 
 
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,

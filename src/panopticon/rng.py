@@ -39,6 +39,8 @@ class Stage(enum.IntEnum):
     PHANTOM = 4
     TIES = 5
     RATES = 6
+    POLICY = 7
+    SCORE = 8
     BENCHMARK = 99
 
 
@@ -95,4 +97,11 @@ def uniforms(key: np.uint64, n: int, offset: int = 0, stride: int = 1, slot: int
     c = (np.arange(offset, offset + n, dtype=np.uint64) * np.uint64(stride)) + np.uint64(slot)
     with np.errstate(over="ignore"):
         x = mix64(key + c * GOLDEN)
+    return (x >> _S11).astype(np.float64) * _TWO_M53
+
+
+def uniforms_at(key: np.uint64, counters: np.ndarray) -> np.ndarray:
+    """Vectorised: one uniform per counter (e.g. citizen ids), float64 of the same shape."""
+    with np.errstate(over="ignore"):
+        x = mix64(key + np.asarray(counters).astype(np.uint64) * GOLDEN)
     return (x >> _S11).astype(np.float64) * _TWO_M53

@@ -48,3 +48,18 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     row["citizens_false_standing"] = int(np.count_nonzero(false_points))
     row["score_changes"] = int(n_ledger)
     return row
+
+
+def standing(day: int, until: np.ndarray, lists: list[str], denied: dict[str, np.ndarray],
+             granted: dict[str, np.ndarray]) -> dict[str, int]:
+    """Who is on each list (``listed_<list>``), denied each sanction (``denied_<name>``) and
+    granted each perk (``granted_<name>``) at the end of the day.
+
+    Args:
+        until: (lists, n) int64: a citizen is on list k while ``until[k] > day``.
+        denied, granted: sanction or perk name -> bool mask (n,).
+    """
+    row = {f"listed_{name}": int(np.count_nonzero(until[k] > day)) for k, name in enumerate(lists)}
+    row.update({f"denied_{k}": int(np.count_nonzero(v)) for k, v in denied.items()})
+    row.update({f"granted_{k}": int(np.count_nonzero(v)) for k, v in granted.items()})
+    return row

@@ -36,23 +36,32 @@ def to_milli(points: float) -> int:
 
 
 class ScoreSpec(Strict):
-    """The score's start value and bounds, in points."""
+    """The score's start value and bounds, in points.
 
-    start: float = 1000.0
+    ``start`` is a number or an expression over citizen columns (a base score from residency
+    and income, say), evaluated once on day 0. With ``formula`` (the ``formula`` family) the
+    score is recomputed from that expression every ``every_days`` days.
+    """
+
+    start: float | str = 1000.0
     min: float | None = None
     max: float | None = None
+    formula: str | None = None
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 30
 
     @model_validator(mode="after")
     def _bounds(self):
         for name in ("start", "min", "max"):
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and not isinstance(value, str):
                 try:
                     to_milli(value)
                 except ValueError as exc:
                     raise ValueError(f"{name} {exc}; got {value}") from None
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        if isinstance(self.start, str):
+            return self
         if self.min is not None and self.start < self.min:
             raise ValueError(f"start ({self.start}) is below min ({self.min})")
         if self.max is not None and self.start > self.max:
@@ -60,17 +69,71 @@ class ScoreSpec(Strict):
         return self
 
 
+class PointsRange(Strict):
+    """A discretionary deduction or award: officials pick whole points in [min, max] (drawn
+    uniformly per observation)."""
+
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        for v in (self.min, self.max):
+            to_milli(v)
+            if v != int(v):
+                raise ValueError("a discretionary range is in whole points")
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+        return self
+
+
+class CapSpec(Strict):
+    """At most ``points`` (in absolute value) from this rule per citizen in each period of
+    ``days`` days (periods start on day 0, day ``days``, ...)."""
+
+    points: Annotated[float, Field(gt=0)]
+    days: Annotated[int, Field(ge=1, le=36_500)]
+
+
+class WindowSpec(Strict):
+    """The rule applies from ``from_day`` (inclusive) to ``to_day`` (exclusive; open if absent)."""
+
+    from_day: Annotated[int, Field(ge=0)] = 0
+    to_day: Annotated[int, Field(ge=1)] | None = None
+
+
+class OverrideSpec(Strict):
+    """After the event the citizen's tier is at best ``max_tier`` for ``days`` days, whatever
+    the points (e.g. drunk driving caps the grade at C)."""
+
+    max_tier: str
+    days: Annotated[int, Field(ge=1, le=36_500)]
+
+
 class RuleSpec(Strict):
-    """An observed event of a type changes the score by a number of points."""
+    """An observed event changes the score.
+
+    ``points`` is fixed or a discretionary range; ``where`` limits the rule to citizens for
+    whom a condition holds (regional pilots, foreigners, ...); ``active`` limits it in time;
+    ``cap`` bounds its total per period; ``expires_after_days`` reverses each change after that
+    many days (old deductions expire); ``override`` caps the tier for a while. Several rules may
+    name the same event: each one that applies does.
+    """
 
     event: str
-    points: float
+    points: float | PointsRange = 0.0
     name: str | None = None
+    where: str | None = None
+    active: WindowSpec | None = None
+    cap: CapSpec | None = None
+    expires_after_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    override: OverrideSpec | None = None
 
     @field_validator("points")
     @classmethod
-    def _fixed_point(cls, v: float) -> float:
-        to_milli(v)
+    def _fixed_point(cls, v):
+        if isinstance(v, float | int):
+            to_milli(v)
         return v
 
     @property
@@ -108,15 +171,78 @@ class AssociationSpec(Strict):
         return self.name or f"association:{self.ties}"
 
 
+Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+
+
+class RestoreSpec(Strict):
+    """Credit restoration by application: once a listed citizen has had no new entry trigger
+    for ``clean_days``, they apply with probability ``apply_rate`` a day and are removed."""
+
+    clean_days: Annotated[int, Field(ge=0, le=36_500)]
+    apply_rate: Probability
+
+
+class ListSpec(Strict):
+    """A blacklist or redlist: who enters, for how long, and how they get off it."""
+
+    name: Name
+    kind: Literal["blacklist", "redlist"]
+    description: str = ""
+    enter_on: list[str] = []
+    enter_when: str | None = None
+    days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    extend_days: Annotated[int, Field(ge=0, le=36_500)] = 0
+    leave_on: list[str] = []
+    leave_when: str | None = None
+    restore: RestoreSpec | None = None
+
+    @model_validator(mode="after")
+    def _has_entry(self):
+        if not self.enter_on and self.enter_when is None:
+            raise ValueError("a list needs enter_on events or an enter_when condition")
+        return self
+
+
+class ConsequenceSpec(Strict):
+    """Joint sanctions denied, or perks granted, to citizens for whom ``when`` holds."""
+
+    when: str
+    deny: list[str] = []
+    grant: list[str] = []
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.deny and not self.grant:
+            raise ValueError("name the sanctions to deny or the perks to grant")
+        return self
+
+
+class ScopeSpec(Strict):
+    """Who is scored. ``exempt`` (a condition on citizens' attributes, e.g. ``rank >= 3``)
+    names those the system never scores or lists."""
+
+    exempt: str | None = None
+
+
 class PolicySpec(Strict):
-    """A scoring policy (the full language grows from this core)."""
+    """A social credit policy: how standing is scored, listed, and what it leads to.
+
+    Families: ``points`` (additive points and grade bands), ``list`` (blacklists and redlists,
+    no score), ``formula`` (a score recomputed from an expression, e.g. a weighted
+    multi-dimension score).
+    """
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
+    family: Literal["points", "list", "formula"] = "points"
+    fiction: bool = False
     score: ScoreSpec = ScoreSpec()
     rules: list[RuleSpec] = []
-    tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=50)]
+    tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=50)] = [TierSpec(name="all")]
+    lists: list[ListSpec] = []
+    sanctions: list[ConsequenceSpec] = []
     association: list[AssociationSpec] = []
+    scope: ScopeSpec = ScopeSpec()
 
     @field_validator("tiers")
     @classmethod
@@ -135,14 +261,21 @@ class PolicySpec(Strict):
             to_milli(m)
         return tiers
 
-    @field_validator("rules")
+    @field_validator("lists")
     @classmethod
-    def _one_rule_per_event(cls, rules: list[RuleSpec]) -> list[RuleSpec]:
-        events = [r.event for r in rules]
-        dupes = sorted({e for e in events if events.count(e) > 1})
-        if dupes:
-            raise ValueError(f"one rule per event type; repeated: {dupes}")
-        return rules
+    def _distinct_lists(cls, lists: list[ListSpec]) -> list[ListSpec]:
+        names = [x.name for x in lists]
+        if len(set(names)) != len(names):
+            raise ValueError(f"list names must be distinct; got {names}")
+        return lists
+
+    @model_validator(mode="after")
+    def _family(self):
+        if self.family == "formula" and self.score.formula is None:
+            raise ValueError("the formula family needs score.formula")
+        if self.family != "formula" and self.score.formula is not None:
+            raise ValueError("score.formula belongs to the formula family (family: formula)")
+        return self
 
     @property
     def tier_names(self) -> list[str]:

@@ -13,7 +13,6 @@ import numpy as np
 
 from panopticon.kernels import tiers
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
-from panopticon.sensors import Observations
 from panopticon.society.ties import CSR
 
 NO_RULE = -1
@@ -25,21 +24,21 @@ INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 @dataclass(frozen=True)
 class CompiledPolicy:
-    """A :class:`PolicySpec` resolved against the run's event list.
+    """A :class:`PolicySpec`'s score, tiers and association resolved to integers.
 
     Attributes:
-        rule_labels: names of ledger rules: event rules first, then association rules.
-        rule_of_event: (T,) int16 rule id per event type, -1 = not scored.
-        delta_of_event: (T,) int64 milli-points per observed event.
-        start, low, high: start score and bounds in milli-points.
+        rule_labels: names of ledger rules: the policy's rules, then association rules, then
+            ``expired:<rule>`` for each policy rule, then ``formula``.
+        first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
+            ``formula``.
+        low, high: score bounds in milli-points.
         tier_names: highest first. tier_floor_desc: tier mins (milli), highest first, k-1 of them.
         association: (rule id, tie layer, weight in ppm, every_days) per association rule.
     """
 
     rule_labels: tuple[str, ...]
-    rule_of_event: np.ndarray
-    delta_of_event: np.ndarray
-    start: int
+    first_expiry_rule: int
+    formula_rule: int
     low: int
     high: int
     tier_names: tuple[str, ...]
@@ -47,22 +46,19 @@ class CompiledPolicy:
     association: tuple[tuple[int, str, int, int], ...]
 
     @classmethod
-    def compile(cls, policy: PolicySpec, events: list[str]) -> CompiledPolicy:
-        """Resolve names to indices and points to milli-points."""
+    def compile(cls, policy: PolicySpec) -> CompiledPolicy:
+        """Resolve labels, bounds and tier floors."""
         labels = [r.label for r in policy.rules]
-        rule_of_event = np.full(len(events), NO_RULE, dtype=np.int16)
-        delta = np.zeros(len(events), dtype=np.int64)
-        for r, rule in enumerate(policy.rules):
-            t = events.index(rule.event)
-            rule_of_event[t] = r
-            delta[t] = to_milli(rule.points)
         assoc = []
         for a in policy.association:
             assoc.append((len(labels), a.ties, round(a.weight * PPM), a.every_days))
             labels.append(a.label)
+        first_expiry = len(labels)
+        labels += [f"expired:{r.label}" for r in policy.rules]
+        labels.append("formula")
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
-        return cls(tuple(labels), rule_of_event, delta, to_milli(s.start),
+        return cls(tuple(labels), first_expiry, len(labels) - 1,
                    INT64_MIN if s.min is None else to_milli(s.min),
                    INT64_MAX if s.max is None else to_milli(s.max),
                    tuple(policy.tier_names), np.asarray(floors, dtype=np.int64),
@@ -90,6 +86,11 @@ class LedgerRows:
         return len(self.citizen)
 
     @staticmethod
+    def empty() -> LedgerRows:
+        """No rows."""
+        return _EMPTY
+
+    @staticmethod
     def concat(parts: list[LedgerRows]) -> LedgerRows:
         """All rows of several stages, in order."""
         parts = [p for p in parts if len(p)] or parts[:1]
@@ -97,50 +98,6 @@ class LedgerRows:
             return parts[0]
         return LedgerRows(*(np.concatenate([getattr(p, f) for p in parts])
                             for f in ("citizen", "rule", "delta", "observation", "truth")))
-
-
-@nb.njit(cache=True, nogil=True)
-def _apply_observations(day, obs_citizen, obs_event, obs_true, rule_of_event, delta_of_event, low,
-                        high, score, false_points, out_citizen, out_rule, out_delta, out_obs,
-                        out_truth):
-    first_id = np.int64(day) << np.int64(32)
-    m = 0
-    for o in range(obs_citizen.shape[0]):
-        r = rule_of_event[obs_event[o]]
-        if r < 0:
-            continue
-        i = obs_citizen[o]
-        new = score[i] + delta_of_event[obs_event[o]]
-        new = min(max(new, low), high)
-        d = new - score[i]
-        if d == 0:
-            continue
-        score[i] = new
-        if not obs_true[o]:
-            false_points[i] += d
-        out_citizen[m] = i
-        out_rule[m] = r
-        out_delta[m] = d
-        out_obs[m] = first_id + o
-        out_truth[m] = 1 if obs_true[o] else 0
-        m += 1
-    return m
-
-
-def score(day: int, obs: Observations, policy: CompiledPolicy, scores: np.ndarray,
-          false_points: np.ndarray) -> LedgerRows:
-    """Apply each observation's rule, in observation order, clamped to the bounds (in place).
-
-    ``false_points`` accumulates, per citizen, the milli-points that came from false
-    observations (what the lab knows and the system does not).
-    """
-    m = len(obs)
-    cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
-            np.empty(m, np.int64), np.empty(m, np.int8))
-    k = _apply_observations(day, obs.citizen, obs.event, obs.is_true, policy.rule_of_event,
-                            policy.delta_of_event, policy.low, policy.high, scores, false_points,
-                            *cols)
-    return LedgerRows(*(c[:k] for c in cols))
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

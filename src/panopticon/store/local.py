@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from panopticon.errors import UserError
 from panopticon.store.tables import Collector, citizens_table
 
-TABLES = ("daily", "events", "ledger", "observations")
+TABLES = ("daily", "events", "ledger", "observations", "lists")
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import TALLY
 
@@ -88,6 +89,22 @@ def observations_table(days: list[int], parts: list, events: Sequence[str],
     })
 
 
+def lists_table(days: list[int], parts: list, list_names: Sequence[str]) -> pa.Table:
+    """List changes: day, citizen, list, change (entered, extended, left, expired, restored),
+    and the observation that caused it (null when a condition or the calendar did)."""
+    lengths = [len(p.citizen) for p in parts]
+    cat = {f: (np.concatenate([getattr(p, f) for p in parts]) if parts else np.empty(0, dt))
+           for f, dt in (("citizen", np.int32), ("list", np.int16), ("change", np.int8),
+                         ("observation", np.int64))}
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), lengths)),
+        "citizen": pa.array(cat["citizen"]),
+        "list": _dictionary(cat["list"], list_names or ["none"]),
+        "change": _dictionary(cat["change"], LIST_CHANGES),
+        "observation": _nullable(cat["observation"], cat["observation"] >= 0),
+    })
+
+
 def citizens_table(sim, state) -> pa.Table:
     """Each citizen's attributes and final standing."""
     pop = sim.society.population
@@ -102,6 +119,8 @@ def citizens_table(sim, state) -> pa.Table:
     cols["score"] = pa.array(state.scores / MILLI)
     cols["tier"] = _dictionary(state.tier, sim.policy.tier_names)
     cols["false_points"] = pa.array(state.false_points / MILLI)
+    for k, lst in enumerate(sim.scenario.policy.lists):
+        cols[f"listed_{lst.name}"] = pa.array(state.policy.until[k] > state.day - 1)
     cols["ever_false"] = pa.array(state.ever_false)
     for layer, csr in sim.society.ties.items():
         cols[f"{layer}_ties"] = pa.array(csr.degree.astype(np.int32))
@@ -122,6 +141,7 @@ class Collector:
         self.events: list[dict[str, np.ndarray]] = []
         self.ledger: list[dict[str, np.ndarray]] = []
         self.observations: list = []
+        self.lists: list = []
 
     def add(self, record) -> None:
         """Buffer one day."""
@@ -130,6 +150,7 @@ class Collector:
         self.events.append(record.events)
         self.ledger.append(record.ledger)
         self.observations.append(record.observations)
+        self.lists.append(record.lists)
 
     def tables(self) -> dict[str, pa.Table]:
         """The buffered days as tables: daily, events, ledger, observations."""
@@ -140,4 +161,6 @@ class Collector:
             "ledger": ledger_table(self.days, self.ledger, sim.policy.rule_labels),
             "observations": observations_table(self.days, self.observations, sim.events,
                                                sim.sensors.names),
+            "lists": lists_table(self.days, self.lists,
+                                 [x.name for x in sim.scenario.policy.lists]),
         }

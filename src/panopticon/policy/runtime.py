@@ -1,0 +1,569 @@
+"""The policy in motion: rules, lists, consequences and their state, bound to one population.
+
+A :class:`PolicySpec` is data; :class:`PolicyRuntime` compiles its conditions against the
+population's columns and keeps what the policy remembers from day to day: when each citizen was
+last observed doing each event, rolling event counts, who is on which list since when, how much
+of a capped rule each citizen has used this period, tier overrides, and deductions waiting to
+expire. Every array is per citizen (shape (n,) or (k, n)); nothing loops over citizens in Python.
+
+Conditions may name these columns: numbers ``age``, ``income`` (yuan/month), ``rank``,
+``score`` (points); categories ``sex``, ``region``, ``group``, ``residency``, ``occupation``,
+``tier``; and call ``listed("list")``, ``days_listed("list")``, ``days_since("event")``
+(observations; :data:`NEVER` if none yet) and ``count("event", days)`` (observations in the last
+``days`` days, today included).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from panopticon.policy.conditions import Column, Condition, ConditionError, Function, compile_condition
+from panopticon.policy.schema import MILLI, PolicySpec, to_milli
+from panopticon.policy.scoring import CompiledPolicy, LedgerRows
+from panopticon.rng import Stage, stream_key, uniform, uniforms_at
+
+NEVER = 1_000_000_000
+"""``days_since`` of an event never observed, and the end day of an open-ended listing."""
+STATIC_NUMBERS = ("age", "income", "rank")
+STATIC_CATEGORIES = ("sex", "region", "group", "residency", "occupation")
+FUNCTIONS = {
+    "listed": Function(("list",), "bool"),
+    "days_listed": Function(("list",), "number"),
+    "days_since": Function(("event",), "number"),
+    "count": Function(("event", "number"), "number"),
+}
+ENTERED, EXTENDED, LEFT, EXPIRED, RESTORED = range(5)
+LIST_CHANGES = ("entered", "extended", "left", "expired", "restored")
+"""What happened to a listing: entered, extended (trigger while listed), left (performance or
+a leave condition), expired (its days ran out), restored (credit restoration granted)."""
+
+
+class PolicyError(ValueError):
+    """A condition in a policy that does not compile; ``path`` is its key path."""
+
+    def __init__(self, path: str, error: ConditionError):
+        self.path, self.error = path, error
+        super().__init__(f"{path}: {error}")
+
+
+def condition_columns(labels: dict[str, tuple[str, ...]], tiers: list[str]) -> dict[str, Column]:
+    """The columns conditions may name, for a population with these category labels."""
+    cols = {name: Column("number") for name in (*STATIC_NUMBERS, "score")}
+    for name in STATIC_CATEGORIES:
+        cols[name] = Column("category", tuple(labels[name]))
+    cols["tier"] = Column("category", tuple(tiers))
+    return cols
+
+
+def compile_policy_conditions(policy: PolicySpec, events: list[str],
+                              labels: dict[str, tuple[str, ...]]) -> dict[str, Condition]:
+    """Every condition of a policy, compiled, by key path (e.g. ``rules[2].where``).
+
+    Raises:
+        PolicyError: for the first condition that does not compile, naming its key path.
+    """
+    columns = condition_columns(labels, policy.tier_names)
+    static = {k: v for k, v in columns.items() if k in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
+    names = {"event": events, "list": [x.name for x in policy.lists], "tier": policy.tier_names}
+    found: dict[str, Condition] = {}
+
+    def add(path: str, text: str | None, expect: str = "bool", only_static: bool = False) -> None:
+        if text is None:
+            return
+        try:
+            found[path] = compile_condition(text, static if only_static else columns,
+                                            {} if only_static else FUNCTIONS, names, expect)
+        except ConditionError as exc:
+            raise PolicyError(path, exc) from None
+
+    if isinstance(policy.score.start, str):
+        add("score.start", policy.score.start, "number", only_static=True)
+    add("score.formula", policy.score.formula, "number")
+    add("scope.exempt", policy.scope.exempt, only_static=True)
+    for r, rule in enumerate(policy.rules):
+        add(f"rules[{r}].where", rule.where)
+    for k, lst in enumerate(policy.lists):
+        add(f"lists[{k}].enter_when", lst.enter_when)
+        add(f"lists[{k}].leave_when", lst.leave_when)
+    for k, c in enumerate(policy.sanctions):
+        add(f"sanctions[{k}].when", c.when)
+    return found
+
+
+@dataclass(frozen=True)
+class RuleTable:
+    """Event rules as arrays (R rules, T event types).
+
+    Attributes:
+        first: (T+1,) int64 rules of event t are ``order[first[t]:first[t+1]]``; order: (R,).
+        plain: (R,) bool, a rule with fixed points and nothing else (the fast path).
+        delta: (R,) int64 fixed milli-points; lo, hi: (R,) whole points of a range (lo > hi: none).
+        from_day, to_day: (R,) int64 active window. where_row: (R,) int64 row of the day's
+        where masks (-1: everyone). cap: (R,) int64 milli-points per period (0: no cap);
+        cap_days: (R,) int64; cap_row: (R,) int64 row of cap usage (-1: none).
+        expires: (R,) int64 days until reversal (0: never). override_tier, override_days: (R,)
+        int64 tier index the grade is capped at (-1: no override) and for how long.
+    """
+
+    first: np.ndarray
+    order: np.ndarray
+    plain: np.ndarray
+    delta: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    from_day: np.ndarray
+    to_day: np.ndarray
+    where_row: np.ndarray
+    cap: np.ndarray
+    cap_days: np.ndarray
+    cap_row: np.ndarray
+    expires: np.ndarray
+    override_tier: np.ndarray
+    override_days: np.ndarray
+
+    @classmethod
+    def compile(cls, policy: PolicySpec, events: list[str]) -> RuleTable:
+        """Resolve names and points."""
+        rules = policy.rules
+        r_count = len(rules)
+        by_event = sorted(range(r_count), key=lambda r: (events.index(rules[r].event), r))
+        counts = np.bincount([events.index(r.event) for r in rules], minlength=len(events))
+        first = np.zeros(len(events) + 1, dtype=np.int64)
+        np.cumsum(counts, out=first[1:])
+
+        def column(f, dtype=np.int64):
+            return np.asarray([f(r) for r in rules], dtype=dtype).reshape(r_count)
+
+        where_rows = np.cumsum([r.where is not None for r in rules]) - 1
+        cap_rows = np.cumsum([r.cap is not None for r in rules]) - 1
+        return cls(
+            first=first, order=np.asarray(by_event, dtype=np.int64),
+            plain=column(lambda r: isinstance(r.points, int | float) and r.where is None
+                         and r.active is None and r.cap is None and r.override is None
+                         and r.expires_after_days is None, np.bool_),
+            delta=column(lambda r: 0 if not isinstance(r.points, int | float) else to_milli(r.points)),
+            lo=column(lambda r: int(r.points.min) if not isinstance(r.points, int | float) else 1),
+            hi=column(lambda r: int(r.points.max) if not isinstance(r.points, int | float) else 0),
+            from_day=column(lambda r: r.active.from_day if r.active else 0),
+            to_day=column(lambda r: (r.active.to_day or NEVER) if r.active else NEVER),
+            where_row=np.where([r.where is not None for r in rules], where_rows, -1).astype(np.int64)
+            if r_count else np.zeros(0, np.int64),
+            cap=column(lambda r: to_milli(r.cap.points) if r.cap else 0),
+            cap_days=column(lambda r: r.cap.days if r.cap else 1),
+            cap_row=np.where([r.cap is not None for r in rules], cap_rows, -1).astype(np.int64)
+            if r_count else np.zeros(0, np.int64),
+            expires=column(lambda r: r.expires_after_days or 0),
+            override_tier=column(lambda r: policy.tier_names.index(r.override.max_tier)
+                                 if r.override else -1),
+            override_days=column(lambda r: r.override.days if r.override else 0),
+        )
+
+
+@nb.njit(cache=True, nogil=True)
+def _apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_order, plain,
+                 delta, lo, hi, from_day, to_day, where_row, where, any_exempt, exempt, cap,
+                 cap_days, cap_row, cap_used, cap_period, expires, override_tier, override_days,
+                 tier_cap, tier_cap_until, low, high, scores, false_points, out_citizen, out_rule,
+                 out_delta, out_obs, out_truth, out_due):
+    first_id = np.int64(day) << np.int64(32)
+    m = 0
+    for o in range(obs_citizen.shape[0]):
+        i = obs_citizen[o]
+        if any_exempt and exempt[i]:
+            continue
+        t = obs_event[o]
+        for p in range(table_first[t], table_first[t + 1]):
+            r = table_order[p]
+            d = delta[r]
+            row = -1
+            if not plain[r]:
+                if day < from_day[r] or day >= to_day[r]:
+                    continue
+                if where_row[r] >= 0 and not where[where_row[r], i]:
+                    continue
+                if override_tier[r] >= 0:  # the grade cap holds whatever the points
+                    current = tier_cap[i] if tier_cap_until[i] > day else 0
+                    tier_cap[i] = max(current, override_tier[r])
+                    tier_cap_until[i] = max(tier_cap_until[i], day + override_days[r])
+                if lo[r] <= hi[r]:  # discretionary: whole points drawn in [lo, hi]
+                    u = uniform(key, (np.uint64(o) << np.uint64(8)) + np.uint64(r))
+                    d = (lo[r] + np.int64(u * (hi[r] - lo[r] + 1))) * 1000
+                row = cap_row[r]
+                if row >= 0:
+                    period = day // cap_days[r]
+                    if cap_period[row, i] != period:
+                        cap_period[row, i] = period
+                        cap_used[row, i] = 0
+                    room = cap[r] - abs(cap_used[row, i])
+                    d = max(-room, min(room, d))
+            new = min(max(scores[i] + d, low), high)
+            d = new - scores[i]
+            if d == 0:
+                continue
+            if row >= 0:
+                cap_used[row, i] += d
+            scores[i] = new
+            if not obs_true[o]:
+                false_points[i] += d
+            out_citizen[m] = i
+            out_rule[m] = r
+            out_delta[m] = d
+            out_obs[m] = first_id + o
+            out_truth[m] = 1 if obs_true[o] else 0
+            out_due[m] = day + expires[r] if expires[r] > 0 else -1
+            m += 1
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
+def _enter_lists(day, obs_citizen, obs_event, enters, leaves, exempt, days, extend, until, since,
+                 trigger, out_citizen, out_list, out_change, out_obs):
+    """Observation-driven list changes, in observation order (lists x events masks)."""
+    first_id = np.int64(day) << np.int64(32)
+    m = 0
+    for o in range(obs_citizen.shape[0]):
+        i = obs_citizen[o]
+        if exempt[i]:
+            continue
+        t = obs_event[o]
+        for k in range(enters.shape[0]):
+            change = -1
+            if enters[k, t]:
+                trigger[k, i] = day
+                if until[k, i] <= day:
+                    since[k, i] = day
+                    until[k, i] = day + days[k] if days[k] > 0 else NEVER
+                    change = ENTERED
+                elif extend[k] > 0 and until[k, i] < NEVER:
+                    until[k, i] += extend[k]
+                    change = EXTENDED
+            elif leaves[k, t] and until[k, i] > day:
+                until[k, i] = day
+                change = LEFT
+            if change >= 0:
+                out_citizen[m] = i
+                out_list[m] = k
+                out_change[m] = change
+                out_obs[m] = first_id + o
+                m += 1
+    return m
+
+
+@dataclass(frozen=True)
+class ListChanges:
+    """List changes of one day: citizen int32, list int16, change int8 (:data:`LIST_CHANGES`),
+    observation int64 run-wide id (-1 when not caused by an observation)."""
+
+    citizen: np.ndarray
+    list: np.ndarray
+    change: np.ndarray
+    observation: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[ListChanges]) -> ListChanges:
+        """Several stages' changes, in order."""
+        return ListChanges(*(np.concatenate([getattr(p, f) for p in parts]) if parts
+                             else np.empty(0, dt) for f, dt in
+                             (("citizen", np.int32), ("list", np.int16), ("change", np.int8),
+                              ("observation", np.int64))))
+
+
+class PolicyRuntime:
+    """A policy bound to a population, with its day-to-day memory (see the module docstring)."""
+
+    STATE = ("last_seen", "until", "since", "trigger", "cap_used", "cap_period", "tier_cap",
+             "tier_cap_until", "due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
+
+    def __init__(self, policy: PolicySpec, events: list[str], population, seed: int):
+        self.policy, self.events, self.seed = policy, list(events), seed
+        n = population.n
+        self.labels = population.labels
+        self.conditions = compile_policy_conditions(policy, self.events, self.labels)
+        self.static = {c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
+        self.rules = RuleTable.compile(policy, self.events)
+        exempt = self.conditions.get("scope.exempt")
+        self.exempt = exempt(self.static, _no_calls) if exempt else np.zeros(n, dtype=bool)
+        self.any_exempt = bool(self.exempt.any())
+        self.lists = policy.lists
+        t_count, l_count = len(self.events), len(self.lists)
+        self.enters = np.zeros((l_count, t_count), dtype=np.bool_)
+        self.leaves = np.zeros((l_count, t_count), dtype=np.bool_)
+        for k, lst in enumerate(self.lists):
+            self.enters[k, [self.events.index(e) for e in lst.enter_on]] = True
+            self.leaves[k, [self.events.index(e) for e in lst.leave_on]] = True
+        self.list_days = np.asarray([x.days or 0 for x in self.lists], dtype=np.int64)
+        self.list_extend = np.asarray([x.extend_days for x in self.lists], dtype=np.int64)
+        # counters the conditions call: days_since needs last_seen, count needs a window log
+        calls = {c for cond in self.conditions.values() for c in cond.calls}
+        tracked = sorted({a[0] for f, a in calls if f in ("days_since", "count")})
+        self.tracked = {e: j for j, e in enumerate(tracked)}
+        self.windows = sorted({(a[0], int(a[1])) for f, a in calls if f == "count"})
+        self.depth = {e: max([w for ev, w in self.windows if ev == e], default=0) for e in tracked}
+        self.log: dict[str, deque] = {e: deque() for e in tracked if self.depth[e] > 0}
+        self.window_counts = {w: np.zeros(n, dtype=np.int32) for w in self.windows}
+        self.last_seen = np.full((len(tracked), n), -NEVER, dtype=np.int64)
+        self.until = np.zeros((l_count, n), dtype=np.int64)  # listed while until > day
+        self.since = np.zeros((l_count, n), dtype=np.int64)
+        self.trigger = np.zeros((l_count, n), dtype=np.int64)
+        n_caps = int((self.rules.cap_row >= 0).sum())
+        self.cap_used = np.zeros((n_caps, n), dtype=np.int64)
+        self.cap_period = np.full((n_caps, n), -1, dtype=np.int64)
+        self.tier_cap = np.zeros(n, dtype=np.int64)
+        self.tier_cap_until = np.zeros(n, dtype=np.int64)
+        empty = np.empty(0, dtype=np.int64)
+        self.due, self.due_citizen, self.due_delta = empty, empty, empty
+        self.due_rule, self.due_obs, self.due_truth = empty, empty, empty
+        self._static_where: dict[str, np.ndarray] = {}
+        self._nobody = np.zeros((1, n), dtype=bool)  # the where masks of a policy without any
+
+    # ------------------------------------------------------------------ state
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """The runtime's memory as arrays (for checkpoints)."""
+        out = {f"policy.{k}": getattr(self, k).copy() for k in self.STATE}
+        for e, log in self.log.items():
+            out[f"policy.log.{e}.days"] = np.asarray([d for d, _ in log], dtype=np.int64)
+            out[f"policy.log.{e}.sizes"] = np.asarray([len(c) for _, c in log], dtype=np.int64)
+            out[f"policy.log.{e}.citizens"] = (np.concatenate([c for _, c in log]) if log
+                                               else np.empty(0, np.int32))
+        return out
+
+    def restore(self, snap: dict[str, np.ndarray], day: int) -> None:
+        """Load :meth:`snapshot` arrays; rolling counts are rebuilt from the log."""
+        for k in self.STATE:
+            setattr(self, k, snap[f"policy.{k}"].copy())
+        for e in self.log:
+            days = snap[f"policy.log.{e}.days"]
+            parts = np.split(snap[f"policy.log.{e}.citizens"],
+                             np.cumsum(snap[f"policy.log.{e}.sizes"])[:-1])
+            self.log[e] = deque(zip(days.tolist(), parts, strict=True))
+        for (e, w), counts in self.window_counts.items():
+            counts[:] = 0
+            for d, citizens in self.log[e]:
+                if d > day - 1 - w:
+                    np.add.at(counts, citizens, 1)
+
+    # ------------------------------------------------------------------ conditions
+    def context(self, day: int, scores: np.ndarray, tier: np.ndarray):
+        """(columns, call) for evaluating conditions today."""
+        columns = dict(self.static)
+        columns["score"] = scores / MILLI
+        columns["tier"] = tier
+
+        def call(name: str, args: tuple) -> np.ndarray:
+            if name == "listed":
+                return self.until[self._list(args[0])] > day
+            if name == "days_listed":
+                k = self._list(args[0])
+                return np.where(self.until[k] > day, day - self.since[k], 0).astype(np.float64)
+            if name == "days_since":
+                last = self.last_seen[self.tracked[args[0]]]
+                return np.minimum(day - last, NEVER).astype(np.float64)
+            return self.window_counts[(args[0], int(args[1]))].astype(np.float64)
+
+        return columns, call
+
+    def _list(self, name: str) -> int:
+        return next(k for k, x in enumerate(self.lists) if x.name == name)
+
+    def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray) -> np.ndarray:
+        """One compiled condition, evaluated on today's state."""
+        return self.conditions[path](*self.context(day, scores, tier))
+
+    # ------------------------------------------------------------------ the day
+    def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
+        """Update the counters with today's observations (before anything reads them)."""
+        for e, j in self.tracked.items():
+            citizens = obs_citizen[obs_event == self.events.index(e)]
+            self.last_seen[j, citizens] = day
+            if e in self.log:
+                self.log[e].append((day, citizens))
+                while self.log[e] and self.log[e][0][0] <= day - self.depth[e]:
+                    self.log[e].popleft()
+        for (e, w), counts in self.window_counts.items():
+            np.add.at(counts, self.log[e][-1][1], 1)
+            for d, citizens in self.log[e]:  # the day that just left this window
+                if d == day - w:
+                    np.subtract.at(counts, citizens, 1)
+
+    def start_scores(self, n: int) -> np.ndarray:
+        """Day-0 scores in milli-points (a number, or an expression per citizen)."""
+        s = self.policy.score
+        start = np.full(n, to_milli(s.start), dtype=np.int64) if not isinstance(s.start, str) \
+            else np.round(self.conditions["score.start"](self.static, _no_calls) * MILLI
+                          ).astype(np.int64)
+        return np.clip(start, _bound(s.min, -2**62), _bound(s.max, 2**62))
+
+    def lists_today(self, day: int, obs, scores: np.ndarray, tier: np.ndarray) -> ListChanges:
+        """Today's list changes, in order: listings whose days ran out, then entries,
+        extensions and exits caused by observations, then the enter/leave conditions, then
+        credit restoration. A citizen is listed on day d while ``until > d``."""
+        parts = [_changes(self.until[k] == day, k, EXPIRED) for k in range(len(self.lists))]
+        if self.lists and len(obs):
+            m = len(obs) * len(self.lists)
+            cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int8),
+                    np.empty(m, np.int64))
+            k = _enter_lists(day, obs.citizen, obs.event, self.enters, self.leaves, self.exempt,
+                             self.list_days, self.list_extend, self.until, self.since,
+                             self.trigger, *cols)
+            parts.append(ListChanges(*(c[:k] for c in cols)))
+        for k, lst in enumerate(self.lists):
+            if lst.enter_when:
+                enter = self.evaluate(f"lists[{k}].enter_when", day, scores, tier) \
+                    & (self.until[k] <= day) & ~self.exempt
+                self.since[k, enter] = day
+                self.trigger[k, enter] = day
+                self.until[k, enter] = day + lst.days if lst.days else NEVER
+                parts.append(_changes(enter, k, ENTERED))
+            if lst.leave_when:
+                leave = self.evaluate(f"lists[{k}].leave_when", day, scores, tier) \
+                    & (self.until[k] > day)
+                self.until[k, leave] = day
+                parts.append(_changes(leave, k, LEFT))
+            if lst.restore:
+                eligible = np.flatnonzero((self.until[k] > day)
+                                          & (day - self.trigger[k] >= lst.restore.clean_days))
+                key = stream_key(self.seed, Stage.POLICY, day, k)
+                restored = eligible[uniforms_at(key, eligible) < lst.restore.apply_rate]
+                self.until[k, restored] = day
+                mask = np.zeros(len(self.exempt), dtype=bool)
+                mask[restored] = True
+                parts.append(_changes(mask, k, RESTORED))
+        return ListChanges.concat(parts)
+
+    def where_masks(self, day: int, scores: np.ndarray, tier: np.ndarray) -> np.ndarray:
+        """(R_where, n) bool: for each rule with ``where``, whom it applies to today. Conditions
+        on fixed attributes are evaluated once."""
+        rows = []
+        for r, rule in enumerate(self.policy.rules):
+            if rule.where is None:
+                continue
+            path = f"rules[{r}].where"
+            cond = self.conditions[path]
+            if cond.calls or not cond.columns <= set(self.static):
+                rows.append(self.evaluate(path, day, scores, tier))
+            else:
+                if path not in self._static_where:
+                    self._static_where[path] = cond(self.static, _no_calls)
+                rows.append(self._static_where[path])
+        return np.stack(rows) if rows else self._nobody
+
+    def score(self, day: int, obs, policy: CompiledPolicy, scores: np.ndarray,
+              false_points: np.ndarray, tier: np.ndarray) -> LedgerRows:
+        """Apply every rule of every observation, in observation order (scores in place).
+
+        A rule applies when its window is open, its ``where`` holds and the citizen is not
+        exempt; its points are fixed or drawn from its range, bounded by its cap and by the
+        score bounds. Overrides take effect whatever the points. Changes to expire later are
+        queued.
+        """
+        m = len(obs) * max(1, int(np.diff(self.rules.first).max(initial=1)))
+        cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
+                np.empty(m, np.int64), np.empty(m, np.int8))
+        due = np.empty(m, np.int64)
+        rt = self.rules
+        k = _apply_rules(day, stream_key(self.seed, Stage.SCORE, day), obs.citizen, obs.event,
+                         obs.is_true, rt.first, rt.order, rt.plain, rt.delta, rt.lo, rt.hi,
+                         rt.from_day, rt.to_day, rt.where_row, self.where_masks(day, scores, tier),
+                         self.any_exempt, self.exempt,
+                         rt.cap, rt.cap_days, rt.cap_row, self.cap_used, self.cap_period,
+                         rt.expires, rt.override_tier, rt.override_days, self.tier_cap,
+                         self.tier_cap_until, policy.low, policy.high, scores, false_points,
+                         *cols, due)
+        rows = LedgerRows(*(c[:k] for c in cols))
+        later = due[:k] >= 0
+        if later.any():
+            self.due = np.concatenate([self.due, due[:k][later]])
+            self.due_citizen = np.concatenate([self.due_citizen, rows.citizen[later]])
+            self.due_delta = np.concatenate([self.due_delta, rows.delta[later]])
+            self.due_rule = np.concatenate([self.due_rule, rows.rule[later]])
+            self.due_obs = np.concatenate([self.due_obs, rows.observation[later]])
+            self.due_truth = np.concatenate([self.due_truth, rows.truth[later]])
+        return rows
+
+    def expire(self, day: int, policy: CompiledPolicy, scores: np.ndarray,
+               false_points: np.ndarray) -> LedgerRows:
+        """Reverse the changes whose expiry day is today (ledger rule ``expired:<rule>``)."""
+        now = self.due == day
+        if not now.any():
+            return LedgerRows.empty()
+        keep = ~now
+        citizen, delta = self.due_citizen[now], self.due_delta[now]
+        rule, obs, truth = self.due_rule[now], self.due_obs[now], self.due_truth[now]
+        for name in ("due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth"):
+            setattr(self, name, getattr(self, name)[keep])
+        applied = _reverse(citizen, delta, truth, policy.low, policy.high, scores, false_points)
+        changed = applied != 0
+        return LedgerRows(citizen[changed].astype(np.int32),
+                          (rule[changed] + policy.first_expiry_rule).astype(np.int16),
+                          applied[changed], obs[changed], truth[changed].astype(np.int8))
+
+    def recompute(self, day: int, policy: CompiledPolicy, scores: np.ndarray,
+                  tier: np.ndarray) -> LedgerRows:
+        """The formula family: on its schedule, every non-exempt score becomes the formula."""
+        s = self.policy.score
+        if s.formula is None or (day + 1) % s.every_days:
+            return LedgerRows.empty()
+        value = np.round(self.evaluate("score.formula", day, scores, tier) * MILLI)
+        new = np.clip(value, policy.low, policy.high).astype(np.int64)
+        new[self.exempt] = scores[self.exempt]
+        changed = np.flatnonzero(new != scores)
+        delta = new[changed] - scores[changed]
+        scores[changed] = new[changed]
+        return LedgerRows(changed.astype(np.int32),
+                          np.full(len(changed), policy.formula_rule, np.int16), delta,
+                          np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
+
+    def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
+        """Tiers after overrides: no better than an active override's tier."""
+        if not (self.rules.override_tier >= 0).any():
+            return tier
+        active = self.tier_cap_until > day
+        return np.where(active, np.maximum(tier, self.tier_cap), tier).astype(np.uint8)
+
+    def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray
+                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Who is denied each sanction and granted each perk today: name -> bool (n,).
+
+        Exempt citizens are never denied anything.
+        """
+        denied: dict[str, np.ndarray] = {}
+        granted: dict[str, np.ndarray] = {}
+        for k, c in enumerate(self.policy.sanctions):
+            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier)
+            for name in c.deny:
+                denied[name] = denied.get(name, False) | (mask & ~self.exempt)
+            for name in c.grant:
+                granted[name] = granted.get(name, False) | mask
+        return denied, granted
+
+
+@nb.njit(cache=True, nogil=True)
+def _reverse(citizen, delta, truth, low, high, scores, false_points):
+    """Undo changes in order, clamped to the bounds; returns what was applied."""
+    applied = np.empty(citizen.shape[0], np.int64)
+    for j in range(citizen.shape[0]):
+        i = citizen[j]
+        new = min(max(scores[i] - delta[j], low), high)
+        applied[j] = new - scores[i]
+        scores[i] = new
+        if truth[j] == 0:
+            false_points[i] += applied[j]
+    return applied
+
+
+def _bound(value: float | None, default: int) -> int:
+    return default if value is None else to_milli(value)
+
+
+def _no_calls(name: str, args: tuple) -> np.ndarray:  # pragma: no cover - static conditions
+    raise AssertionError(f"static condition called {name}")
+
+
+def _changes(mask: np.ndarray, k: int, change: int) -> ListChanges:
+    idx = np.flatnonzero(mask).astype(np.int32)
+    return ListChanges(idx, np.full(len(idx), k, np.int16), np.full(len(idx), change, np.int8),
+                       np.full(len(idx), -1, np.int64))
