@@ -175,12 +175,23 @@ def initial_state(sim: Simulation) -> State:
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest)))
 
 
-def step(sim: Simulation, state: State) -> DayRecord:
-    """Simulate one day in place and return what it produced."""
-    d, seed, pop = state.day, sim.seed, sim.society.population
-    rules, scores = state.policy, state.scores
-    true = behave(seed, d, state.rates, state.total, state.cdf)
-    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region)
+@dataclass(frozen=True)
+class PolicyDay:
+    """What the policy did on one day: ledger columns, list changes, and who is denied each
+    sanction and granted each perk (name -> bool (n,))."""
+
+    ledger: dict[str, np.ndarray]
+    lists: ListChanges
+    denied: dict[str, np.ndarray]
+    granted: dict[str, np.ndarray]
+
+
+def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
+    """Score, list, associate and classify one day's observations (state in place).
+
+    This is the policy's half of :func:`step`; tests feed it planted observations.
+    """
+    d, rules, scores = state.day, state.policy, state.scores
     rules.remember(d, obs.citizen, obs.event)
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
@@ -189,16 +200,26 @@ def step(sim: Simulation, state: State) -> DayRecord:
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
     denied, granted = rules.consequences(d, scores, state.tier)
-    # opportunities, appeals and manipulation come in later stages
-    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
+    return PolicyDay(rows, listings, denied, granted)
+
+
+def step(sim: Simulation, state: State) -> DayRecord:
+    """Simulate one day in place and return what it produced."""
+    d, seed, pop = state.day, sim.seed, sim.society.population
+    true = behave(seed, d, state.rates, state.total, state.cdf)
+    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region)
+    policy = apply_policy(sim, state, obs)
+    # opportunities, appeals and manipulation come in later stages
+    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
     tally = dict(zip(TALLY, counts, strict=True))
-    metrics = measure(d, scores, state.tier, sim.policy.tier_names, tally, obs,
-                      len(rows["citizen"]), state.ever_false, state.false_points)
-    metrics.update(standing(d, rules.until, [x.name for x in rules.lists], denied, granted))
+    metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
+                      len(policy.ledger["citizen"]), state.ever_false, state.false_points)
+    metrics.update(standing(d, state.policy.until, [x.name for x in state.policy.lists],
+                            policy.denied, policy.granted))
     state.day = d + 1
-    return DayRecord(d, metrics, tally, obs, rows, listings)
+    return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists)
 
 
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,

@@ -8,6 +8,7 @@ column and key path.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -256,6 +257,8 @@ class ScenarioSpec(Strict):
         for src in self.sensors.values():
             used |= set(src.events) | set(src.phantom_events or ())
         used |= {r.event for r in self.policy.rules}
+        for lst in self.policy.lists:
+            used |= set(lst.enter_on) | set(lst.leave_on)
         return [e for e in EVENTS_BY_NAME if e in used]
 
 
@@ -364,8 +367,54 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                 out.append((("sensors", sname, "coverage"),
                             f"coverage needs every region; missing {sorted(missing)}"))
         cats(("sensors", sname, "false_match_multipliers"), src.false_match_multipliers)
-    for i, rule in enumerate(policy.rules if policy is not None else ()):
-        event(("policy", "rules", i, "event"), rule.event)
+    if policy is not None:
+        labels = {k: tuple(v) for k, v in categories.items()} if categories else None
+        out += [(("policy", *path), msg) for path, msg in check_policy(policy, labels)]
+    return out
+
+
+def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None
+                 ) -> list[tuple[tuple, str]]:
+    """A policy's names and conditions: events, tiers, sanctions and perks exist, and every
+    condition compiles (against the society's categories; the default society if None)."""
+    from panopticon.catalogue import PERKS, SANCTIONS
+    from panopticon.policy.runtime import PolicyError, compile_policy_conditions
+
+    out: list[tuple[tuple, str]] = []
+
+    def known(path: tuple, name: str, table, what: str) -> None:
+        if name not in table:
+            close = difflib.get_close_matches(name, list(table), 3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            out.append((path, f"unknown {what} {name!r}{hint}"))
+
+    for i, rule in enumerate(policy.rules):
+        known(("rules", i, "event"), rule.event, EVENTS_BY_NAME, "event type")
+        if rule.override is not None:
+            known(("rules", i, "override", "max_tier"), rule.override.max_tier,
+                  policy.tier_names, "tier")
+    for k, lst in enumerate(policy.lists):
+        for key in ("enter_on", "leave_on"):
+            for j, e in enumerate(getattr(lst, key)):
+                known(("lists", k, key, j), e, EVENTS_BY_NAME, "event type")
+    for k, c in enumerate(policy.sanctions):
+        for j, name in enumerate(c.deny):
+            known(("sanctions", k, "deny", j), name, SANCTIONS, "sanction")
+        for j, name in enumerate(c.grant):
+            known(("sanctions", k, "grant", j), name, PERKS, "perk")
+    if out:
+        return out
+    if labels is None:
+        soc = SocietySpec()
+        labels = {"sex": ("female", "male"), "region": tuple(soc.region.labels()),
+                  "group": tuple(soc.group.labels()), "residency": tuple(soc.residency.labels()),
+                  "occupation": (*soc.occupation.labels(), *DERIVED_OCCUPATIONS)}
+    try:
+        compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels)
+    except PolicyError as exc:
+        path = tuple(int(p) if p.isdigit() else p
+                     for p in exc.path.replace("[", ".").replace("]", "").split("."))
+        out.append((path, str(exc.error)))
     return out
 
 
@@ -392,9 +441,14 @@ def policy_preset_names() -> list[str]:
 
 
 def load_policy(path: str | Path) -> PolicySpec:
-    """Load and validate a policy file."""
+    """Load and validate a policy file (conditions checked against the default society)."""
     data, positions = read_yaml(path)
-    return validate(PolicySpec, data, positions, str(path), what="policy")
+    policy = validate(PolicySpec, data, positions, str(path), what="policy")
+    problems = [Problem(str(path), *locate(positions, p), dotted(p), msg)
+                for p, msg in check_policy(policy)]
+    if problems:
+        raise UserError("invalid policy", problems)
+    return policy
 
 
 def load_scenario(path: str | Path) -> ScenarioSpec:

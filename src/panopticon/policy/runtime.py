@@ -377,6 +377,8 @@ class PolicyRuntime:
     def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
         """Update the counters with today's observations (before anything reads them)."""
         for e, j in self.tracked.items():
+            if e not in self.events:
+                continue  # never observed in this run: days_since stays NEVER, counts 0
             citizens = obs_citizen[obs_event == self.events.index(e)]
             self.last_seen[j, citizens] = day
             if e in self.log:
@@ -384,6 +386,8 @@ class PolicyRuntime:
                 while self.log[e] and self.log[e][0][0] <= day - self.depth[e]:
                     self.log[e].popleft()
         for (e, w), counts in self.window_counts.items():
+            if not self.log[e] or self.log[e][-1][0] != day:
+                continue
             np.add.at(counts, self.log[e][-1][1], 1)
             for d, citizens in self.log[e]:  # the day that just left this window
                 if d == day - w:
