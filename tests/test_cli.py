@@ -9,11 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
 from panopticon import cli
 from panopticon.cli import app
+from panopticon.scenario import preset_names
 
 runner = CliRunner()
 PANOPTICON = Path(sys.executable).with_name("panopticon")
@@ -395,6 +397,23 @@ def test_presets_name_prints_yaml_that_validates(tmp_path, name):
     check = runner.invoke(app, ["validate", str(file)])
     assert_ok(check)
     assert f"({name})" in check.stdout
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_show_prints_the_scenario_and_its_policy_ready_to_edit(tmp_path, name):
+    """`presets show NAME` prints the scenario and `--policy` its policy preset; edited copies
+    (the policy inlined into the scenario) validate and keep the family shown in the table."""
+    scenario = runner.invoke(app, ["presets", "show", name])
+    policy = runner.invoke(app, ["presets", "show", name, "--policy"])
+    assert_ok(scenario)
+    assert_ok(policy)
+    data = yaml.safe_load(scenario.stdout)
+    data["policy"] = yaml.safe_load(policy.stdout)
+    file = write(tmp_path, yaml.safe_dump(data), "edited.yaml")
+    assert_ok(runner.invoke(app, ["validate", str(file)]))
+    family = data["policy"].get("family", "points")
+    listing = runner.invoke(app, ["presets"])
+    assert family in listing.stdout
 
 
 def test_presets_unknown_name_exits_2():

@@ -303,7 +303,7 @@ def test_ledger_replays_to_the_scores_exactly(spec):
     sim = engine.build(spec)
     rec = _Recorder()
     state = engine.run(sim, sink=rec)
-    n, pol = sim.n, sim.policy
+    pol = sim.policy
     replay = engine.initial_state(sim).scores.copy()
     for day_rows, after in zip(rec.ledger, rec.scores, strict=True):
         for i, d in zip(day_rows["citizen"], day_rows["delta"], strict=True):

@@ -222,23 +222,41 @@ def query(
 
 @app.command()
 def presets(
-    name: Annotated[str | None, typer.Argument(help="Show this preset's YAML.")] = None,
+    words: Annotated[list[str] | None, typer.Argument(
+        help="`show NAME` (or just NAME) prints that preset's YAML.", show_default=False,
+        metavar="[show] [NAME]")] = None,
+    policy: Annotated[bool, typer.Option(
+        "--policy", help="With a NAME: print the policy preset instead of the scenario.")] = False,
 ) -> None:
-    """List the packaged scenario presets, or print one to copy and edit."""
-    from panopticon.scenario import load_preset, preset_names, preset_path
+    """List the packaged presets (name, family, what it models), or print one to copy and edit."""
+    from panopticon.scenario import load_preset, policy_preset_path, preset_names, preset_path
 
-    if name is not None:
+    words = list(words or [])
+    if words[:1] == ["show"]:
+        words = words[1:]
+        if not words:
+            _fail(UserError("`presets show` needs a preset NAME; see `panopticon presets`"))
+    if len(words) > 1:
+        _fail(UserError(f"one preset at a time; got {' '.join(words)}"))
+    if words:
         try:
-            load_preset(name)
+            spec = load_preset(words[0])
         except UserError as exc:
             _fail(exc)
-        print(preset_path(name).read_text(), end="")
+        path = policy_preset_path(spec.policy.name) if policy else preset_path(words[0])
+        if not path.exists():
+            _fail(UserError(f"{words[0]}: its policy is written inline in the scenario"))
+        print(path.read_text(), end="")
         return
-    table = Table(title="scenario presets (`panopticon run --preset NAME`)")
-    table.add_column("name", style="bold")
+    table = Table(title="presets (`panopticon run --preset NAME`, `panopticon presets show NAME`)")
+    table.add_column("name", style="bold", no_wrap=True)
+    table.add_column("family", no_wrap=True)
     table.add_column("what it models")
     for preset in preset_names():
-        table.add_row(preset, " ".join(load_preset(preset).description.split()))
+        spec = load_preset(preset)
+        what = " ".join(spec.description.split())
+        label = f"{spec.policy.family} (fiction)" if spec.policy.fiction else spec.policy.family
+        table.add_row(preset, label, what)
     out.print(table)
 
 
