@@ -38,7 +38,8 @@ def _days(spec, days: int):
     out = []
     for d in range(days):
         true = behave(sim.seed, d, state.rates, state.total, state.cdf)
-        obs, status, _ = observe(sim.seed, d, true, sim.sensors, sim.society.population.region)
+        obs, status, _ = observe(sim.seed, d, true, sim.sensors, sim.society.population.region,
+                                 sim.society.population.abroad)
         out.append((true, obs, status))
     return sim, out
 
@@ -140,7 +141,8 @@ def test_initial_rates_apply_multipliers_bands_and_min_age():
         region=np.array([1, 0, 0, 0], u8), group=np.zeros(4, u8), residency=np.zeros(4, u8),
         occupation=np.array([0, 1, 0, 2], u8),
         income=np.array([1500.0, 0.0, 1499.0, 6000.0], np.float32), rank=np.zeros(4, u8),
-        household=np.arange(4, dtype=np.int32), partner=np.full(4, -1, np.int32), labels=labels)
+        household=np.arange(4, dtype=np.int32), partner=np.full(4, -1, np.int32),
+        abroad=np.zeros(4, bool), labels=labels)
     events = ["late_loan_payment", "red_light", "volunteering"]
     rates = initial_rates(spec, events, pop, seed=1)
     # red_light: male rural 0.1*1.5*0.5; male but 15 (< 16); female urban 0.1; male urban 0.15

@@ -168,7 +168,7 @@ def initial_state(sim: Simulation) -> State:
     total, cdf = np.empty(n), np.empty((n, 3))
     totals(rates, total, cdf)
     policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed)
-    scores = policy.start_scores(n)
+    scores = policy.start.copy()
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
                  total=total, cdf=cdf, false_points=np.zeros(n, dtype=np.int64),
                  ever_false=np.zeros(n, dtype=bool), policy=policy,
@@ -196,8 +196,10 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
     listings = rules.lists_today(d, obs, scores, state.tier)
-    changes.append(associate(d, sim.policy, sim.society.ties, scores))
+    changes.append(associate(d, sim.policy, sim.society.ties, scores,
+                             rules.exempt if rules.any_exempt else None))
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))
+    changes.append(rules.abroad_today(d, sim.policy, scores))
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
     denied, granted = rules.consequences(d, scores, state.tier)
     rows = ledger.day_columns(LedgerRows.concat(changes))
@@ -209,7 +211,7 @@ def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
     true = behave(seed, d, state.rates, state.total, state.cdf)
-    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region)
+    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region, pop.abroad)
     policy = apply_policy(sim, state, obs)
     # opportunities, appeals and manipulation come in later stages
     respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)

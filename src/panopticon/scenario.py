@@ -100,6 +100,9 @@ class SocietySpec(Strict):
         weights=[0.22, 0.25, 0.25, 0.13, 0.03, 0.12])
     official_rank: Table = Table(values=[1, 2, 3, 4, 5], weights=[0.5, 0.3, 0.13, 0.05, 0.02])
     retirement_age: NonNegative = 65
+    abroad_share: Probability = 0.0
+    """Share of adult citizens (residency ``citizen``) living abroad: domestic sensors do not
+    see what they do; the policy's ``scope.abroad`` says how they are scored."""
     ties: TiesSpec = TiesSpec()
 
     @field_validator("residency")

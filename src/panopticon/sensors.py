@@ -187,7 +187,7 @@ def _pick(cdf, u):
 
 
 @nb.njit(cache=True, nogil=True)
-def _observe(key, citizen, event, seq, region, source_of_event, detect, misattribution,
+def _observe(key, citizen, event, seq, region, abroad, source_of_event, detect, misattribution,
              victim_cdf, members, pstarts, p_cit, p_evt, p_src, n_events):
     """One pass over the day's true events and phantoms: each event's status, the tally, and
     the observation columns (observed true events in event order, then the phantoms)."""
@@ -207,7 +207,7 @@ def _observe(key, citizen, event, seq, region, source_of_event, detect, misattri
         s = source_of_event[t]
         tally[0, t] += 1
         c = (np.uint64(i) << np.uint64(10)) + (np.uint64(seq[e]) << np.uint64(2))
-        if s < 0 or uniform(key, c) >= detect[s, region[i]]:
+        if s < 0 or abroad[i] or uniform(key, c) >= detect[s, region[i]]:
             status[e] = NOT_OBSERVED
             tally[2, t] += 1
             continue
@@ -267,8 +267,9 @@ def _phantom_fill(key, members, block_first, block_len, block_profile, phantom_c
 
 
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
-            region: np.ndarray) -> tuple[Observations, np.ndarray, np.ndarray]:
-    """Turn one day's true events into observations.
+            region: np.ndarray, abroad: np.ndarray) -> tuple[Observations, np.ndarray, np.ndarray]:
+    """Turn one day's true events into observations. Events of citizens living abroad
+    (``abroad``, bool (n,)) are not seen by domestic sources; phantoms can still name them.
 
     Returns:
         The observations (true ones in event order, then phantoms by profile block); the
@@ -292,7 +293,7 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
                   model.block_profile, model.phantom_cdf, model.phantom_events,
                   model.phantom_starts, counts, first, p_cit, p_evt, p_src)
     status, tally, *columns = _observe(
-        stream_key(seed, Stage.OBSERVE, day), true.citizen, true.event, true.seq, region,
+        stream_key(seed, Stage.OBSERVE, day), true.citizen, true.event, true.seq, region, abroad,
         model.source_of_event, model.detect, model.misattribution, model.victim_cdf,
         model.profile_members, model.profile_starts, p_cit, p_evt, p_src,
         len(model.source_of_event))

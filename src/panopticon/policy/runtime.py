@@ -10,7 +10,7 @@ Conditions may name these columns: numbers ``age``, ``income`` (yuan/month), ``r
 ``score`` (points); categories ``sex``, ``region``, ``group``, ``residency``, ``occupation``,
 ``tier``; and call ``listed("list")``, ``days_listed("list")``, ``days_since("event")``
 (observations; :data:`NEVER` if none yet) and ``count("event", days)`` (observations in the last
-``days`` days, today included).
+``days`` days, today included) and ``abroad()`` (the citizen lives abroad).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ FUNCTIONS = {
     "days_listed": Function(("list",), "number"),
     "days_since": Function(("event",), "number"),
     "count": Function(("event", "number"), "number"),
+    "abroad": Function((), "bool"),
 }
 ENTERED, EXTENDED, LEFT, EXPIRED, RESTORED = range(5)
 LIST_CHANGES = ("entered", "extended", "left", "expired", "restored")
@@ -285,8 +286,11 @@ class PolicyRuntime:
         self.conditions = compile_policy_conditions(policy, self.events, self.labels)
         self.static = {c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
         self.rules = RuleTable.compile(policy, self.events)
+        self.abroad = population.abroad
         exempt = self.conditions.get("scope.exempt")
         self.exempt = exempt(self.static, _no_calls) if exempt else np.zeros(n, dtype=bool)
+        if policy.scope.abroad.mode == "freeze":
+            self.exempt = self.exempt | self.abroad  # frozen: nothing changes their standing
         self.any_exempt = bool(self.exempt.any())
         self.lists = policy.lists
         t_count, l_count = len(self.events), len(self.lists)
@@ -319,6 +323,7 @@ class PolicyRuntime:
         self.due_rule, self.due_obs, self.due_truth = empty, empty, empty
         self._static_where: dict[str, np.ndarray] = {}
         self._nobody = np.zeros((1, n), dtype=bool)  # the where masks of a policy without any
+        self._start: np.ndarray | None = None
 
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, np.ndarray]:
@@ -359,6 +364,8 @@ class PolicyRuntime:
             if name == "days_listed":
                 k = self._list(args[0])
                 return np.where(self.until[k] > day, day - self.since[k], 0).astype(np.float64)
+            if name == "abroad":
+                return self.abroad.copy()
             if name == "days_since":
                 last = self.last_seen[self.tracked[args[0]]]
                 return np.minimum(day - last, NEVER).astype(np.float64)
@@ -393,13 +400,17 @@ class PolicyRuntime:
                 if d == day - w:
                     np.subtract.at(counts, citizens, 1)
 
-    def start_scores(self, n: int) -> np.ndarray:
-        """Day-0 scores in milli-points (a number, or an expression per citizen)."""
-        s = self.policy.score
-        start = np.full(n, to_milli(s.start), dtype=np.int64) if not isinstance(s.start, str) \
-            else np.round(self.conditions["score.start"](self.static, _no_calls) * MILLI
-                          ).astype(np.int64)
-        return np.clip(start, _bound(s.min, -2**62), _bound(s.max, 2**62))
+    @property
+    def start(self) -> np.ndarray:
+        """Day-0 scores in milli-points (a number, or an expression per citizen), (n,)."""
+        if self._start is None:
+            s = self.policy.score
+            n = len(self.exempt)
+            start = np.full(n, to_milli(s.start), dtype=np.int64) if not isinstance(s.start, str) \
+                else np.round(self.conditions["score.start"](self.static, _no_calls) * MILLI
+                              ).astype(np.int64)
+            self._start = np.clip(start, _bound(s.min, -2**62), _bound(s.max, 2**62))
+        return self._start
 
     def lists_today(self, day: int, obs, scores: np.ndarray, tier: np.ndarray) -> ListChanges:
         """Today's list changes, in order: listings whose days ran out, then entries,
@@ -520,6 +531,24 @@ class PolicyRuntime:
         return LedgerRows(changed.astype(np.int32),
                           np.full(len(changed), policy.formula_rule, np.int16), delta,
                           np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
+
+    def abroad_today(self, day: int, policy: CompiledPolicy, scores: np.ndarray) -> LedgerRows:
+        """``decay`` or ``penalty`` of citizens living abroad, on the policy's schedule."""
+        spec = self.policy.scope.abroad
+        if spec.mode not in ("decay", "penalty") or (day + 1) % spec.every_days:
+            return LedgerRows.empty()
+        who = np.flatnonzero(self.abroad & ~self.exempt)
+        if spec.mode == "penalty":
+            target = scores[who] - to_milli(spec.points)
+        else:
+            target = scores[who] + np.round(spec.rate * (self.start[who] - scores[who])).astype(np.int64)
+        new = np.clip(target, policy.low, policy.high)
+        delta = new - scores[who]
+        scores[who] = new
+        keep = delta != 0
+        return LedgerRows(who[keep].astype(np.int32),
+                          np.full(int(keep.sum()), policy.formula_rule + 1, np.int16), delta[keep],
+                          np.full(int(keep.sum()), -1, np.int64), np.full(int(keep.sum()), -1, np.int8))
 
     def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
         """Tiers after overrides: no better than an active override's tier."""

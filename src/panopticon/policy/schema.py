@@ -217,11 +217,35 @@ class ConsequenceSpec(Strict):
         return self
 
 
+class AbroadSpec(Strict):
+    """How citizens living abroad are scored (domestic sensors do not see them):
+
+    ``as_home``: like everyone else (only phantoms and association reach them); ``freeze``:
+    their standing does not change at all; ``decay``: every ``every_days`` days their score
+    moves ``rate`` of the way back to the start score; ``penalty``: every ``every_days`` days
+    they lose ``points`` for missing data.
+    """
+
+    mode: Literal["as_home", "freeze", "decay", "penalty"] = "as_home"
+    rate: Probability = 0.0
+    points: Annotated[float, Field(ge=0)] = 0.0
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 30
+
+    @field_validator("points")
+    @classmethod
+    def _fixed_point(cls, v: float) -> float:
+        to_milli(v)
+        return v
+
+
 class ScopeSpec(Strict):
-    """Who is scored. ``exempt`` (a condition on citizens' attributes, e.g. ``rank >= 3``)
-    names those the system never scores or lists."""
+    """Who is scored, and how. ``exempt`` (a condition on citizens' attributes, e.g.
+    ``rank >= 3``) names those the system never scores or lists: their standing never changes.
+    Resident foreigners and tourists can get their own rules (``where``) and a base score
+    (``score.start`` as an expression of residency and income)."""
 
     exempt: str | None = None
+    abroad: AbroadSpec = AbroadSpec()
 
 
 class PolicySpec(Strict):

@@ -28,7 +28,7 @@ class CompiledPolicy:
 
     Attributes:
         rule_labels: names of ledger rules: the policy's rules, then association rules, then
-            ``expired:<rule>`` for each policy rule, then ``formula``.
+            ``expired:<rule>`` for each policy rule, then ``formula`` and ``abroad``.
         first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
             ``formula``.
         low, high: score bounds in milli-points.
@@ -55,10 +55,10 @@ class CompiledPolicy:
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{r.label}" for r in policy.rules]
-        labels.append("formula")
+        labels += ["formula", "abroad"]
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
-        return cls(tuple(labels), first_expiry, len(labels) - 1,
+        return cls(tuple(labels), first_expiry, len(labels) - 2,
                    INT64_MIN if s.min is None else to_milli(s.min),
                    INT64_MAX if s.max is None else to_milli(s.max),
                    tuple(policy.tier_names), np.asarray(floors, dtype=np.int64),
@@ -126,8 +126,8 @@ def _pull(indptr, indices, scores, weight_ppm, low, high, out):
         out[i] = new - scores[i]
 
 
-def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR],
-              scores: np.ndarray) -> LedgerRows:
+def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np.ndarray,
+              frozen: np.ndarray | None = None) -> LedgerRows:
     """Pull scores toward ties' mean on the rules' schedule (day+1 a multiple of every_days).
 
     Each rule is synchronous: every citizen's pull reads the scores from before that rule.
@@ -140,6 +140,8 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR],
         out = np.empty(len(scores), dtype=np.int64)
         csr = ties[layer]
         _pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high, out)
+        if frozen is not None:
+            out[frozen] = 0  # exempt or frozen citizens are never pulled (they still pull)
         changed = np.flatnonzero(out)
         scores[changed] += out[changed]
         parts.append(LedgerRows(changed.astype(np.int32), np.full(len(changed), rule, np.int16),

@@ -32,6 +32,7 @@ class Population:
         rank: official rank, uint8 (0 = not an official).
         household: household id, int32 (households are contiguous runs of ids).
         partner: partner's citizen id, int32 (-1 = none).
+        abroad: bool, a citizen living abroad (domestic sensors do not see them).
         labels: category names of each coded column.
     """
 
@@ -45,6 +46,7 @@ class Population:
     rank: np.ndarray
     household: np.ndarray
     partner: np.ndarray
+    abroad: np.ndarray
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
@@ -57,7 +59,7 @@ class Population:
     def columns(self) -> dict[str, np.ndarray]:
         """Every attribute by name."""
         names = ("age", "sex", "region", "group", "residency", "occupation", "income", "rank",
-                 "household", "partner")
+                 "household", "partner", "abroad")
         return {k: getattr(self, k) for k in names}
 
     @property
@@ -175,9 +177,12 @@ def generate_society(spec: SocietySpec, n: int, seed: int) -> Society:
     partner[heads] = heads + 1
     partner[heads + 1] = heads
 
+    is_citizen = residency == labels["residency"].index("citizen") \
+        if "citizen" in labels["residency"] else np.zeros(n, dtype=bool)
+    abroad = is_citizen & (age >= 18) & (u(14, n) < spec.abroad_share)
     population = Population(age=age, sex=sex, region=region, group=group, residency=residency,
                             occupation=occupation, income=income, rank=rank, household=household,
-                            partner=partner, labels=labels)
+                            partner=partner, abroad=abroad, labels=labels)
     return Society(population, _ties(spec, population, starts, seed))
 
 
