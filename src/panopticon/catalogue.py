@@ -71,6 +71,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
               "a post criticising officials or policy"),
     EventType("spreading_rumours", "speech", "online", 1 / 2000, 0,
               "a post the authorities label a rumour"),
+    EventType("public_outburst", "speech", "cameras", 1 / 1000, 0,
+              "losing one's temper in public, filmed or seen by bystanders"),
     # pro-social
     EventType("volunteering", "prosocial", "civic", 1 / 90, 1, "a day of registered volunteering"),
     EventType("blood_donation", "prosocial", "civic", 1 / 700, 1, "a blood donation"),

@@ -200,6 +200,7 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
                              rules.exempt if rules.any_exempt else None))
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))
     changes.append(rules.abroad_today(d, sim.policy, scores))
+    changes.append(rules.ratings_today(d, obs, sim.policy, sim.society.ties, scores, state.tier))
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
     denied, granted = rules.consequences(d, scores, state.tier)
     rows = ledger.day_columns(LedgerRows.concat(changes))

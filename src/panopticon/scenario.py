@@ -262,6 +262,8 @@ class ScenarioSpec(Strict):
         used |= {r.event for r in self.policy.rules}
         for lst in self.policy.lists:
             used |= set(lst.enter_on) | set(lst.leave_on)
+        if self.policy.peer_rating is not None:
+            used |= set(self.policy.peer_rating.incident_events)
         return [e for e in EVENTS_BY_NAME if e in used]
 
 
@@ -400,6 +402,8 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
         for key in ("enter_on", "leave_on"):
             for j, e in enumerate(getattr(lst, key)):
                 known(("lists", k, key, j), e, EVENTS_BY_NAME, "event type")
+    for j, e in enumerate(policy.peer_rating.incident_events if policy.peer_rating else ()):
+        known(("peer_rating", "incident_events", j), e, EVENTS_BY_NAME, "event type")
     for k, c in enumerate(policy.sanctions):
         for j, name in enumerate(c.deny):
             known(("sanctions", k, "deny", j), name, SANCTIONS, "sanction")

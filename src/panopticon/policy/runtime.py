@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from panopticon.behaviour import poisson_count
 from panopticon.policy.conditions import Column, Condition, ConditionError, Function, compile_condition
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows
@@ -84,6 +85,8 @@ def compile_policy_conditions(policy: PolicySpec, events: list[str],
     if isinstance(policy.score.start, str):
         add("score.start", policy.score.start, "number", only_static=True)
     add("score.formula", policy.score.formula, "number")
+    if policy.peer_rating is not None:
+        add("peer_rating.opinion", policy.peer_rating.opinion, "number")
     add("scope.exempt", policy.scope.exempt, only_static=True)
     for r, rule in enumerate(policy.rules):
         add(f"rules[{r}].where", rule.where)
@@ -278,6 +281,7 @@ class PolicyRuntime:
 
     STATE = ("last_seen", "until", "since", "trigger", "cap_used", "cap_period", "tier_cap",
              "tier_cap_until", "due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
+    RATINGS = ("sum_w", "sum_wr", "rating_mean", "boost_until")
 
     def __init__(self, policy: PolicySpec, events: list[str], population, seed: int):
         self.policy, self.events, self.seed = policy, list(events), seed
@@ -324,11 +328,18 @@ class PolicyRuntime:
         self._static_where: dict[str, np.ndarray] = {}
         self._nobody = np.zeros((1, n), dtype=bool)  # the where masks of a policy without any
         self._start: np.ndarray | None = None
+        self.state_names = self.STATE
+        if policy.peer_rating is not None:  # weights in ppm, stars in milli-stars
+            self.sum_w = np.zeros(n, dtype=np.int64)
+            self.sum_wr = np.zeros(n, dtype=np.int64)
+            self.rating_mean = np.full(n, to_milli(policy.score.start), dtype=np.int64)
+            self.boost_until = np.zeros(n, dtype=np.int64)
+            self.state_names = (*self.STATE, *self.RATINGS)
 
     # ------------------------------------------------------------------ state
     def snapshot(self) -> dict[str, np.ndarray]:
         """The runtime's memory as arrays (for checkpoints)."""
-        out = {f"policy.{k}": getattr(self, k).copy() for k in self.STATE}
+        out = {f"policy.{k}": getattr(self, k).copy() for k in self.state_names}
         for e, log in self.log.items():
             out[f"policy.log.{e}.days"] = np.asarray([d for d, _ in log], dtype=np.int64)
             out[f"policy.log.{e}.sizes"] = np.asarray([len(c) for _, c in log], dtype=np.int64)
@@ -338,7 +349,7 @@ class PolicyRuntime:
 
     def restore(self, snap: dict[str, np.ndarray], day: int) -> None:
         """Load :meth:`snapshot` arrays; rolling counts are rebuilt from the log."""
-        for k in self.STATE:
+        for k in self.state_names:
             setattr(self, k, snap[f"policy.{k}"].copy())
         for e in self.log:
             days = snap[f"policy.log.{e}.days"]
@@ -550,6 +561,36 @@ class PolicyRuntime:
                           np.full(int(keep.sum()), policy.formula_rule + 1, np.int16), delta[keep],
                           np.full(int(keep.sum()), -1, np.int64), np.full(int(keep.sum()), -1, np.int8))
 
+    def ratings_today(self, day: int, obs, policy: CompiledPolicy, ties: dict,
+                      scores: np.ndarray, tier: np.ndarray) -> LedgerRows:
+        """The ``peer_rating`` family: today's ratings move each rated citizen's score by the
+        change of their weighted mean (rules' points stay on top of it)."""
+        spec = self.policy.peer_rating
+        if spec is None:
+            return LedgerRows.empty()
+        if spec.incident_events and len(obs):
+            hit = np.isin(obs.event, [self.events.index(e) for e in spec.incident_events
+                                      if e in self.events])
+            citizens = obs.citizen[hit]
+            self.boost_until[citizens] = np.maximum(self.boost_until[citizens], day + spec.incident_days)
+        opinion = self.evaluate("peer_rating.opinion", day, scores, tier)
+        layer = ties[spec.ties]
+        prior = round(spec.prior * 1_000_000)
+        start = to_milli(self.policy.score.start)
+        _rate(stream_key(self.seed, Stage.POLICY, day, 1_000), layer.indptr, layer.indices, scores,
+              opinion, spec.ratings_per_day, spec.noise, spec.rater_weight_exponent,
+              self.boost_until, spec.incident_weight, day, self.exempt, self.sum_w, self.sum_wr)
+        mean = (prior * start + self.sum_wr + (prior + self.sum_w) // 2) // (prior + self.sum_w)
+        move = np.where(self.exempt, 0, mean - self.rating_mean)
+        self.rating_mean = np.where(self.exempt, self.rating_mean, mean)
+        new = np.clip(scores + move, policy.low, policy.high)
+        changed = np.flatnonzero(new != scores)
+        delta = new[changed] - scores[changed]
+        scores[changed] = new[changed]
+        return LedgerRows(changed.astype(np.int32),
+                          np.full(len(changed), policy.formula_rule + 2, np.int16), delta,
+                          np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
+
     def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
         """Tiers after overrides: no better than an active override's tier."""
         if not (self.rules.override_tier >= 0).any():
@@ -572,6 +613,33 @@ class PolicyRuntime:
             for name in c.grant:
                 granted[name] = granted.get(name, False) | mask
         return denied, granted
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _rate(key, indptr, indices, scores, opinion, lam, noise, exponent, boost_until, boost, day,
+          exempt, sum_w, sum_wr):
+    """Each citizen receives Poisson(lam) ratings from ties; adds weight (ppm) and weight x stars
+    (ppm x milli-stars) to their sums. Writes only the rated citizen's own sums (parallel-safe)."""
+    p0 = np.exp(-lam)
+    for i in nb.prange(scores.shape[0]):
+        degree = indptr[i + 1] - indptr[i]
+        if degree == 0 or exempt[i]:
+            continue
+        c = np.uint64(i) << np.uint64(8)
+        u = uniform(key, c)
+        k_i = 0 if u < p0 else poisson_count(u, p0, lam, 60)
+        for k in range(k_i):
+            slot = c + np.uint64(3 * k + 1)
+            j = indices[indptr[i] + np.int64(uniform(key, slot) * degree)]
+            z = np.sqrt(-2.0 * np.log(1.0 - uniform(key, slot + np.uint64(1)))) * np.cos(
+                2.0 * np.pi * uniform(key, slot + np.uint64(2)))
+            stars = min(5.0, max(1.0, np.floor(opinion[i] + noise * z + 0.5)))
+            w = (max(scores[j], 0) / 5000.0) ** exponent
+            if stars < 3.0 and boost_until[i] > day:
+                w *= boost
+            w_ppm = np.int64(np.floor(w * 1_000_000 + 0.5))
+            sum_w[i] += w_ppm
+            sum_wr[i] += w_ppm * np.int64(stars) * 1000
 
 
 @nb.njit(cache=True, nogil=True)

@@ -248,17 +248,42 @@ class ScopeSpec(Strict):
     abroad: AbroadSpec = AbroadSpec()
 
 
+class PeerRatingSpec(Strict):
+    """The ``peer_rating`` family: citizens rate each other after interactions, and the score
+    is the weighted mean of the stars a citizen has received.
+
+    Each day a citizen receives a Poisson number of ratings (mean ``ratings_per_day``) from
+    ties of the ``ties`` layer. A rating is ``opinion`` (an expression over the rated citizen's
+    columns, in stars) plus normal noise of sd ``noise``, rounded to whole stars and clipped to
+    1-5. A rating weighs ``(rater's score / 5) ** rater_weight_exponent``; ``prior`` ratings of
+    ``score.start`` stars stand in for the past. After one of ``incident_events``, negative
+    ratings (below 3 stars) weigh ``incident_weight`` times as much for ``incident_days`` days.
+    Rules add their points on top of the mean (an official deduction of 1 star, say).
+    """
+
+    ties: Literal["family", "friends", "work", "partner"] = "friends"
+    ratings_per_day: Annotated[float, Field(gt=0, le=20)] = 1.0
+    opinion: str = "3.5"
+    noise: Annotated[float, Field(ge=0, le=5)] = 0.8
+    rater_weight_exponent: Annotated[float, Field(ge=0, le=10)] = 2.0
+    prior: Annotated[float, Field(ge=0, le=1000)] = 5.0
+    incident_events: list[str] = []
+    incident_weight: Annotated[float, Field(ge=1, le=100)] = 1.0
+    incident_days: Annotated[int, Field(ge=0, le=3650)] = 1
+
+
 class PolicySpec(Strict):
     """A social credit policy: how standing is scored, listed, and what it leads to.
 
     Families: ``points`` (additive points and grade bands), ``list`` (blacklists and redlists,
     no score), ``formula`` (a score recomputed from an expression, e.g. a weighted
-    multi-dimension score).
+    multi-dimension score), ``peer_rating`` (1-5 stars from other citizens, weighted by the
+    rater's own score; fiction).
     """
 
     name: Annotated[str, Field(min_length=1)]
     description: str = ""
-    family: Literal["points", "list", "formula"] = "points"
+    family: Literal["points", "list", "formula", "peer_rating"] = "points"
     fiction: bool = False
     score: ScoreSpec = ScoreSpec()
     rules: list[RuleSpec] = []
@@ -267,6 +292,7 @@ class PolicySpec(Strict):
     sanctions: list[ConsequenceSpec] = []
     association: list[AssociationSpec] = []
     scope: ScopeSpec = ScopeSpec()
+    peer_rating: PeerRatingSpec | None = None
 
     @field_validator("tiers")
     @classmethod
@@ -299,6 +325,11 @@ class PolicySpec(Strict):
             raise ValueError("the formula family needs score.formula")
         if self.family != "formula" and self.score.formula is not None:
             raise ValueError("score.formula belongs to the formula family (family: formula)")
+        if (self.family == "peer_rating") != (self.peer_rating is not None):
+            raise ValueError("the peer_rating family and the peer_rating section go together")
+        if self.family == "peer_rating" and (isinstance(self.score.start, str)
+                                             or not 1 <= self.score.start <= 5):
+            raise ValueError("a peer rating starts at a number of stars from 1 to 5")
         return self
 
     @property

@@ -28,7 +28,7 @@ class CompiledPolicy:
 
     Attributes:
         rule_labels: names of ledger rules: the policy's rules, then association rules, then
-            ``expired:<rule>`` for each policy rule, then ``formula`` and ``abroad``.
+            ``expired:<rule>`` for each policy rule, then ``formula``, ``abroad`` and ``ratings``.
         first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
             ``formula``.
         low, high: score bounds in milli-points.
@@ -55,10 +55,10 @@ class CompiledPolicy:
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{r.label}" for r in policy.rules]
-        labels += ["formula", "abroad"]
+        labels += ["formula", "abroad", "ratings"]
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
-        return cls(tuple(labels), first_expiry, len(labels) - 2,
+        return cls(tuple(labels), first_expiry, len(labels) - 3,
                    INT64_MIN if s.min is None else to_milli(s.min),
                    INT64_MAX if s.max is None else to_milli(s.max),
                    tuple(policy.tier_names), np.asarray(floors, dtype=np.int64),
