@@ -6,6 +6,7 @@ import numpy as np
 from conftest import build_scenario
 
 from panopticon import engine
+from panopticon.sensors import Observations
 
 ABROAD = {"society": {"abroad_share": 0.5}, "run": {"days": 30}}
 
@@ -107,3 +108,27 @@ def test_foreigners_can_start_from_a_base_score_of_residency_and_income():
     assert (state.scores[citizen] == 100_000).all()
     want = np.round(np.minimum(60 + pop.income[~citizen].astype(np.float64) / 1000, 90) * 1000)
     np.testing.assert_array_equal(state.scores[~citizen], want.astype(np.int64))
+
+
+def test_a_listed_tie_counts_against_a_citizen():
+    """association {ties: family, listed: defaulters, points: -20, every_days: 1}: a citizen with
+    two listed family members loses 40 points that day; one with none loses nothing."""
+    spec = build_scenario(policy={
+        "association": [{"ties": "family", "listed": "defaulters", "points": -20, "every_days": 1}],
+        "lists": [{"name": "defaulters", "kind": "blacklist", "enter_on": ["late_loan_payment"],
+                   "days": 100}]})
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    family = sim.society.ties["family"]
+    i = int(np.flatnonzero(family.degree >= 2)[0])
+    mates = family.neighbours(i)[:2]
+    t = sim.events.index("late_loan_payment")
+    obs = Observations(mates.astype(np.int32), np.full(2, t, np.int16), np.zeros(2, np.int8),
+                       np.ones(2, bool), mates.astype(np.int32))
+    before = state.scores.copy()
+    day = engine.apply_policy(sim, state, obs)
+    rule = sim.policy.rule_labels.index("association:family:defaulters")
+    rows = day.ledger["rule"] == rule
+    assert day.ledger["delta"][rows & (day.ledger["citizen"] == i)].tolist() == [-40_000]
+    lonely = int(np.flatnonzero(family.degree == 0)[0])
+    assert state.scores[lonely] == before[lonely]

@@ -198,6 +198,7 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     listings = rules.lists_today(d, obs, scores, state.tier)
     changes.append(associate(d, sim.policy, sim.society.ties, scores,
                              rules.exempt if rules.any_exempt else None))
+    changes.append(rules.listed_ties_today(d, sim.policy, sim.society.ties, scores))
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))
     changes.append(rules.abroad_today(d, sim.policy, scores))
     changes.append(rules.ratings_today(d, obs, sim.policy, sim.society.ties, scores, state.tier))

@@ -591,6 +591,28 @@ class PolicyRuntime:
                           np.full(len(changed), policy.formula_rule + 2, np.int16), delta,
                           np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
 
+    def listed_ties_today(self, day: int, policy: CompiledPolicy, ties: dict,
+                          scores: np.ndarray) -> LedgerRows:
+        """Guilt by association: ``points`` per tie on the named list, on the rule's schedule."""
+        parts = []
+        for k, a in enumerate(self.policy.association):
+            rule_id = len(self.policy.rules) + k  # ledger ids: rules, then association rules
+            if a.listed is None or (day + 1) % a.every_days:
+                continue
+            layer = ties[a.ties]
+            listed = self.until[self._list(a.listed)] > day
+            count = _count_listed(layer.indptr, layer.indices, listed)
+            count[self.exempt] = 0
+            who = np.flatnonzero(count)
+            new = np.clip(scores[who] + count[who] * to_milli(a.points), policy.low, policy.high)
+            delta = new - scores[who]
+            scores[who] = new
+            keep = delta != 0
+            k = int(keep.sum())
+            parts.append(LedgerRows(who[keep].astype(np.int32), np.full(k, rule_id, np.int16),
+                                    delta[keep], np.full(k, -1, np.int64), np.full(k, -1, np.int8)))
+        return LedgerRows.concat(parts) if parts else LedgerRows.empty()
+
     def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
         """Tiers after overrides: no better than an active override's tier."""
         if not (self.rules.override_tier >= 0).any():
@@ -640,6 +662,16 @@ def _rate(key, indptr, indices, scores, opinion, lam, noise, exponent, boost_unt
             w_ppm = np.int64(np.floor(w * 1_000_000 + 0.5))
             sum_w[i] += w_ppm
             sum_wr[i] += w_ppm * np.int64(stars) * 1000
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _count_listed(indptr, indices, listed):
+    """How many of each citizen's ties are listed, int64 (n,)."""
+    out = np.zeros(indptr.shape[0] - 1, dtype=np.int64)
+    for i in nb.prange(out.shape[0]):
+        for p in range(indptr[i], indptr[i + 1]):
+            out[i] += listed[indices[p]]
+    return out
 
 
 @nb.njit(cache=True, nogil=True)

@@ -150,11 +150,14 @@ class TierSpec(Strict):
 
 
 class AssociationSpec(Strict):
-    """Standing pulled toward ties: every ``every_days`` days, synchronously,
-    ``score += weight * (mean score of ties - score)``, rounded to the nearest milli-point."""
+    """Standing through ties, every ``every_days`` days, synchronously. Either a pull:
+    ``score += weight * (mean score of ties - score)``, rounded to the nearest milli-point; or
+    guilt by association: ``score += points * (number of ties on list <listed>)``."""
 
     ties: TieKind
-    weight: Probability
+    weight: Probability = 0.0
+    listed: str | None = None
+    points: float = 0.0
     every_days: Annotated[int, Field(ge=1, le=3650)] = 7
     name: str | None = None
 
@@ -165,10 +168,21 @@ class AssociationSpec(Strict):
             raise ValueError("weight must be a multiple of 0.000001")
         return v
 
+    @model_validator(mode="after")
+    def _one_kind(self):
+        to_milli(self.points)
+        if (self.weight > 0) == (self.listed is not None):
+            raise ValueError("give either a pull weight, or listed and points (not both)")
+        if self.listed is not None and self.points == 0:
+            raise ValueError("listed ties need points (e.g. -20 per listed tie)")
+        return self
+
     @property
     def label(self) -> str:
         """The rule's name in ledgers and reports."""
-        return self.name or f"association:{self.ties}"
+        if self.name:
+            return self.name
+        return f"association:{self.ties}" + (f":{self.listed}" if self.listed else "")
 
 
 Name = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
@@ -318,6 +332,14 @@ class PolicySpec(Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"list names must be distinct; got {names}")
         return lists
+
+    @model_validator(mode="after")
+    def _listed_ties_name_lists(self):
+        names = [x.name for x in self.lists]
+        for a in self.association:
+            if a.listed is not None and a.listed not in names:
+                raise ValueError(f"association names list {a.listed!r}; the lists are {names}")
+        return self
 
     @model_validator(mode="after")
     def _family(self):

@@ -50,8 +50,9 @@ class CompiledPolicy:
         """Resolve labels, bounds and tier floors."""
         labels = [r.label for r in policy.rules]
         assoc = []
-        for a in policy.association:
-            assoc.append((len(labels), a.ties, round(a.weight * PPM), a.every_days))
+        for a in policy.association:  # listed-ties rules are the runtime's (it knows the lists)
+            if a.listed is None:
+                assoc.append((len(labels), a.ties, round(a.weight * PPM), a.every_days))
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{r.label}" for r in policy.rules]
