@@ -58,7 +58,7 @@ class RunResult:
     _tables: dict[str, pa.Table] | None = None
 
     def table(self, name: str) -> pa.Table:
-        """``daily``, ``events``, ``ledger``, ``observations`` or ``citizens``."""
+        """``daily``, ``events``, ``ledger``, ``observations``, ``lists`` or ``citizens``."""
         if self._tables is not None:
             if name not in self._tables:
                 raise UserError(f"no table {name!r}; tables are {sorted(self._tables)}")
@@ -85,6 +85,11 @@ class RunResult:
     def observations(self) -> pa.Table:
         """Every observation with its truth and true actor."""
         return self.table("observations")
+
+    @cached_property
+    def lists(self) -> pa.Table:
+        """Every list change: day, citizen, list, change, observation."""
+        return self.table("lists")
 
     @cached_property
     def citizens(self) -> pa.Table:
