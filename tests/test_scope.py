@@ -132,3 +132,14 @@ def test_a_listed_tie_counts_against_a_citizen():
     assert day.ledger["delta"][rows & (day.ledger["citizen"] == i)].tolist() == [-40_000]
     lonely = int(np.flatnonzero(family.degree == 0)[0])
     assert state.scores[lonely] == before[lonely]
+
+
+def test_an_association_rule_is_either_a_pull_or_listed_ties():
+    """An association rule with neither a weight nor a list, or with both, is refused by name."""
+    import pytest
+
+    from panopticon.errors import UserError
+
+    for rule in ({"ties": "friends"}, {"ties": "friends", "weight": 0.1, "listed": "x", "points": -1}):
+        with pytest.raises(UserError, match="either a pull weight, or listed and points"):
+            build_scenario(policy={"association": [rule]})

@@ -266,7 +266,7 @@ def scenarios(draw):
     high = draw(st.one_of(st.none(), st.integers(start, 250)))
     assoc = draw(st.lists(st.fixed_dictionaries({
         "ties": st.sampled_from(["family", "friends", "work", "partner"]),
-        "weight": st.integers(0, 1_000_000).map(lambda w: w / 1_000_000),
+        "weight": st.integers(1, 1_000_000).map(lambda w: w / 1_000_000),
         "every_days": st.integers(1, 5)}), max_size=2))
     data = {
         "run": {"citizens": draw(st.integers(1, 250)), "days": draw(st.integers(1, 12)),

@@ -134,7 +134,7 @@ class _Memory:
 
 def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         days: int | None = None, seed: int | None = None, out: str | Path | None = None,
-        progress: Any = None) -> RunResult:
+        progress: Any = None, threads: int | None = None) -> RunResult:
     """Run a scenario; store it under ``out`` if given, else keep the tables in memory.
 
     Args:
@@ -142,6 +142,8 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         citizens, days, seed: override the scenario's run settings.
         out: root folder of the run store (a new run folder is made in it).
         progress: optional sink (``day(record, state)``, ``checkpoint(state)``), e.g. a bar.
+        threads: CPU threads for the day loop (default: see ``engine.run``); results do not
+            depend on it.
     """
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days, seed=seed)
@@ -152,7 +154,7 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
     if out is None:
         memory = _Memory(sim)
         t1 = time.perf_counter()
-        state = engine.run(sim, state, _Tee(memory, progress))
+        state = engine.run(sim, state, _Tee(memory, progress), threads=threads)
         loop_s = time.perf_counter() - t1
         tables = memory.collector.tables()
         tables["citizens"] = citizens_table(sim, state)
@@ -165,13 +167,14 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
                                "ledger_head": state.ledger_head.hex()}}
         return RunResult(manifest, None, tables)
     writer = local.RunWriter.create(sim, Path(out), code_version())
-    return _drive(sim, state, writer, progress, setup_s)
+    return _drive(sim, state, writer, progress, setup_s, threads)
 
 
-def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float) -> RunResult:
+def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
+           threads: int | None = None) -> RunResult:
     t1 = time.perf_counter()
     try:
-        state = engine.run(sim, state, _Tee(writer, progress))
+        state = engine.run(sim, state, _Tee(writer, progress), threads=threads)
     except KeyboardInterrupt:
         writer.mark(local.INTERRUPTED, "interrupted")
         raise RunInterrupted(writer.dir, writer.manifest["days_completed"]) from None
@@ -191,7 +194,7 @@ def open_run(path: str | Path) -> RunResult:
     return RunResult(local.read_manifest(path), path)
 
 
-def resume(path: str | Path, progress: Any = None) -> RunResult:
+def resume(path: str | Path, progress: Any = None, threads: int | None = None) -> RunResult:
     """Continue an interrupted run from its last checkpoint (from day 0 if it stopped before
     the first); the result is bit-identical to an uninterrupted run."""
     path = Path(path)
@@ -210,4 +213,4 @@ def resume(path: str | Path, progress: Any = None) -> RunResult:
     state = engine.initial_state(sim) if snapshot is None else engine.State.restore(snapshot, sim)
     setup_s = time.perf_counter() - t0
     writer = local.RunWriter.reopen(sim, path, manifest, state.day)
-    return _drive(sim, state, writer, progress, setup_s)
+    return _drive(sim, state, writer, progress, setup_s, threads)

@@ -90,6 +90,9 @@ def run(
         help="Continue an interrupted run folder from its last checkpoint.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="CPU threads (default: 1 below 500,000 citizens, else all). Results do "
+                    "not depend on it.")] = None,
 ) -> None:
     """Run a scenario for its days and store it; print a summary and where it was stored."""
     import panopticon as pc
@@ -112,9 +115,9 @@ def run(
             task = progress.add_task("setting up", total=total)
             bar = _Bar(progress, task, total)
             if resume is not None:
-                result = pc.resume(resume, progress=bar)
+                result = pc.resume(resume, progress=bar, threads=threads)
             else:
-                result = pc.run(spec, out=out_dir, progress=bar)
+                result = pc.run(spec, out=out_dir, progress=bar, threads=threads)
     except UserError as exc:
         _fail(exc)
     except RunInterrupted as exc:

@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
+import numba
 import numpy as np
 
 from panopticon import ledger
@@ -226,20 +227,33 @@ def step(sim: Simulation, state: State) -> DayRecord:
     return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists)
 
 
+SERIAL_BELOW = 500_000
+"""Below this many citizens the day loop runs on one thread: the parallel kernels' gain is
+smaller there than the cost of sharing the cores with the ledger and store threads."""
+
+
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
-        until: int | None = None) -> State:
+        until: int | None = None, threads: int | None = None) -> State:
     """Run from ``state`` (default: day 0) to ``until`` (default: the scenario's days).
 
     The sink gets every day's record, and a checkpoint every ``run.checkpoint_every`` days and
-    after the last day.
+    after the last day. ``threads`` (default: 1 below :data:`SERIAL_BELOW` citizens, else all
+    cores) never changes the results, only the speed.
     """
     state = initial_state(sim) if state is None else state
     last = sim.scenario.run.days if until is None else until
     every = sim.scenario.run.checkpoint_every
-    while state.day < last:
-        record = step(sim, state)
-        if sink is not None:
-            sink.day(record, state)
-            if state.day % every == 0 or state.day == last:
-                sink.checkpoint(state)
+    if threads is None:
+        threads = 1 if sim.n < SERIAL_BELOW else numba.config.NUMBA_NUM_THREADS
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        while state.day < last:
+            record = step(sim, state)
+            if sink is not None:
+                sink.day(record, state)
+                if state.day % every == 0 or state.day == last:
+                    sink.checkpoint(state)
+    finally:
+        numba.set_num_threads(previous)
     return state
