@@ -1,4 +1,5 @@
-"""How panopticon's default scenario (``seed_article``) scales with the number of citizens.
+"""How a panopticon scenario (default ``seed_article``; ``--scenario NAME`` for any preset) scales
+with the number of citizens.
 
 Each size runs in its own subprocess, after a small warm-up run there so that Numba compilation
 is not timed, and reports setup and day-loop seconds, seconds per simulated day, peak resident
@@ -43,11 +44,11 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def child(n: int, days: int, seed: int, store: bool) -> dict:
+def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -> dict:
     """One size: warm-up, then the timed run, in memory or into a temporary run store."""
     from panopticon import api, engine
 
-    spec = api.load(SCENARIO).with_run(citizens=n, days=days, seed=seed)
+    spec = api.load(scenario).with_run(citizens=n, days=days, seed=seed)
     warm = spec.with_run(citizens=WARMUP_CITIZENS, days=WARMUP_DAYS)
     out = {"store_bytes": None, "held_bytes": None}
     if store:
@@ -73,11 +74,12 @@ def child(n: int, days: int, seed: int, store: bool) -> dict:
     return out
 
 
-def measure(n: int, days: int, seed: int, store: bool) -> dict | str:
+def measure(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -> dict | str:
     """Run one size in a fresh subprocess: its result plus process wall time, or, if the run
     failed, the last line of its error output."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--sizes", str(n),
-           "--days", str(days), "--seed", str(seed), *(["--store"] if store else [])]
+           "--days", str(days), "--seed", str(seed), "--scenario", scenario,
+           *(["--store"] if store else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -126,7 +128,8 @@ def growth(a: dict, b: dict) -> str:
 
 def main() -> None:
     """Parse flags, run every size, print the table and growth ratios."""
-    parser = argparse.ArgumentParser(description="Scaling of the seed_article scenario.")
+    parser = argparse.ArgumentParser(description="Scaling of a scenario with the number of citizens.")
+    parser.add_argument("--scenario", default=SCENARIO, help="a preset name or YAML path")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000],
                         help="citizens (default 1e5 1e6 1e7)")
     parser.add_argument("--days", type=int, nargs="+",
@@ -138,11 +141,11 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.child:
-        print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store)))
+        print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store, args.scenario)))
         return
     days = per_size(args.days, args.sizes)
     mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
-    print(f"scenario {SCENARIO}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
+    print(f"scenario {args.scenario}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)")
     print("B/cit: peak RSS above the post-warm-up baseline, per citizen; held: society + state "
           "arrays per citizen")
@@ -151,7 +154,7 @@ def main() -> None:
           flush=True)
     results, failed = [], False
     for n, d in zip(args.sizes, days, strict=True):
-        result = measure(n, d, args.seed, args.store)
+        result = measure(n, d, args.seed, args.store, args.scenario)
         if isinstance(result, str):
             failed = True
             print(f"{n:>11,} {d:>5} FAILED: {result}", flush=True)

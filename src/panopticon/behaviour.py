@@ -137,15 +137,15 @@ def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
         first, last = c * CHUNK, min(n, (c + 1) * CHUNK)
         # pass 1, branch-free: each citizen's count (capped at 3) and the list of active ones
         counts = np.empty(last - first, dtype=np.int64)
+        for i in range(first, last):  # elementwise, so the compiler can vectorise it
+            u = uniform(key, np.uint64(i) << np.uint64(8))
+            counts[i - first] = (u >= cdf[i, 0]) + (u >= cdf[i, 1]) + (u >= cdf[i, 2])
         active = np.empty(last - first, dtype=np.int64)
         n_active = 0
         for i in range(first, last):
-            u = uniform(key, np.uint64(i) << np.uint64(8))
-            k_i = (u >= cdf[i, 0]) + (u >= cdf[i, 1]) + (u >= cdf[i, 2])
-            counts[i - first] = k_i
             active[n_active] = i
-            n_active += k_i > 0
-        # pass 2: the events of the active citizens
+            n_active += counts[i - first] > 0
+        # pass 2: one slot per event of the active citizens (who and which of their events)
         m = slab_first[c]
         end = slab_first[c + 1]
         for a in range(n_active):
@@ -158,19 +158,28 @@ def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
                 m = -1  # the slab is full: the caller draws again with exact sizes
                 break
             for k in range(k_i):
-                x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
-                t = 0  # the number of cumulative rates at or below x (branch-free)
-                acc = 0.0
-                for j in range(t_count - 1):
-                    acc += rates[i, j]
-                    t += acc <= x
-                while rates[i, t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
-                    t -= 1
                 citizen[m] = i
-                event[m] = t
                 seq[m] = k
                 m += 1
-        used[c] = m - slab_first[c] if m >= 0 else -1
+        if m < 0:
+            used[c] = -1
+            continue
+        # pass 3, elementwise: each event's type, in proportion to the citizen's rates
+        for e in range(slab_first[c], m):
+            i = citizen[e]
+            x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(seq[e] + 1)) * total[i]
+            t = 0  # the number of cumulative rates at or below x (branch-free)
+            acc = 0.0
+            for j in range(t_count - 1):
+                acc += rates[i, j]
+                t += acc <= x
+            event[e] = t
+        for e in range(slab_first[c], m):
+            t = event[e]
+            while rates[citizen[e], t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
+                t -= 1
+            event[e] = t
+        used[c] = m - slab_first[c]
 
 
 def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,

@@ -76,14 +76,11 @@ def tiers(scores, floors_desc):
         scores: (n,) int64. floors_desc: (k-1,) int64 tier mins, strictly decreasing.
     """
     n = scores.shape[0]
-    k = floors_desc.shape[0]
     out = np.empty(n, dtype=np.uint8)
     for i in nb.prange(n):
-        t = k
-        for j in range(k):
-            if scores[i] >= floors_desc[j]:
-                t = j
-                break
+        t = 0  # floors are strictly decreasing: the tier is the number of floors above the score
+        for j in range(floors_desc.shape[0]):
+            t += scores[i] < floors_desc[j]
         out[i] = t
     return out
 
