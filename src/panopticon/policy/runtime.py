@@ -314,7 +314,7 @@ class PolicyRuntime:
         self.log: dict[str, deque] = {e: deque() for e in tracked if self.depth[e] > 0}
         self.window_counts = {w: np.zeros(n, dtype=np.int32) for w in self.windows}
         self.last_seen = np.full((len(tracked), n), -NEVER, dtype=np.int64)
-        self.until = np.zeros((l_count, n), dtype=np.int64)  # listed while until > day
+        self.until = np.full((l_count, n), -1, dtype=np.int64)  # listed while until > day
         self.since = np.zeros((l_count, n), dtype=np.int64)
         self.trigger = np.zeros((l_count, n), dtype=np.int64)
         n_caps = int((self.rules.cap_row >= 0).sum())
@@ -401,15 +401,15 @@ class PolicyRuntime:
             self.last_seen[j, citizens] = day
             if e in self.log:
                 self.log[e].append((day, citizens))
-                while self.log[e] and self.log[e][0][0] <= day - self.depth[e]:
-                    self.log[e].popleft()
         for (e, w), counts in self.window_counts.items():
-            if not self.log[e] or self.log[e][-1][0] != day:
-                continue
-            np.add.at(counts, self.log[e][-1][1], 1)
-            for d, citizens in self.log[e]:  # the day that just left this window
-                if d == day - w:
+            for d, citizens in self.log[e]:
+                if d == day:
+                    np.add.at(counts, citizens, 1)
+                elif d == day - w:  # the day that just left this window
                     np.subtract.at(counts, citizens, 1)
+        for e, log in self.log.items():
+            while log and log[0][0] <= day - self.depth[e]:
+                log.popleft()
 
     @property
     def start(self) -> np.ndarray:
