@@ -1,0 +1,231 @@
+"""The documented presets behave as their documented rules say (hand-worked numbers).
+
+Observations are planted and fed through the real policy code path (``engine.apply_policy``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from panopticon import api, engine
+from panopticon.policy.runtime import LIST_CHANGES
+from panopticon.scenario import load_preset, preset_names, scenario_from_data
+from panopticon.sensors import Observations
+
+NINE_BANS = ["flights", "soft_sleeper_trains", "high_speed_rail", "star_hotels", "property_purchase",
+             "non_essential_vehicles", "holidays", "private_schools", "high_premium_insurance"]
+
+
+def _start(name: str, citizens: int = 300, **policy_changes):
+    spec = load_preset(name).with_run(citizens=citizens, days=3000)
+    if policy_changes:
+        data = spec.model_dump(mode="json")
+        data["policy"].update(policy_changes)
+        spec = scenario_from_data(data, {}, "<test>")
+    sim = engine.build(spec)
+    return sim, engine.initial_state(sim)
+
+
+def _day(sim, state, planted=()):
+    """One policy day with planted (citizen, event) observations, all true."""
+    citizens = np.asarray([c for c, _ in planted], np.int32)
+    events = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
+    obs = Observations(citizens, events, np.zeros(len(citizens), np.int8),
+                       np.ones(len(citizens), bool), citizens)
+    out = engine.apply_policy(sim, state, obs)
+    state.day += 1
+    return out
+
+
+def _tier(sim, state, i):
+    return sim.policy.tier_names[state.tier[i]]
+
+
+# ------------------------------------------------------------------ rongcheng_points
+def test_rongcheng_court_breach_and_two_overdue_months_give_930_grade_b():
+    """One court breach (-50) and two overdue months (-10 each): 1000 - 50 - 20 = 930, grade B."""
+    sim, state = _start("rongcheng_points")
+    _day(sim, state, [(7, "court_judgment_default"), (7, "late_loan_payment")])
+    _day(sim, state, [(7, "late_loan_payment")])
+    assert state.scores[7] == 930_000
+    assert _tier(sim, state, 7) == "B"
+
+
+def test_rongcheng_drunk_driving_caps_the_grade_at_c_for_a_year():
+    """Drunk driving leaves the points at 1000 but the grade is C for 365 days, then A again."""
+    sim, state = _start("rongcheng_points")
+    _day(sim, state, [(3, "drunk_driving")])
+    assert state.scores[3] == 1_000_000 and _tier(sim, state, 3) == "C"
+    for _ in range(364):  # days 1-364
+        _day(sim, state)
+    assert _tier(sim, state, 3) == "C"  # day 364: the 365th day of the cap
+    _day(sim, state)  # day 365
+    assert _tier(sim, state, 3) == "A"
+
+
+def test_rongcheng_deductions_expire_after_two_years():
+    """A red-light ticket (-5) is reversed 730 days later with an expired:red_light ledger row."""
+    sim, state = _start("rongcheng_points")
+    _day(sim, state, [(11, "red_light")])
+    assert state.scores[11] == 995_000
+    rule = sim.policy.rule_labels.index("expired:red_light")
+    for _ in range(729):
+        _day(sim, state)
+    assert state.scores[11] == 995_000
+    day = _day(sim, state)
+    assert state.scores[11] == 1_000_000
+    assert day.ledger["rule"][day.ledger["citizen"] == 11].tolist() == [rule]
+
+
+def test_rongcheng_two_heroic_acts_reach_aaa_and_its_heating_discount():
+    """Two heroic acts (+30 each): 1060 >= 1050, grade AAA, with the Huantai heating discount."""
+    sim, state = _start("rongcheng_points")
+    day = _day(sim, state, [(20, "heroic_act"), (20, "heroic_act")])
+    assert state.scores[20] == 1_060_000 and _tier(sim, state, 20) == "AAA"
+    assert day.granted["heating_discount"][20]
+
+
+def test_rongcheng_volunteering_points_are_capped_at_50_a_year():
+    """Volunteering adds 10 a time but at most 50 a year: seven volunteering days give +50."""
+    sim, state = _start("rongcheng_points")
+    for _ in range(7):
+        _day(sim, state, [(30, "volunteering")])
+    assert state.scores[30] == 1_050_000
+
+
+def test_an_exempt_officials_violations_change_nothing():
+    """With scope.exempt 'rank >= 1', an official's court breach and tickets leave 1000 points."""
+    sim, state = _start("rongcheng_points", citizens=3000, scope={"exempt": "rank >= 1"})
+    official = int(np.flatnonzero(sim.society.population.rank >= 1)[0])
+    day = _day(sim, state, [(official, "court_judgment_default"), (official, "red_light")])
+    assert state.scores[official] == 1_000_000
+    assert not (day.ledger["citizen"] == official).any()
+
+
+# ------------------------------------------------------------------ suining_2010
+def test_suining_fourteen_missed_loan_payments_cost_420_and_make_d():
+    """14 missed payments x -30 = -420: 1000 -> 580, grade D, with the D sanctions."""
+    sim, state = _start("suining_2010")
+    day = None
+    for _ in range(14):
+        day = _day(sim, state, [(5, "late_loan_payment")])
+    assert state.scores[5] == 580_000 and _tier(sim, state, 5) == "D"
+    assert day.denied["business_licence"][5] and day.denied["public_naming"][5]
+
+
+def test_suining_discretionary_deductions_stay_in_range_and_repeat_with_the_seed():
+    """Petitioning online costs 10-50 whole points, drawn the same way for the same seed."""
+    draws = []
+    for _ in range(2):
+        sim, state = _start("suining_2010")
+        _day(sim, state, [(i, "critical_post") for i in range(100)])
+        draws.append(1_000_000 - state.scores[:100])
+    assert np.array_equal(draws[0], draws[1])
+    assert draws[0].min() >= 10_000 and draws[0].max() <= 50_000
+    assert (draws[0] % 1000 == 0).all() and len(np.unique(draws[0])) > 10
+
+
+# ------------------------------------------------------------------ court_blacklist
+def test_court_listing_carries_the_nine_bans_for_two_years():
+    """A court default lists a debtor for 730 days with the nine consumption bans; day 729 is the
+    last listed day, and on day 730 the listing expires."""
+    sim, state = _start("court_blacklist")
+    first = _day(sim, state, [(9, "court_judgment_default")])
+    assert all(first.denied[b][9] for b in NINE_BANS)
+    assert first.denied["exit_ban"][9] and not first.denied["flights"][8]
+    for _ in range(728):
+        day = _day(sim, state)
+    assert state.day == 729 and day.denied["flights"][9]
+    last = _day(sim, state)
+    assert last.denied["flights"][9]  # day 729: still listed
+    expiry = _day(sim, state)  # day 730
+    assert not expiry.denied["flights"][9]
+    assert LIST_CHANGES[expiry.lists.change[expiry.lists.citizen == 9][0]] == "expired"
+
+
+def test_court_listing_ends_the_day_the_debt_is_paid():
+    """Paying (debt_repaid) takes the debtor off the list the same day: no bans that day."""
+    sim, state = _start("court_blacklist")
+    _day(sim, state, [(4, "court_judgment_default")])
+    paid = _day(sim, state, [(4, "debt_repaid")])
+    assert not paid.denied["flights"][4]
+    assert LIST_CHANGES[paid.lists.change[paid.lists.citizen == 4][0]] == "left"
+
+
+def test_a_new_court_default_while_listed_extends_the_listing_by_a_year():
+    """A second default on day 100 extends the listing from day 730 to day 1095."""
+    sim, state = _start("court_blacklist")
+    _day(sim, state, [(6, "court_judgment_default")])
+    for _ in range(99):
+        _day(sim, state)
+    again = _day(sim, state, [(6, "court_judgment_default")])
+    assert LIST_CHANGES[again.lists.change[again.lists.citizen == 6][0]] == "extended"
+    assert state.policy.until[0, 6] == 730 + 365
+
+
+def test_credit_restoration_comes_only_after_a_clean_year():
+    """With apply_rate 1, a listed debtor is restored on the first day of the clean period's end
+    (365 days after the trigger), not before."""
+    lists = load_preset("court_blacklist").policy.model_dump(mode="json")["lists"]
+    lists[0]["restore"] = {"clean_days": 365, "apply_rate": 1.0}
+    sim, state = _start("court_blacklist", lists=lists)
+    _day(sim, state, [(2, "court_judgment_default")])
+    for _ in range(364):
+        day = _day(sim, state)
+        assert day.denied["flights"][2]
+    restored = _day(sim, state)  # day 365
+    assert LIST_CHANGES[restored.lists.change[restored.lists.citizen == 2][0]] == "restored"
+    assert not restored.denied["flights"][2]
+
+
+# ------------------------------------------------------------------ sesame and city scores
+def test_a_sesame_649_gets_no_deposit_waiver_at_650_and_a_650_does():
+    """The ofo deposit waiver needs 650: 649 is refused it, 650 gets it."""
+    sim, state = _start("sesame_commercial")
+    state.scores[[1, 2]] = [649_000, 650_000]
+    granted = state.policy.consequences(0, state.scores, state.tier)[1]
+    assert not granted["deposit_free_rental"][1] and granted["deposit_free_rental"][2]
+
+
+def test_sesame_is_recomputed_monthly_within_350_to_950():
+    """The formula replaces the score on day 29 (every 30 days), and stays in [350, 950]: a
+    citizen with many defaults falls but not below 350."""
+    sim, state = _start("sesame_commercial")
+    state.scores[3] = 900_000
+    for _ in range(29):  # days 0-28: no recomputation yet
+        _day(sim, state, [(3, "loan_default")] * 3)
+        assert state.scores[3] == 900_000
+    _day(sim, state)  # day 29
+    assert 350_000 <= state.scores[3] < 900_000
+    assert (state.scores >= 350_000).all() and (state.scores <= 950_000).all()
+
+
+def test_city_score_never_sanctions_and_grants_parking_at_530_and_680():
+    """Incentive-only: nobody is denied anything; 530 extends free parking, 680 adds the discount."""
+    sim, state = _start("city_incentive")
+    state.scores[[1, 2, 3]] = [529_000, 530_000, 680_000]
+    denied, granted = state.policy.consequences(0, state.scores, state.tier)
+    assert not denied
+    assert [bool(granted["free_parking_extension"][i]) for i in (1, 2, 3)] == [False, True, True]
+    assert [bool(granted["parking_discount"][i]) for i in (1, 2, 3)] == [False, False, True]
+
+
+def test_city_legal_offence_costs_50_to_150_points():
+    """A court-judgment default costs between 50 and 150 points (a discretionary range)."""
+    sim, state = _start("city_incentive")
+    before = state.scores[:50].copy()
+    _day(sim, state, [(i, "court_judgment_default") for i in range(50)])
+    lost = before - state.scores[:50]
+    assert lost.min() >= 50_000 and lost.max() <= 150_000
+
+
+# ------------------------------------------------------------------ every preset
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_runs_ten_thousand_citizens_for_a_year(name):
+    """Each preset runs 10,000 citizens x 365 days; tier shares sum to 1 every day."""
+    result = api.run(name, citizens=10_000, days=365)
+    daily = result.daily.to_pandas()
+    assert len(daily) == 365
+    shares = daily.filter(like="share_").sum(axis=1)
+    assert np.allclose(shares, 1.0)
