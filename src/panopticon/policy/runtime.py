@@ -206,8 +206,8 @@ def _apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_
                     d = max(-room, min(room, d))
             new = min(max(scores[i] + d, low), high)
             d = new - scores[i]
-            if d == 0:
-                continue
+            if d == 0 and (plain[r] or override_tier[r] < 0):
+                continue  # an override is recorded even with no points: it changes standing
             if row >= 0:
                 cap_used[row, i] += d
             scores[i] = new
@@ -483,8 +483,8 @@ class PolicyRuntime:
 
         A rule applies when its window is open, its ``where`` holds and the citizen is not
         exempt; its points are fixed or drawn from its range, bounded by its cap and by the
-        score bounds. Overrides take effect whatever the points. Changes to expire later are
-        queued.
+        score bounds. Overrides take effect whatever the points and are always recorded (a
+        ledger row of 0 points when the rule has none). Changes to expire later are queued.
         """
         m = len(obs) * max(1, int(np.diff(self.rules.first).max(initial=1)))
         cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
