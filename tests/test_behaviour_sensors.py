@@ -16,7 +16,7 @@ from panopticon.society import Population
 
 
 def _totals(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    total, cdf = np.empty(len(rates)), np.empty((len(rates), 3))
+    total, cdf = np.empty(len(rates)), np.empty((3, len(rates)))
     totals(rates, total, cdf)
     return total, cdf
 
@@ -174,7 +174,7 @@ def test_deterrence_scales_only_named_events_of_citizens_in_named_tiers():
                      [0.2, 0.2, 0.4]])
     np.testing.assert_allclose(rates, want, rtol=1e-15)
     np.testing.assert_allclose(total, want.sum(axis=1), rtol=1e-15)
-    np.testing.assert_allclose(cdf[:, 0], np.exp(-want.sum(axis=1)), rtol=1e-15)
+    np.testing.assert_allclose(cdf[0], np.exp(-want.sum(axis=1)), rtol=1e-15)
     # applied again the next day: compounding
     respond([rule], tier, rates, total, cdf)
     assert rates[1, 1] == pytest.approx(0.1) and rates[0, 1] == 0.4

@@ -99,16 +99,16 @@ def _refresh(rates, i, total, cdf):
         s += rates[i, t]
     total[i] = s
     p = np.exp(-s)
-    cdf[i, 0] = p
+    cdf[0, i] = p
     p *= s / 1
-    cdf[i, 1] = cdf[i, 0] + p
+    cdf[1, i] = cdf[0, i] + p
     p *= s / 2
-    cdf[i, 2] = cdf[i, 1] + p
+    cdf[2, i] = cdf[1, i] + p
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
 def totals(rates, total, cdf):
-    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (n, 3), in place."""
+    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (3, n), in place."""
     for i in nb.prange(rates.shape[0]):
         _refresh(rates, i, total, cdf)
 
@@ -139,7 +139,7 @@ def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
         counts = np.empty(last - first, dtype=np.int64)
         for i in range(first, last):  # elementwise, so the compiler can vectorise it
             u = uniform(key, np.uint64(i) << np.uint64(8))
-            counts[i - first] = (u >= cdf[i, 0]) + (u >= cdf[i, 1]) + (u >= cdf[i, 2])
+            counts[i - first] = (u >= cdf[0, i]) + (u >= cdf[1, i]) + (u >= cdf[2, i])
         active = np.empty(last - first, dtype=np.int64)
         n_active = 0
         for i in range(first, last):
@@ -153,7 +153,7 @@ def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
             k_i = counts[i - first]
             if k_i == 3:  # past the tabulated CDF: the full inversion
                 u = uniform(key, np.uint64(i) << np.uint64(8))
-                k_i = poisson_count(u, cdf[i, 0], total[i], MAX_EVENTS_PER_DAY)
+                k_i = poisson_count(u, cdf[0, i], total[i], MAX_EVENTS_PER_DAY)
             if m + k_i > end:
                 m = -1  # the slab is full: the caller draws again with exact sizes
                 break
@@ -192,7 +192,7 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
 
     Args:
         seed: run seed. day: simulated day.
-        rates: (n, T) events per day. total: (n,) row sums. cdf: (n, 3) Poisson CDF of each
+        rates: (n, T) events per day. total: (n,) row sums. cdf: (3, n) Poisson CDF of each
             citizen's daily count at 0, 1 and 2 (see :func:`totals`).
     """
     key = stream_key(seed, Stage.BEHAVE, day)

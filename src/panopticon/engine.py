@@ -54,7 +54,7 @@ class State:
     Attributes:
         day: the next day to simulate (0-based).
         scores: int64 milli-points. tier: uint8, 0 = highest.
-        rates: (n, T) float64 true events per day; total: row sums; cdf: (n, 3) Poisson CDF
+        rates: (n, T) float64 true events per day; total: row sums; cdf: (3, n) Poisson CDF
             of each citizen's daily count at 0, 1, 2 (derived from rates).
         false_points: int64 milli-points each citizen owes to false observations.
         ever_false: bool, named by a false observation at least once.
@@ -92,7 +92,7 @@ class State:
         """Rebuild a state of ``sim`` from :meth:`snapshot`."""
         rates = np.ascontiguousarray(snap["rates"], dtype=np.float64)
         total = np.empty(rates.shape[0])
-        cdf = np.empty((rates.shape[0], 3))
+        cdf = np.empty((3, rates.shape[0]))
         totals(rates, total, cdf)
         day = int(snap["day"])
         policy = PolicyRuntime(sim.scenario.policy, list(sim.events), sim.society.population,
@@ -166,7 +166,7 @@ def initial_state(sim: Simulation) -> State:
     """Day 0: everyone at the start score, rates from traits, nobody listed."""
     n, pop = sim.n, sim.society.population
     rates = initial_rates(sim.scenario, list(sim.events), pop, sim.seed)
-    total, cdf = np.empty(n), np.empty((n, 3))
+    total, cdf = np.empty(n), np.empty((3, n))
     totals(rates, total, cdf)
     policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed)
     scores = policy.start.copy()
