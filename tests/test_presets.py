@@ -9,12 +9,8 @@ import numpy as np
 import pytest
 
 from panopticon import api, engine
-from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.scenario import load_preset, preset_names, scenario_from_data
 from panopticon.sensors import Observations
-
-NINE_BANS = ["flights", "soft_sleeper_trains", "high_speed_rail", "star_hotels", "property_purchase",
-             "non_essential_vehicles", "holidays", "private_schools", "high_premium_insurance"]
 
 
 def _start(name: str, citizens: int = 300, **policy_changes):
@@ -126,98 +122,8 @@ def test_suining_discretionary_deductions_stay_in_range_and_repeat_with_the_seed
     assert (draws[0] % 1000 == 0).all() and len(np.unique(draws[0])) > 10
 
 
-# ------------------------------------------------------------------ court_blacklist
-def test_court_listing_carries_the_nine_bans_for_two_years():
-    """A court default lists a debtor for 730 days with the nine consumption bans; day 729 is the
-    last listed day, and on day 730 the listing expires."""
-    sim, state = _start("court_blacklist")
-    first = _day(sim, state, [(9, "court_judgment_default")])
-    assert all(first.denied[b][9] for b in NINE_BANS)
-    assert first.denied["exit_ban"][9] and not first.denied["flights"][8]
-    for _ in range(728):
-        day = _day(sim, state)
-    assert state.day == 729 and day.denied["flights"][9]
-    last = _day(sim, state)
-    assert last.denied["flights"][9]  # day 729: still listed
-    expiry = _day(sim, state)  # day 730
-    assert not expiry.denied["flights"][9]
-    assert LIST_CHANGES[expiry.lists.change[expiry.lists.citizen == 9][0]] == "expired"
-
-
-def test_court_listing_ends_the_day_the_debt_is_paid():
-    """Paying (debt_repaid) takes the debtor off the list the same day: no bans that day."""
-    sim, state = _start("court_blacklist")
-    _day(sim, state, [(4, "court_judgment_default")])
-    paid = _day(sim, state, [(4, "debt_repaid")])
-    assert not paid.denied["flights"][4]
-    assert LIST_CHANGES[paid.lists.change[paid.lists.citizen == 4][0]] == "left"
-
-
-def test_a_new_court_default_while_listed_extends_the_listing_by_a_year():
-    """A second default on day 100 extends the listing from day 730 to day 1095."""
-    sim, state = _start("court_blacklist")
-    _day(sim, state, [(6, "court_judgment_default")])
-    for _ in range(99):
-        _day(sim, state)
-    again = _day(sim, state, [(6, "court_judgment_default")])
-    assert LIST_CHANGES[again.lists.change[again.lists.citizen == 6][0]] == "extended"
-    assert state.policy.until[0, 6] == 730 + 365
-
-
-def test_credit_restoration_comes_only_after_a_clean_year():
-    """With apply_rate 1, a listed debtor is restored on the first day of the clean period's end
-    (365 days after the trigger), not before."""
-    lists = load_preset("court_blacklist").policy.model_dump(mode="json")["lists"]
-    lists[0]["restore"] = {"clean_days": 365, "apply_rate": 1.0}
-    sim, state = _start("court_blacklist", lists=lists)
-    _day(sim, state, [(2, "court_judgment_default")])
-    for _ in range(364):
-        day = _day(sim, state)
-        assert day.denied["flights"][2]
-    restored = _day(sim, state)  # day 365
-    assert LIST_CHANGES[restored.lists.change[restored.lists.citizen == 2][0]] == "restored"
-    assert not restored.denied["flights"][2]
-
-
-# ------------------------------------------------------------------ sesame and city scores
-def test_a_sesame_649_gets_no_deposit_waiver_at_650_and_a_650_does():
-    """The ofo deposit waiver needs 650: 649 is refused it, 650 gets it."""
-    sim, state = _start("sesame_commercial")
-    state.scores[[1, 2]] = [649_000, 650_000]
-    granted = state.policy.consequences(0, state.scores, state.tier)[1]
-    assert not granted["deposit_free_rental"][1] and granted["deposit_free_rental"][2]
-
-
-def test_sesame_is_recomputed_monthly_within_350_to_950():
-    """The formula replaces the score on day 29 (every 30 days), and stays in [350, 950]: a
-    citizen with many defaults falls but not below 350."""
-    sim, state = _start("sesame_commercial")
-    state.scores[3] = 900_000
-    for _ in range(29):  # days 0-28: no recomputation yet
-        _day(sim, state, [(3, "loan_default")] * 3)
-        assert state.scores[3] == 900_000
-    _day(sim, state)  # day 29
-    assert 350_000 <= state.scores[3] < 900_000
-    assert (state.scores >= 350_000).all() and (state.scores <= 950_000).all()
-
-
-def test_city_score_never_sanctions_and_grants_parking_at_530_and_680():
-    """Incentive-only: nobody is denied anything; 530 extends free parking, 680 adds the discount."""
-    sim, state = _start("city_incentive")
-    state.scores[[1, 2, 3]] = [529_000, 530_000, 680_000]
-    denied, granted = state.policy.consequences(0, state.scores, state.tier)
-    assert not denied
-    assert [bool(granted["free_parking_extension"][i]) for i in (1, 2, 3)] == [False, True, True]
-    assert [bool(granted["parking_discount"][i]) for i in (1, 2, 3)] == [False, False, True]
-
-
-def test_city_legal_offence_costs_50_to_150_points():
-    """A court-judgment default costs between 50 and 150 points (a discretionary range)."""
-    sim, state = _start("city_incentive")
-    before = state.scores[:50].copy()
-    _day(sim, state, [(i, "court_judgment_default") for i in range(50)])
-    lost = before - state.scores[:50]
-    assert lost.min() >= 50_000 and lost.max() <= 150_000
+# court_blacklist, sesame_commercial and city_incentive: tests/test_preset_court_blacklist.py,
+# tests/test_preset_sesame.py and tests/test_preset_city_incentive.py
 
 
 # ------------------------------------------------------------------ every preset

@@ -96,7 +96,7 @@ class State:
         totals(rates, total, cdf)
         day = int(snap["day"])
         policy = PolicyRuntime(sim.scenario.policy, list(sim.events), sim.society.population,
-                               sim.seed)
+                               sim.seed, sim.society.ties)
         policy.restore(snap, day)
         return cls(day=day, scores=snap["scores"].astype(np.int64),
                    tier=snap["tier"].astype(np.uint8), rates=rates, total=total, cdf=cdf,
@@ -168,7 +168,7 @@ def initial_state(sim: Simulation) -> State:
     rates = initial_rates(sim.scenario, list(sim.events), pop, sim.seed)
     total, cdf = np.empty(n), np.empty((3, n))
     totals(rates, total, cdf)
-    policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed)
+    policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed, sim.society.ties)
     scores = policy.start.copy()
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
                  total=total, cdf=cdf, false_points=np.zeros(n, dtype=np.int64),
@@ -197,10 +197,10 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
     listings = rules.lists_today(d, obs, scores, state.tier)
+    changes.append(rules.recompute(d, sim.policy, scores, state.tier))  # before any pull
     changes.append(associate(d, sim.policy, sim.society.ties, scores,
                              rules.exempt if rules.any_exempt else None))
     changes.append(rules.listed_ties_today(d, sim.policy, sim.society.ties, scores))
-    changes.append(rules.recompute(d, sim.policy, scores, state.tier))
     changes.append(rules.abroad_today(d, sim.policy, scores))
     changes.append(rules.ratings_today(d, obs, sim.policy, sim.society.ties, scores, state.tier))
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))

@@ -52,7 +52,7 @@ MAX_DEPTH = 30
 """Deepest accepted nesting of operators and calls (a lone literal has depth 0)."""
 
 Kind = Literal["number", "bool"]
-ArgKind = Literal["event", "list", "tier", "number"]
+ArgKind = Literal["event", "list", "tier", "layer", "number"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Column:
 @dataclass(frozen=True)
 class Function:
     """A function an expression may call. Every argument is a literal of its kind: a string from
-    ``names[kind]`` for ``"event"``, ``"list"`` and ``"tier"``, a number for ``"number"``."""
+    ``names[kind]`` for ``"event"``, ``"list"``, ``"tier"`` and ``"layer"``, a number for ``"number"``."""
 
     args: tuple[ArgKind, ...]
     returns: Kind

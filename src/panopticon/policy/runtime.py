@@ -10,7 +10,9 @@ Conditions may name these columns: numbers ``age``, ``income`` (yuan/month), ``r
 ``score`` (points); categories ``sex``, ``region``, ``group``, ``residency``, ``occupation``,
 ``tier``; and call ``listed("list")``, ``days_listed("list")``, ``days_since("event")``
 (observations; :data:`NEVER` if none yet) and ``count("event", days)`` (observations in the last
-``days`` days, today included) and ``abroad()`` (the citizen lives abroad).
+``days`` days, today included), ``abroad()`` (the citizen lives abroad) and
+``ties_mean("friends")`` (the mean score of a tie layer, in points; one's own score without
+ties).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from panopticon.behaviour import poisson_count
+from panopticon.catalogue import EVENTS_BY_NAME
 from panopticon.policy.conditions import Column, Condition, ConditionError, Function, compile_condition
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows
@@ -37,6 +40,7 @@ FUNCTIONS = {
     "days_since": Function(("event",), "number"),
     "count": Function(("event", "number"), "number"),
     "abroad": Function((), "bool"),
+    "ties_mean": Function(("layer",), "number"),
 }
 ENTERED, EXTENDED, LEFT, EXPIRED, RESTORED = range(5)
 LIST_CHANGES = ("entered", "extended", "left", "expired", "restored")
@@ -70,17 +74,23 @@ def compile_policy_conditions(policy: PolicySpec, events: list[str],
     """
     columns = condition_columns(labels, policy.tier_names)
     static = {k: v for k, v in columns.items() if k in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
-    names = {"event": events, "list": [x.name for x in policy.lists], "tier": policy.tier_names}
+    # any catalogue event may be named: one this run never observes just counts nothing
+    names = {"event": list(EVENTS_BY_NAME), "list": [x.name for x in policy.lists],
+             "tier": policy.tier_names, "layer": ["family", "friends", "work", "partner"]}
     found: dict[str, Condition] = {}
 
     def add(path: str, text: str | None, expect: str = "bool", only_static: bool = False) -> None:
         if text is None:
             return
         try:
-            found[path] = compile_condition(text, static if only_static else columns,
-                                            {} if only_static else FUNCTIONS, names, expect)
+            found[path] = cond = compile_condition(text, static if only_static else columns,
+                                                   {} if only_static else FUNCTIONS, names, expect)
         except ConditionError as exc:
             raise PolicyError(path, exc) from None
+        for name, args in cond.calls:
+            if name == "count" and (args[1] < 1 or args[1] != int(args[1]) or args[1] > 36_500):
+                raise PolicyError(path, ConditionError(
+                    text, 0, f"count({args[0]!r}, {args[1]}) needs a whole number of days, 1-36500"))
 
     if isinstance(policy.score.start, str):
         add("score.start", policy.score.start, "number", only_static=True)
@@ -283,8 +293,10 @@ class PolicyRuntime:
              "tier_cap_until", "due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
     RATINGS = ("sum_w", "sum_wr", "rating_mean", "boost_until")
 
-    def __init__(self, policy: PolicySpec, events: list[str], population, seed: int):
+    def __init__(self, policy: PolicySpec, events: list[str], population, seed: int,
+                 ties: dict | None = None):
         self.policy, self.events, self.seed = policy, list(events), seed
+        self.ties = ties or {}
         n = population.n
         self.labels = population.labels
         self.conditions = compile_policy_conditions(policy, self.events, self.labels)
@@ -377,6 +389,9 @@ class PolicyRuntime:
                 return np.where(self.until[k] > day, day - self.since[k], 0).astype(np.float64)
             if name == "abroad":
                 return self.abroad.copy()
+            if name == "ties_mean":
+                layer = self.ties[args[0]]
+                return _ties_mean(layer.indptr, layer.indices, scores) / MILLI
             if name == "days_since":
                 last = self.last_seen[self.tracked[args[0]]]
                 return np.minimum(day - last, NEVER).astype(np.float64)
@@ -662,6 +677,19 @@ def _rate(key, indptr, indices, scores, opinion, lam, noise, exponent, boost_unt
             w_ppm = np.int64(np.floor(w * 1_000_000 + 0.5))
             sum_w[i] += w_ppm
             sum_wr[i] += w_ppm * np.int64(stars) * 1000
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _ties_mean(indptr, indices, scores):
+    """Mean score of each citizen's ties (their own score without ties), float64 (n,)."""
+    out = np.empty(indptr.shape[0] - 1, dtype=np.float64)
+    for i in nb.prange(out.shape[0]):
+        d = indptr[i + 1] - indptr[i]
+        s = 0.0
+        for p in range(indptr[i], indptr[i + 1]):
+            s += scores[indices[p]]
+        out[i] = s / d if d > 0 else scores[i]
+    return out
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

@@ -94,12 +94,24 @@ class CapSpec(Strict):
     points: Annotated[float, Field(gt=0)]
     days: Annotated[int, Field(ge=1, le=36_500)]
 
+    @field_validator("points")
+    @classmethod
+    def _fixed_point(cls, v: float) -> float:
+        to_milli(v)
+        return v
+
 
 class WindowSpec(Strict):
     """The rule applies from ``from_day`` (inclusive) to ``to_day`` (exclusive; open if absent)."""
 
     from_day: Annotated[int, Field(ge=0)] = 0
     to_day: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _opens(self):
+        if self.to_day is not None and self.to_day <= self.from_day:
+            raise ValueError(f"to_day ({self.to_day}) must be after from_day ({self.from_day})")
+        return self
 
 
 class OverrideSpec(Strict):
@@ -171,7 +183,7 @@ class AssociationSpec(Strict):
     @model_validator(mode="after")
     def _one_kind(self):
         to_milli(self.points)
-        if (self.weight > 0) == (self.listed is not None):
+        if (self.weight > 0) == (self.listed is not None) or (self.listed is None and self.points):
             raise ValueError("give either a pull weight, or listed and points (not both)")
         if self.listed is not None and self.points == 0:
             raise ValueError("listed ties need points (e.g. -20 per listed tie)")

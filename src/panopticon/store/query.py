@@ -1,5 +1,5 @@
 """DuckDB over every run under a root folder: views ``runs``, ``daily``, ``events``, ``ledger``,
-``observations`` and ``citizens``, each with a ``run_id`` column."""
+``observations``, ``lists`` and ``citizens``, each with a ``run_id`` column."""
 
 from __future__ import annotations
 
