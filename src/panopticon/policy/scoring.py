@@ -12,10 +12,9 @@ import numba as nb
 import numpy as np
 
 from panopticon.kernels import tiers
-from panopticon.policy.schema import MILLI, PolicySpec, to_milli
+from panopticon.policy.schema import PolicySpec, to_milli
 from panopticon.society.ties import CSR
 
-NO_RULE = -1
 PPM = 1_000_000
 _SMALL_DIFF = 2**62 // (4 * PPM)
 """Below this |sum of gaps| (milli-points) the pull's numerator fits int64 as it is."""
@@ -158,8 +157,3 @@ def classify(policy: CompiledPolicy, scores: np.ndarray) -> np.ndarray:
 
 _EMPTY = LedgerRows(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),
                     np.empty(0, np.int64), np.empty(0, np.int8))
-
-
-def points(milli: np.ndarray | int) -> np.ndarray | float:
-    """Milli-points to points (float, for reports only)."""
-    return np.asarray(milli) / MILLI
