@@ -69,3 +69,35 @@ def tiny_data() -> dict:
 def tiny() -> ScenarioSpec:
     """The tiny scenario: 400 citizens, 14 days, three behaviours, errors, association, deterrence."""
     return build_scenario()
+
+
+def start_preset(name: str, citizens: int = 300, days: int = 3000, seed: int | None = None,
+                 **policy_changes):
+    """A packaged preset's simulation and its day-0 state, with policy keys replaced through
+    the scenario validator (e.g. ``scope={"exempt": "rank >= 1"}``)."""
+    from panopticon import engine
+    from panopticon.scenario import load_preset
+
+    spec = load_preset(name).with_run(citizens=citizens, days=days, seed=seed)
+    if policy_changes:
+        data = spec.model_dump(mode="json")
+        data["policy"].update(policy_changes)
+        spec = scenario_from_data(data, {}, "<test>")
+    sim = engine.build(spec)
+    return sim, engine.initial_state(sim)
+
+
+def policy_day(sim, state, planted=(), is_true: bool = True):
+    """One policy day (``engine.apply_policy``) with planted (citizen, event) observations."""
+    import numpy as np
+
+    from panopticon import engine
+    from panopticon.sensors import Observations
+
+    citizen = np.asarray([c for c, _ in planted], np.int32)
+    event = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
+    obs = Observations(citizen, event, np.zeros(len(citizen), np.int8),
+                       np.full(len(citizen), is_true), citizen)
+    out = engine.apply_policy(sim, state, obs)
+    state.day += 1
+    return out

@@ -7,28 +7,21 @@ the numbers are worked by hand from the preset.
 from __future__ import annotations
 
 import numpy as np
+from conftest import policy_day, start_preset
 
-from panopticon import api, engine
-from panopticon.scenario import load_preset
-from panopticon.sensors import Observations
+from panopticon import api
 
 PERKS = ("free_parking_extension", "parking_discount", "deposit_free_rental", "transit_discount")
 
 
 def _start(citizens: int = 300):
-    sim = engine.build(load_preset("city_incentive").with_run(citizens=citizens, days=3000))
-    return sim, engine.initial_state(sim)
+    """The preset's simulation at day 0."""
+    return start_preset("city_incentive", citizens, days=3000)
 
 
 def _day(sim, state, planted=()):
-    """One policy day with planted (citizen, event) observations, all true."""
-    citizens = np.asarray([c for c, _ in planted], np.int32)
-    events = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizens, events, np.zeros(len(citizens), np.int8),
-                       np.ones(len(citizens), bool), citizens)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+    """One policy day with planted true (citizen, event) observations."""
+    return policy_day(sim, state, planted)
 
 
 def _adults(sim, k: int) -> list[int]:

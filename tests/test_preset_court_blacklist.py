@@ -8,11 +8,11 @@ every expected day is worked by hand from the preset: listed on day d while ``un
 from __future__ import annotations
 
 import numpy as np
+from conftest import policy_day
 
 from panopticon import api, engine
 from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.scenario import load_preset, scenario_from_data
-from panopticon.sensors import Observations
 
 NINE_BANS = ("flights", "soft_sleeper_trains", "high_speed_rail", "star_hotels", "property_purchase",
              "non_essential_vehicles", "holidays", "private_schools", "high_premium_insurance")
@@ -37,13 +37,7 @@ def _adults(sim, k: int = 3) -> list[int]:
 
 def _day(sim, state, planted=(), true: bool = True):
     """One policy day with planted (citizen, event) observations."""
-    citizens = np.asarray([c for c, _ in planted], np.int32)
-    events = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizens, events, np.zeros(len(citizens), np.int8),
-                       np.full(len(citizens), true), citizens)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+    return policy_day(sim, state, planted, true)
 
 
 def _changes(day, i: int) -> list[str]:

@@ -8,10 +8,10 @@ milli-points (1 point = 1000).
 from __future__ import annotations
 
 import numpy as np
+from conftest import policy_day, start_preset
 
-from panopticon import api, engine
-from panopticon.scenario import load_preset, scenario_from_data
-from panopticon.sensors import Observations
+from panopticon import api
+from panopticon.scenario import load_preset
 
 NAME = "rongcheng_points"
 A_PERKS = ("green_channel", "deposit_free_bikes", "heating_discount", "better_loan_terms")
@@ -19,25 +19,13 @@ C_SANCTIONS = ("village_candidacy", "honours_and_subsidies", "strict_supervision
 
 
 def _start(citizens: int = 200, **policy_changes):
-    """The preset's simulation at day 0 (policy keys replaced through the scenario validator)."""
-    spec = load_preset(NAME).with_run(citizens=citizens, days=30)
-    if policy_changes:
-        data = spec.model_dump(mode="json")
-        data["policy"].update(policy_changes)
-        spec = scenario_from_data(data, {}, "<test>")
-    sim = engine.build(spec)
-    return sim, engine.initial_state(sim)
+    """The preset's simulation at day 0."""
+    return start_preset(NAME, citizens, days=30, **policy_changes)
 
 
 def _day(sim, state, planted=()):
     """One policy day with planted true (citizen, event) observations."""
-    citizen = np.asarray([c for c, _ in planted], np.int32)
-    event = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizen=citizen, event=event, source=np.zeros(len(citizen), np.int8),
-                       is_true=np.ones(len(citizen), bool), true_actor=citizen)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+    return policy_day(sim, state, planted)
 
 
 def _adult(sim, k: int = 0) -> int:

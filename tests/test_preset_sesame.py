@@ -9,26 +9,19 @@ behaviour 0.5, identity 1, so the own part is 600 x (0.35 x 0.7 + 0.25 + 0.2 x 0
 from __future__ import annotations
 
 import numpy as np
+from conftest import policy_day, start_preset
 
-from panopticon import api, engine
-from panopticon.scenario import load_preset
-from panopticon.sensors import Observations
+from panopticon import api
 
 
 def _start(citizens: int = 3000):
-    sim = engine.build(load_preset("sesame_commercial").with_run(citizens=citizens, days=3000))
-    return sim, engine.initial_state(sim)
+    """The preset's simulation at day 0."""
+    return start_preset("sesame_commercial", citizens, days=3000)
 
 
 def _day(sim, state, planted=()):
-    """One policy day with planted (citizen, event) observations, all true."""
-    citizens = np.asarray([c for c, _ in planted], np.int32)
-    events = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizens, events, np.zeros(len(citizens), np.int8),
-                       np.ones(len(citizens), bool), citizens)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+    """One policy day with planted true (citizen, event) observations."""
+    return policy_day(sim, state, planted)
 
 
 def _top(sim, k: int = 2) -> list[int]:

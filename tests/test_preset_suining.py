@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import policy_day, start_preset
 
-from panopticon import api, engine
-from panopticon.scenario import load_preset, scenario_from_data
-from panopticon.sensors import Observations
+from panopticon import api
 
 NAME = "suining_2010"
 D_SANCTIONS = ("business_licence", "community_assistance", "strict_supervision", "public_naming")
@@ -22,25 +21,13 @@ RANGED = ("loan_default", "utility_arrears", "red_light", "jaywalking", "drunk_d
 
 
 def _start(citizens: int = 200, seed: int | None = None, **policy_changes):
-    """The preset's simulation at day 0 (policy keys replaced through the scenario validator)."""
-    spec = load_preset(NAME).with_run(citizens=citizens, days=60, seed=seed)
-    if policy_changes:
-        data = spec.model_dump(mode="json")
-        data["policy"].update(policy_changes)
-        spec = scenario_from_data(data, {}, "<test>")
-    sim = engine.build(spec)
-    return sim, engine.initial_state(sim)
+    """The preset's simulation at day 0."""
+    return start_preset(NAME, citizens, days=60, seed=seed, **policy_changes)
 
 
 def _day(sim, state, planted=()):
     """One policy day with planted true (citizen, event) observations."""
-    citizen = np.asarray([c for c, _ in planted], np.int32)
-    event = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizen=citizen, event=event, source=np.zeros(len(citizen), np.int8),
-                       is_true=np.ones(len(citizen), bool), true_actor=citizen)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+    return policy_day(sim, state, planted)
 
 
 def _adult(sim, k: int = 0) -> int:

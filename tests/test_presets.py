@@ -7,31 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import policy_day, start_preset
 
-from panopticon import api, engine
-from panopticon.scenario import load_preset, preset_names, scenario_from_data
-from panopticon.sensors import Observations
+from panopticon import api
+from panopticon.scenario import preset_names
 
-
-def _start(name: str, citizens: int = 300, **policy_changes):
-    spec = load_preset(name).with_run(citizens=citizens, days=3000)
-    if policy_changes:
-        data = spec.model_dump(mode="json")
-        data["policy"].update(policy_changes)
-        spec = scenario_from_data(data, {}, "<test>")
-    sim = engine.build(spec)
-    return sim, engine.initial_state(sim)
-
-
-def _day(sim, state, planted=()):
-    """One policy day with planted (citizen, event) observations, all true."""
-    citizens = np.asarray([c for c, _ in planted], np.int32)
-    events = np.asarray([sim.events.index(e) for _, e in planted], np.int16)
-    obs = Observations(citizens, events, np.zeros(len(citizens), np.int8),
-                       np.ones(len(citizens), bool), citizens)
-    out = engine.apply_policy(sim, state, obs)
-    state.day += 1
-    return out
+_start = start_preset
+_day = policy_day
 
 
 def _tier(sim, state, i):
