@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from panopticon.spec import Probability, Strict
 
@@ -33,6 +33,15 @@ def to_milli(points: float) -> int:
     if abs(milli - points * MILLI) > 1e-6 * max(1.0, abs(points)):
         raise ValueError(f"{points} has more than 3 decimals; scores are kept in milli-points")
     return milli
+
+
+def _whole_milli(points: float) -> float:
+    to_milli(points)
+    return points
+
+
+Points = Annotated[float, AfterValidator(_whole_milli)]
+"""A number of points with at most 3 decimals, within ±MAX_POINTS (exact in milli-points)."""
 
 
 class ScoreSpec(Strict):
@@ -91,14 +100,8 @@ class CapSpec(Strict):
     """At most ``points`` (in absolute value) from this rule per citizen in each period of
     ``days`` days (periods start on day 0, day ``days``, ...)."""
 
-    points: Annotated[float, Field(gt=0)]
+    points: Annotated[Points, Field(gt=0)]
     days: Annotated[int, Field(ge=1, le=36_500)]
-
-    @field_validator("points")
-    @classmethod
-    def _fixed_point(cls, v: float) -> float:
-        to_milli(v)
-        return v
 
 
 class WindowSpec(Strict):
@@ -133,7 +136,7 @@ class RuleSpec(Strict):
     """
 
     event: str
-    points: float | PointsRange = 0.0
+    points: Points | PointsRange = 0.0
     name: str | None = None
     where: str | None = None
     active: WindowSpec | None = None
@@ -141,12 +144,6 @@ class RuleSpec(Strict):
     expires_after_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
     override: OverrideSpec | None = None
 
-    @field_validator("points")
-    @classmethod
-    def _fixed_point(cls, v):
-        if isinstance(v, float | int):
-            to_milli(v)
-        return v
 
     @property
     def label(self) -> str:
@@ -169,7 +166,7 @@ class AssociationSpec(Strict):
     ties: TieKind
     weight: Probability = 0.0
     listed: str | None = None
-    points: float = 0.0
+    points: Points = 0.0
     every_days: Annotated[int, Field(ge=1, le=3650)] = 7
     name: str | None = None
 
@@ -182,7 +179,6 @@ class AssociationSpec(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self):
-        to_milli(self.points)
         if (self.weight > 0) == (self.listed is not None) or (self.listed is None and self.points):
             raise ValueError("give either a pull weight, or listed and points (not both)")
         if self.listed is not None and self.points == 0:
@@ -254,14 +250,8 @@ class AbroadSpec(Strict):
 
     mode: Literal["as_home", "freeze", "decay", "penalty"] = "as_home"
     rate: Probability = 0.0
-    points: Annotated[float, Field(ge=0)] = 0.0
+    points: Annotated[Points, Field(ge=0)] = 0.0
     every_days: Annotated[int, Field(ge=1, le=3650)] = 30
-
-    @field_validator("points")
-    @classmethod
-    def _fixed_point(cls, v: float) -> float:
-        to_milli(v)
-        return v
 
 
 class ScopeSpec(Strict):
