@@ -380,3 +380,16 @@ def test_presets_run_with_consistent_metrics_and_replayable_ledger(preset):
     np.add.at(replay, led["citizen"].to_numpy(), led["delta_milli"].to_numpy())
     cit = r.citizens.to_pandas()
     assert np.array_equal(replay, np.round(cit["score"].to_numpy() * 1000).astype(np.int64))
+
+
+@pytest.mark.parametrize("preset", ["court_blacklist", "rongcheng_points", "nosedive"])
+def test_resumed_policy_memory_gives_the_straight_run(tmp_path, preset):
+    """Lists, expiry queues, overrides and peer-rating sums survive Ctrl-C and resume: the resumed
+    run has the fingerprint and the list changes of a run straight through."""
+    spec = load_preset(preset).with_run(citizens=3000, days=40, checkpoint_every=15)
+    straight = api_run(spec, out=tmp_path / "a")
+    with pytest.raises(KeyboardInterrupt):
+        api_run(spec, out=tmp_path / "b", progress=_InterruptAfter(22))
+    resumed = resume(next((tmp_path / "b").iterdir()))
+    assert resumed.manifest["result"]["fingerprint"] == straight.manifest["result"]["fingerprint"]
+    assert resumed.lists.equals(straight.lists)
