@@ -142,12 +142,27 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np
         _pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high, out)
         if frozen is not None:
             out[frozen] = 0  # exempt or frozen citizens are never pulled (they still pull)
-        changed = np.flatnonzero(out)
-        scores[changed] += out[changed]
-        parts.append(LedgerRows(changed.astype(np.int32), np.full(len(changed), rule, np.int16),
-                                out[changed], np.full(len(changed), -1, np.int64),
-                                np.full(len(changed), -1, np.int8)))
+        parts.append(LedgerRows(*_apply_changes(out, scores, rule)))
     return LedgerRows.concat(parts) if parts else _EMPTY
+
+
+@nb.njit(cache=True, nogil=True)
+def _apply_changes(delta, scores, rule):
+    """Add the nonzero deltas (n,) to the scores; their ledger columns, in citizen order."""
+    m = 0
+    for i in range(delta.shape[0]):
+        m += delta[i] != 0
+    citizen = np.empty(m, np.int32)
+    out = np.empty(m, np.int64)
+    k = 0
+    for i in range(delta.shape[0]):
+        if delta[i] != 0:
+            scores[i] += delta[i]
+            citizen[k] = i
+            out[k] = delta[i]
+            k += 1
+    return (citizen, np.full(m, rule, np.int16), out, np.full(m, -1, np.int64),
+            np.full(m, -1, np.int8))
 
 
 def classify(policy: CompiledPolicy, scores: np.ndarray) -> np.ndarray:
