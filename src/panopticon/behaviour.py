@@ -173,10 +173,7 @@ def _draw(key, rates, total, cdf, slab_first, citizen, event, seq, used):
             for j in range(t_count - 1):
                 acc += rates[i, j]
                 t += acc <= x
-            event[e] = t
-        for e in range(slab_first[c], m):
-            t = event[e]
-            while rates[citizen[e], t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
+            while rates[i, t] == 0.0 and t > 0:  # rounding landed on a zero-rate type
                 t -= 1
             event[e] = t
         used[c] = m - slab_first[c]
