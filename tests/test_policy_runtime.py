@@ -65,3 +65,27 @@ def test_counters_survive_a_checkpoint():
                                   state.policy.window_counts[("red_light", 3)])
     np.testing.assert_array_equal(restored.policy.last_seen, state.policy.last_seen)
     assert engine.run(sim, restored).fingerprint() == straight.fingerprint()
+
+
+def test_two_unnamed_rules_on_one_event_get_distinct_ledger_labels():
+    """Two unnamed rules on red_light are 'red_light' and 'red_light#2' in the ledger (and their
+    expiry rows 'expired:red_light' and 'expired:red_light#2')."""
+    from panopticon.policy.schema import PolicySpec
+    from panopticon.policy.scoring import CompiledPolicy
+
+    spec = PolicySpec.model_validate({"name": "p", "rules": [
+        {"event": "red_light", "points": -5}, {"event": "red_light", "points": -2}]})
+    labels = CompiledPolicy.compile(spec).rule_labels
+    assert labels[:4] == ("red_light", "red_light#2", "expired:red_light", "expired:red_light#2")
+
+
+def test_validate_reads_a_policy_file_without_tiers_as_a_policy(tmp_path):
+    """A policy file with rules but no tiers (and no schema_version) is validated as a policy."""
+    from typer.testing import CliRunner
+
+    from panopticon.cli import app
+
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nrules:\n  - {event: red_light, points: -5}\n")
+    result = CliRunner().invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0 and "valid policy" in result.stdout

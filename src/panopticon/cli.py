@@ -147,7 +147,9 @@ def validate(
 
     try:
         data, _ = read_yaml(file)
-        is_policy = isinstance(data, dict) and "schema_version" not in data and "tiers" in data
+        policy_keys = {"tiers", "rules", "family", "lists", "sanctions", "score", "association"}
+        is_policy = isinstance(data, dict) and "schema_version" not in data \
+            and bool(policy_keys & set(data))
         spec = load_policy(file) if is_policy else load_scenario(file)
     except UserError as exc:
         _fail(exc)

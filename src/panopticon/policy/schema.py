@@ -302,7 +302,7 @@ class PolicySpec(Strict):
     family: Literal["points", "list", "formula", "peer_rating"] = "points"
     fiction: bool = False
     score: ScoreSpec = ScoreSpec()
-    rules: list[RuleSpec] = []
+    rules: Annotated[list[RuleSpec], Field(max_length=250)] = []
     tiers: Annotated[list[TierSpec], Field(min_length=1, max_length=50)] = [TierSpec(name="all")]
     lists: list[ListSpec] = []
     sanctions: list[ConsequenceSpec] = []

@@ -47,14 +47,15 @@ class CompiledPolicy:
     @classmethod
     def compile(cls, policy: PolicySpec) -> CompiledPolicy:
         """Resolve labels, bounds and tier floors."""
-        labels = [r.label for r in policy.rules]
+        labels = _distinct([r.label for r in policy.rules])
+        rule_labels = list(labels)
         assoc = []
         for a in policy.association:  # listed-ties rules are the runtime's (it knows the lists)
             if a.listed is None:
                 assoc.append((len(labels), a.ties, round(a.weight * PPM), a.every_days))
             labels.append(a.label)
         first_expiry = len(labels)
-        labels += [f"expired:{r.label}" for r in policy.rules]
+        labels += [f"expired:{label}" for label in rule_labels]
         labels += ["formula", "abroad", "ratings"]
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
@@ -124,6 +125,16 @@ def _pull(indptr, indices, scores, weight_ppm, low, high, out):
             delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
         new = min(max(scores[i] + delta, low), high)
         out[i] = new - scores[i]
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    """Ledger labels made unique: a second unnamed rule on ``red_light`` is ``red_light#2``."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label}#{seen[label]}")
+    return out
 
 
 def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np.ndarray,
