@@ -27,7 +27,7 @@ from panopticon.behaviour import poisson_count
 from panopticon.catalogue import EVENTS_BY_NAME
 from panopticon.policy.conditions import Column, Condition, ConditionError, Function, compile_condition
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
-from panopticon.policy.scoring import CompiledPolicy, LedgerRows
+from panopticon.policy.scoring import CompiledPolicy, LedgerRows, apply_deltas
 from panopticon.rng import Stage, stream_key, uniform, uniforms_at
 
 NEVER = 1_000_000_000
@@ -138,6 +138,11 @@ class RuleTable:
     expires: np.ndarray
     override_tier: np.ndarray
     override_days: np.ndarray
+
+    @property
+    def most_per_event(self) -> int:
+        """The most rules any one event has (at least 1): rows an observation can make."""
+        return max(1, int(np.diff(self.first).max(initial=1)))
 
     @classmethod
     def compile(cls, policy: PolicySpec, events: list[str]) -> RuleTable:
@@ -501,7 +506,7 @@ class PolicyRuntime:
         score bounds. Overrides take effect whatever the points and are always recorded (a
         ledger row of 0 points when the rule has none). Changes to expire later are queued.
         """
-        m = len(obs) * max(1, int(np.diff(self.rules.first).max(initial=1)))
+        m = len(obs) * self.rules.most_per_event
         cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
                 np.empty(m, np.int64), np.empty(m, np.int8))
         due = np.empty(m, np.int64)
@@ -550,13 +555,7 @@ class PolicyRuntime:
             return LedgerRows.empty()
         value = np.round(self.evaluate("score.formula", day, scores, tier) * MILLI)
         new = np.clip(value, policy.low, policy.high).astype(np.int64)
-        new[self.exempt] = scores[self.exempt]
-        changed = np.flatnonzero(new != scores)
-        delta = new[changed] - scores[changed]
-        scores[changed] = new[changed]
-        return LedgerRows(changed.astype(np.int32),
-                          np.full(len(changed), policy.formula_rule, np.int16), delta,
-                          np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
+        return apply_deltas(np.where(self.exempt, 0, new - scores), scores, policy.formula_rule)
 
     def abroad_today(self, day: int, policy: CompiledPolicy, scores: np.ndarray) -> LedgerRows:
         """``decay`` or ``penalty`` of citizens living abroad, on the policy's schedule."""
@@ -568,13 +567,9 @@ class PolicyRuntime:
             target = scores[who] - to_milli(spec.points)
         else:
             target = scores[who] + np.round(spec.rate * (self.start[who] - scores[who])).astype(np.int64)
-        new = np.clip(target, policy.low, policy.high)
-        delta = new - scores[who]
-        scores[who] = new
-        keep = delta != 0
-        return LedgerRows(who[keep].astype(np.int32),
-                          np.full(int(keep.sum()), policy.formula_rule + 1, np.int16), delta[keep],
-                          np.full(int(keep.sum()), -1, np.int64), np.full(int(keep.sum()), -1, np.int8))
+        delta = np.zeros(len(scores), dtype=np.int64)
+        delta[who] = np.clip(target, policy.low, policy.high) - scores[who]
+        return apply_deltas(delta, scores, policy.formula_rule + 1)
 
     def ratings_today(self, day: int, obs, policy: CompiledPolicy, ties: dict,
                       scores: np.ndarray, tier: np.ndarray) -> LedgerRows:
@@ -598,13 +593,8 @@ class PolicyRuntime:
         mean = (prior * start + self.sum_wr + (prior + self.sum_w) // 2) // (prior + self.sum_w)
         move = np.where(self.exempt, 0, mean - self.rating_mean)
         self.rating_mean = np.where(self.exempt, self.rating_mean, mean)
-        new = np.clip(scores + move, policy.low, policy.high)
-        changed = np.flatnonzero(new != scores)
-        delta = new[changed] - scores[changed]
-        scores[changed] = new[changed]
-        return LedgerRows(changed.astype(np.int32),
-                          np.full(len(changed), policy.formula_rule + 2, np.int16), delta,
-                          np.full(len(changed), -1, np.int64), np.full(len(changed), -1, np.int8))
+        delta = np.clip(scores + move, policy.low, policy.high) - scores
+        return apply_deltas(delta, scores, policy.formula_rule + 2)
 
     def listed_ties_today(self, day: int, policy: CompiledPolicy, ties: dict,
                           scores: np.ndarray) -> LedgerRows:
@@ -618,14 +608,8 @@ class PolicyRuntime:
             listed = self.until[self._list(a.listed)] > day
             count = _count_listed(layer.indptr, layer.indices, listed)
             count[self.exempt] = 0
-            who = np.flatnonzero(count)
-            new = np.clip(scores[who] + count[who] * to_milli(a.points), policy.low, policy.high)
-            delta = new - scores[who]
-            scores[who] = new
-            keep = delta != 0
-            k = int(keep.sum())
-            parts.append(LedgerRows(who[keep].astype(np.int32), np.full(k, rule_id, np.int16),
-                                    delta[keep], np.full(k, -1, np.int64), np.full(k, -1, np.int8)))
+            delta = np.clip(scores + count * to_milli(a.points), policy.low, policy.high) - scores
+            parts.append(apply_deltas(np.where(count > 0, delta, 0), scores, rule_id))
         return LedgerRows.concat(parts) if parts else LedgerRows.empty()
 
     def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:

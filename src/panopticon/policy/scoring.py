@@ -153,8 +153,14 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np
         _pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high, out)
         if frozen is not None:
             out[frozen] = 0  # exempt or frozen citizens are never pulled (they still pull)
-        parts.append(LedgerRows(*_apply_changes(out, scores, rule)))
+        parts.append(apply_deltas(out, scores, rule))
     return LedgerRows.concat(parts) if parts else _EMPTY
+
+
+def apply_deltas(delta: np.ndarray, scores: np.ndarray, rule: int) -> LedgerRows:
+    """Add ``delta`` (int64 milli-points, shape (n,)) to the scores in place; the nonzero ones
+    become ledger rows of ``rule``, not caused by an observation, in citizen order."""
+    return LedgerRows(*_apply_changes(delta, scores, rule))
 
 
 @nb.njit(cache=True, nogil=True)
