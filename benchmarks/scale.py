@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vs_mesa import per_size  # a sibling script (benchmarks/ is on sys.path when run)
+
 SCENARIO = "seed_article"
 WARMUP_CITIZENS, WARMUP_DAYS = 2_000, 14
 LONG_RUN_LIMIT = 10_000_000
@@ -92,17 +94,6 @@ def measure(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO)
     return result
 
 
-def per_size(values: list[int] | None, sizes: list[int]) -> list[int]:
-    """Days for each size: one per size, one for all, or 365 (30 from 1e7 citizens)."""
-    if values is None:
-        return [365 if n < LONG_RUN_LIMIT else 30 for n in sizes]
-    if len(values) == 1:
-        return values * len(sizes)
-    if len(values) != len(sizes):
-        raise SystemExit(f"give one value or one per size ({len(sizes)}); got {values}")
-    return values
-
-
 def row(r: dict) -> str:
     """One line of the results table."""
     mib = 2 ** 20
@@ -143,7 +134,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store, args.scenario)))
         return
-    days = per_size(args.days, args.sizes)
+    days = per_size(args.days, args.sizes, lambda n: 365 if n < LONG_RUN_LIMIT else 30)
     mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
     print(f"scenario {args.scenario}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)")

@@ -101,3 +101,15 @@ def policy_day(sim, state, planted=(), is_true: bool = True):
     out = engine.apply_policy(sim, state, obs)
     state.day += 1
     return out
+
+
+def adults(sim, k: int) -> list[int]:
+    """The first ``k`` citizens aged 18 or more."""
+    import numpy as np
+
+    return [int(i) for i in np.flatnonzero(sim.society.population.age >= 18)[:k]]
+
+
+def tier_name(sim, state, i: int) -> str:
+    """Citizen i's tier, by name."""
+    return sim.policy.tier_names[state.tier[i]]

@@ -7,7 +7,7 @@ the numbers are worked by hand from the preset.
 from __future__ import annotations
 
 import numpy as np
-from conftest import policy_day, start_preset
+from conftest import adults, policy_day, start_preset
 
 from panopticon import api
 
@@ -24,17 +24,13 @@ def _day(sim, state, planted=()):
     return policy_day(sim, state, planted)
 
 
-def _adults(sim, k: int) -> list[int]:
-    return [int(i) for i in np.flatnonzero(sim.society.population.age >= 18)[:k]]
-
-
 def test_nobody_is_ever_denied_anything():
     """Incentive-only by design [V Nesta]: a day of court defaults, drunk driving and arrears
     for 50 adults denies nothing to anyone, even those pushed to the bottom band."""
     sim, state = _start()
-    adults = _adults(sim, 50)
-    state.scores[adults] = 100_000
-    day = _day(sim, state, [(i, e) for i in adults
+    group = adults(sim, 50)
+    state.scores[group] = 100_000
+    day = _day(sim, state, [(i, e) for i in group
                             for e in ("court_judgment_default", "drunk_driving", "utility_arrears")])
     assert day.denied == {}
     assert state.policy.consequences(1, state.scores, state.tier)[0] == {}
@@ -43,7 +39,7 @@ def test_nobody_is_ever_denied_anything():
 def test_parking_perks_open_at_530_and_680():
     """Xiamen Haicang [V]: 530 extends free roadside parking (15 -> 30 min), 680 adds 10% off."""
     sim, state = _start()
-    who = _adults(sim, 4)
+    who = adults(sim, 4)
     state.scores[who] = [529_000, 530_000, 679_000, 680_000]
     granted = _day(sim, state).granted
     assert [bool(granted["free_parking_extension"][i]) for i in who] == [False, True, True, True]
@@ -53,7 +49,7 @@ def test_parking_perks_open_at_530_and_680():
 def test_deposit_and_transit_perks_open_at_600():
     """Hangzhou perks [V], threshold 600 [A]: 599 no, 600 yes."""
     sim, state = _start()
-    a, b = _adults(sim, 2)
+    a, b = adults(sim, 2)
     state.scores[[a, b]] = [599_000, 600_000]
     granted = _day(sim, state).granted
     for perk in ("deposit_free_rental", "transit_discount"):
@@ -63,7 +59,7 @@ def test_deposit_and_transit_perks_open_at_600():
 def test_the_bands_follow_the_qianjiang_cut_offs():
     """<550 needs improvement, 550-600 average, 600-700 good, 700-750 excellent, >=750 outstanding [V]."""
     sim, state = _start()
-    who = _adults(sim, 6)
+    who = adults(sim, 6)
     state.scores[who] = [549_000, 550_000, 600_000, 699_000, 700_000, 750_000]
     _day(sim, state)
     assert [sim.policy.tier_names[state.tier[i]] for i in who] == [
@@ -73,10 +69,10 @@ def test_the_bands_follow_the_qianjiang_cut_offs():
 def test_a_legal_offence_costs_50_to_150_whole_points():
     """A court-judgment default costs up to 150 points [V], drawn in whole points from 50 [A]."""
     sim, state = _start(citizens=3000)
-    adults = _adults(sim, 200)
-    before = state.scores[adults].copy()
-    _day(sim, state, [(i, "drunk_driving") for i in adults])
-    lost = before - state.scores[adults]
+    group = adults(sim, 200)
+    before = state.scores[group].copy()
+    _day(sim, state, [(i, "drunk_driving") for i in group])
+    lost = before - state.scores[group]
     assert lost.min() >= 50_000 and lost.max() <= 150_000 and (lost % 1000 == 0).all()
     assert len(np.unique(lost)) > 20
 
@@ -85,7 +81,7 @@ def test_a_late_utility_bill_costs_20_points_for_a_year():
     """Late payments to government lower the score [V]: -20 [A] on day 0 (650 -> 630), reversed
     on day 365 [A] (back to 650)."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     state.scores[i] = 650_000
     _day(sim, state, [(i, "utility_arrears")])
     assert state.scores[i] == 630_000
@@ -100,7 +96,7 @@ def test_volunteering_adds_5_up_to_30_a_year():
     """Pro-social acts raise the score [V]: +5 a day of volunteering, at most +30 a year [A]:
     eight days give 600 -> 630."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     state.scores[i] = 600_000
     for _ in range(8):
         _day(sim, state, [(i, "volunteering")])

@@ -8,7 +8,7 @@ every expected day is worked by hand from the preset: listed on day d while ``un
 from __future__ import annotations
 
 import numpy as np
-from conftest import policy_day
+from conftest import adults, policy_day
 
 from panopticon import api, engine
 from panopticon.policy.runtime import LIST_CHANGES
@@ -31,10 +31,6 @@ def _start(citizens: int = 300, restore: dict | None | str = "preset"):
     return sim, engine.initial_state(sim)
 
 
-def _adults(sim, k: int = 3) -> list[int]:
-    return [int(i) for i in np.flatnonzero(sim.society.population.age >= 18)[:k]]
-
-
 def _day(sim, state, planted=(), true: bool = True):
     """One policy day with planted (citizen, event) observations."""
     return policy_day(sim, state, planted, true)
@@ -54,7 +50,7 @@ def test_a_listed_debtor_carries_the_nine_consumption_bans_for_two_years():
     day 729; on day 730 the listing expires and every ban is lifted. (Restoration is switched
     off: a debtor who never applies.)"""
     sim, state = _start(restore=None)
-    i, other = _adults(sim, 2)
+    i, other = adults(sim, 2)
     first = _day(sim, state, [(i, "court_judgment_default")])
     assert _changes(first, i) == ["entered"]
     assert all(first.denied[b][i] for b in NINE_BANS + JOINT)
@@ -72,7 +68,7 @@ def test_paying_the_debt_lifts_the_bans_the_same_day():
     """Listed on day 0; debt_repaid (performance [V]) observed on day 5: that very day nothing is
     denied and the change is 'left'; the next day nothing either."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "court_judgment_default")])
     _idle(sim, state, 4)  # days 1-4, still listed
     assert state.policy.until[0, i] > 4
@@ -86,7 +82,7 @@ def test_paying_the_debt_lifts_the_bans_the_same_day():
 def test_paying_while_not_listed_changes_nothing():
     """debt_repaid for someone who is not listed leaves no list change and no listing."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "debt_repaid")])
     assert _changes(day, i) == [] and not day.denied["flights"][i]
 
@@ -95,7 +91,7 @@ def test_a_new_finding_while_listed_extends_the_listing_by_a_year():
     """Listed on day 0 (until 730); a second finding on day 100 extends it by 365 [A] to 1095:
     listed on day 1094, expired on day 1095. (No restoration applications.)"""
     sim, state = _start(restore=None)
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "court_judgment_default")])
     _idle(sim, state, 99)  # days 1-99
     again = _day(sim, state, [(i, "court_judgment_default")])  # day 100
@@ -111,7 +107,7 @@ def test_a_finding_after_the_listing_ended_lists_afresh_for_two_years():
     """Paid on day 10, found in default again on day 20: a new entry (not an extension), until
     20 + 730 = 750."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "court_judgment_default")])
     _idle(sim, state, 9)
     _day(sim, state, [(i, "debt_repaid")])  # day 10
@@ -125,7 +121,7 @@ def test_restoration_comes_only_after_a_clean_year():
     [A]: a debtor listed on day 0 is restored on day 365, not before; one with a new finding on
     day 100 waits until day 465."""
     sim, state = _start(restore={"clean_days": 365, "apply_rate": 1.0})
-    a, b = _adults(sim, 2)
+    a, b = adults(sim, 2)
     _day(sim, state, [(a, "court_judgment_default"), (b, "court_judgment_default")])
     for d in range(1, 365):
         day = _day(sim, state, [(b, "court_judgment_default")] if d == 100 else ())
@@ -143,7 +139,7 @@ def test_the_preset_restoration_rate_restores_about_half_of_the_eligible_within_
     """apply_rate 0.002 a day [A]: of debtors eligible from day 365, 1 - 0.998**365 = 52% are
     restored by day 729 (2,000 debtors: between 45% and 59%)."""
     sim, state = _start(citizens=3000)
-    debtors = _adults(sim, 2000)
+    debtors = adults(sim, 2000)
     _day(sim, state, [(i, "court_judgment_default") for i in debtors])
     _idle(sim, state, 729)  # days 1-729
     restored = np.mean(state.policy.until[0, debtors] <= 729)
@@ -154,7 +150,7 @@ def test_a_same_name_error_lists_an_innocent_person_just_the_same():
     """A phantom court record (is_true False) lists its victim with every ban: the list cannot
     tell a data-entry error from a real default [A]."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "court_judgment_default")], true=False)
     assert _changes(day, i) == ["entered"] and all(day.denied[b][i] for b in NINE_BANS)
 
@@ -180,7 +176,7 @@ def test_children_are_never_listed():
 def test_there_is_no_score_and_one_tier():
     """Family list: scores stay at the default start and everyone is in the single tier 'all'."""
     sim, state = _start()
-    i = _adults(sim, 1)[0]
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "court_judgment_default")])
     assert sim.policy.tier_names == ("all",)
     assert (state.scores == state.scores[0]).all() and (state.tier == 0).all()

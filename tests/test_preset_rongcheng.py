@@ -8,7 +8,7 @@ milli-points (1 point = 1000).
 from __future__ import annotations
 
 import numpy as np
-from conftest import policy_day, start_preset
+from conftest import adults, policy_day, start_preset, tier_name
 
 from panopticon import api
 from panopticon.scenario import load_preset
@@ -28,15 +28,6 @@ def _day(sim, state, planted=()):
     return policy_day(sim, state, planted)
 
 
-def _adult(sim, k: int = 0) -> int:
-    """The k-th citizen aged 18+ (A-range perks go to adults only)."""
-    return int(np.flatnonzero(sim.society.population.age >= 18)[k])
-
-
-def _tier(sim, state, i: int) -> str:
-    return sim.policy.tier_names[state.tier[i]]
-
-
 def _rows(sim, day, i: int) -> list[tuple[str, int]]:
     """(rule label, milli-points) of citizen i's ledger rows of one day."""
     who = day.ledger["citizen"] == i
@@ -48,14 +39,14 @@ def test_court_breach_and_two_overdue_months_leave_930_grade_b():
     """Found in breach by a court (-50) and two overdue loan months (-10 per monthly cycle):
     1000 - 50 - 10 - 10 = 930, grade B (850-959): no A-range perks, no C/D sanctions."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     first = _day(sim, state, [(i, "court_judgment_default"), (i, "late_loan_payment")])
     assert _rows(sim, first, i) == [("court_judgment_default", -50_000), ("late_loan_payment", -10_000)]
     for _ in range(29):  # the next month
         _day(sim, state)
     last = _day(sim, state, [(i, "late_loan_payment")])
     assert state.scores[i] == 930_000
-    assert _tier(sim, state, i) == "B"
+    assert tier_name(sim, state, i) == "B"
     assert not any(last.granted[p][i] for p in A_PERKS)
     assert not any(last.denied[s][i] for s in C_SANCTIONS)
 
@@ -64,18 +55,18 @@ def test_traffic_tickets_cost_five_and_the_ninth_drops_grade_a_to_b():
     """A red-light or jaywalking ticket costs 5: eight tickets leave 960 (the floor of A), the
     ninth 955 (B)."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "red_light")] * 4 + [(i, "jaywalking")] * 4)
-    assert state.scores[i] == 960_000 and _tier(sim, state, i) == "A"
+    assert state.scores[i] == 960_000 and tier_name(sim, state, i) == "A"
     _day(sim, state, [(i, "jaywalking")])
-    assert state.scores[i] == 955_000 and _tier(sim, state, i) == "B"
+    assert state.scores[i] == 955_000 and tier_name(sim, state, i) == "B"
 
 
 def test_other_documented_deductions_utility_arrears_20_loan_non_performance_20():
     """Late utility fees cost 20 and a defaulted loan (non-performance of a lending obligation)
     20: 1000 - 20 - 20 = 960."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "utility_arrears"), (i, "loan_default")])
     assert _rows(sim, day, i) == [("utility_arrears", -20_000), ("loan_default", -20_000)]
     assert state.scores[i] == 960_000
@@ -86,20 +77,20 @@ def test_drunk_driving_caps_the_grade_at_c_whatever_the_points_for_365_days():
     citizen is C on days 0-364 (denied village candidacy, no A perks), A again on day 365.
     A citizen at 1060 (AAA, two heroic acts) who drives drunk is C too."""
     sim, state = _start()
-    i, j = _adult(sim, 0), _adult(sim, 1)
+    i, j = adults(sim, 2)
     _day(sim, state, [(j, "heroic_act"), (j, "heroic_act")])
     first = _day(sim, state, [(i, "drunk_driving"), (j, "drunk_driving")])  # day 1
     assert state.scores[i] == 1_000_000
     assert _rows(sim, first, i) == [("drunk_driving", 0)]  # the override is on the record
     assert state.scores[j] == 1_060_000
-    assert _tier(sim, state, i) == "C" and _tier(sim, state, j) == "C"
+    assert tier_name(sim, state, i) == "C" and tier_name(sim, state, j) == "C"
     assert all(first.denied[s][i] for s in C_SANCTIONS)
     assert not any(first.granted[p][i] for p in A_PERKS)
     for _ in range(364):  # days 2-365: day 365 is the cap's 365th day
         day = _day(sim, state)
-    assert state.day == 366 and _tier(sim, state, i) == "C" and day.denied["village_candidacy"][i]
+    assert state.day == 366 and tier_name(sim, state, i) == "C" and day.denied["village_candidacy"][i]
     lifted = _day(sim, state)  # day 366 = 1 + 365
-    assert _tier(sim, state, i) == "A" and _tier(sim, state, j) == "AAA"
+    assert tier_name(sim, state, i) == "A" and tier_name(sim, state, j) == "AAA"
     assert not lifted.denied["village_candidacy"][i]
     assert all(lifted.granted[p][i] for p in A_PERKS)
 
@@ -108,26 +99,26 @@ def test_a_deduction_expires_after_730_days():
     """A court breach (-50) on day 0 is reversed on day 730 (two years [A]): 950 on days 0-729,
     1000 on day 730 with a ledger row expired:court_judgment_default of +50."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "court_judgment_default")])
-    assert state.scores[i] == 950_000 and _tier(sim, state, i) == "B"
+    assert state.scores[i] == 950_000 and tier_name(sim, state, i) == "B"
     for _ in range(729):  # days 1-729
         _day(sim, state)
     assert state.scores[i] == 950_000
     day = _day(sim, state)  # day 730
     assert _rows(sim, day, i) == [("expired:court_judgment_default", 50_000)]
-    assert state.scores[i] == 1_000_000 and _tier(sim, state, i) == "A"
+    assert state.scores[i] == 1_000_000 and tier_name(sim, state, i) == "A"
 
 
 def test_a_heroic_act_adds_30_and_two_lift_to_aaa():
     """A heroic act adds 30: 1030 is AA (1030-1049); a second gives 1060 >= 1050, AAA, with the
     A-range perks. Additions do not expire."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     _day(sim, state, [(i, "heroic_act")])
-    assert state.scores[i] == 1_030_000 and _tier(sim, state, i) == "AA"
+    assert state.scores[i] == 1_030_000 and tier_name(sim, state, i) == "AA"
     day = _day(sim, state, [(i, "heroic_act")])
-    assert state.scores[i] == 1_060_000 and _tier(sim, state, i) == "AAA"
+    assert state.scores[i] == 1_060_000 and tier_name(sim, state, i) == "AAA"
     assert all(day.granted[p][i] for p in A_PERKS)
     assert state.policy.due.size == 0  # nothing queued to expire
 
@@ -137,7 +128,7 @@ def test_volunteering_and_blood_donation_add_10_volunteering_at_most_50_a_year()
     at most 50 per 365-day period [A]: six days in year one give +50, one day in year two +10;
     a blood donation +10: 1000 + 50 + 10 + 10 = 1070."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     for _ in range(6):
         _day(sim, state, [(i, "volunteering")])
     assert state.scores[i] == 1_050_000
@@ -152,9 +143,9 @@ def test_the_score_floor_is_zero():
     """Twenty-five court breaches would take 1250 points; the floor of 0 [A] stops the fall at
     1000 lost, grade D, and the ledger records only the 1000 actually taken."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "court_judgment_default")] * 25)
-    assert state.scores[i] == 0 and _tier(sim, state, i) == "D"
+    assert state.scores[i] == 0 and tier_name(sim, state, i) == "D"
     assert sum(d for _, d in _rows(sim, day, i)) == -1_000_000
     assert all(day.denied[s][i] for s in C_SANCTIONS)
 
@@ -169,10 +160,10 @@ def test_an_exempt_officials_violations_change_nothing():
     other = next(i for i in range(sim.n) if rank[i] == 0 and sim.society.population.age[i] >= 18)
     records = ["court_judgment_default", "drunk_driving", "red_light"]
     day = _day(sim, state, [(c, e) for c in (official, other) for e in records])
-    assert state.scores[official] == 1_000_000 and _tier(sim, state, official) == "A"
+    assert state.scores[official] == 1_000_000 and tier_name(sim, state, official) == "A"
     assert _rows(sim, day, official) == []
     assert not any(day.denied[s][official] for s in C_SANCTIONS)
-    assert state.scores[other] == 945_000 and _tier(sim, state, other) == "C"
+    assert state.scores[other] == 945_000 and tier_name(sim, state, other) == "C"
 
 
 def test_a_year_of_rongcheng_runs_on_records_alone_and_reports_its_columns():

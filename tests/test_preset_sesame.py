@@ -9,7 +9,7 @@ behaviour 0.5, identity 1, so the own part is 600 x (0.35 x 0.7 + 0.25 + 0.2 x 0
 from __future__ import annotations
 
 import numpy as np
-from conftest import policy_day, start_preset
+from conftest import adults, policy_day, start_preset, tier_name
 
 from panopticon import api
 
@@ -33,33 +33,25 @@ def _top(sim, k: int = 2) -> list[int]:
     return found
 
 
-def _adults(sim, k: int) -> list[int]:
-    return [int(i) for i in np.flatnonzero(sim.society.population.age >= 18)[:k]]
-
-
-def _tier(sim, state, i):
-    return sim.policy.tier_names[state.tier[i]]
-
-
 def test_a_649_gets_no_deposit_waiver_at_650_and_a_650_does():
     """The ofo deposit waiver needs 650 [V]: 649 is refused it, 650 gets it - both in the raw
     consequences and on an ordinary (not recomputing) policy day."""
     sim, state = _start()
-    a, b = _adults(sim, 2)
+    a, b = adults(sim, 2)
     state.scores[[a, b]] = [649_000, 650_000]
     granted = state.policy.consequences(0, state.scores, state.tier)[1]
     assert not granted["deposit_free_rental"][a] and granted["deposit_free_rental"][b]
     day = _day(sim, state)  # day 0: no recomputation, the scores stand
     assert state.scores[a] == 649_000 and state.scores[b] == 650_000
     assert not day.granted["deposit_free_rental"][a] and day.granted["deposit_free_rental"][b]
-    assert _tier(sim, state, a) == "good" and _tier(sim, state, b) == "very_good"
+    assert tier_name(sim, state, a) == "good" and tier_name(sim, state, b) == "very_good"
 
 
 def test_public_bikes_need_600_and_no_late_payment_or_default_on_record():
     """Suzhou bikes [V]: 600 and no bad record for 5 years. 599 gets nothing; 600 with a clean
     record gets the bikes; 600 with a late payment observed today does not (days_since 0)."""
     sim, state = _start()
-    low, clean, late = _adults(sim, 3)
+    low, clean, late = adults(sim, 3)
     state.scores[[low, clean, late]] = [599_000, 600_000, 600_000]
     day = _day(sim, state, [(late, "late_loan_payment")])
     assert [bool(day.granted["deposit_free_bikes"][i]) for i in (low, clean, late)] == [False, True, False]
@@ -69,7 +61,7 @@ def test_visa_routes_open_at_700_and_750():
     """Singapore at 700 [K] and Canada above 750 [V] both grant visa_fast_track: 699 no, 700 and
     750 yes."""
     sim, state = _start()
-    a, b, c = _adults(sim, 3)
+    a, b, c = adults(sim, 3)
     state.scores[[a, b, c]] = [699_000, 700_000, 750_000]
     granted = _day(sim, state).granted["visa_fast_track"]
     assert [bool(granted[i]) for i in (a, b, c)] == [False, True, True]
@@ -97,7 +89,7 @@ def test_the_score_is_recomputed_every_30_days_only():
     assert state.scores[clean] == 650_000 and state.scores[bad] == 650_000
     _day(sim, state)  # day 29
     assert state.scores[clean] == 812_000 and state.scores[bad] == 675_500
-    assert _tier(sim, state, clean) == "excellent" and _tier(sim, state, bad) == "very_good"
+    assert tier_name(sim, state, clean) == "excellent" and tier_name(sim, state, bad) == "very_good"
     day = _day(sim, state)  # day 30
     assert len(day.ledger["citizen"]) == 0
     for _ in range(31, 59):
@@ -134,7 +126,7 @@ def test_the_score_stays_within_350_and_950():
     """A citizen with many late payments, defaults, arrears and gaming days ends at no less than
     350, and one month of everyone at the maximum leaves nobody above 950."""
     sim, state = _start()
-    worst = _adults(sim, 1)[0]
+    worst = adults(sim, 1)[0]
     for _ in range(30):
         _day(sim, state, [(worst, "late_loan_payment"), (worst, "loan_default"),
                           (worst, "utility_arrears"), (worst, "video_game_hours")])

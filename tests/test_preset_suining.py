@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import policy_day, start_preset
+from conftest import adults, policy_day, start_preset, tier_name
 
 from panopticon import api
 
@@ -30,28 +30,19 @@ def _day(sim, state, planted=()):
     return policy_day(sim, state, planted)
 
 
-def _adult(sim, k: int = 0) -> int:
-    """The k-th citizen aged 18+ (the A perks go to adults only)."""
-    return int(np.flatnonzero(sim.society.population.age >= 18)[k])
-
-
-def _tier(sim, state, i: int) -> str:
-    return sim.policy.tier_names[state.tier[i]]
-
-
 def test_fourteen_missed_loan_payments_in_two_months_cost_420_and_make_d():
     """The documented case: 14 missed payments in two months, 30 each (420 / 14): after 13,
     1000 - 390 = 610 (C, no D sanctions yet); after the 14th, 1000 - 420 = 580 < 600: grade D,
     denied a business licence and community assistance, under strict supervision, named."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = None
     for k in range(60):  # a missed payment every 4 days from day 0 to day 52
         day = _day(sim, state, [(i, "late_loan_payment")] if k % 4 == 0 and k < 56 else [])
         if k == 48:  # the 13th
-            assert state.scores[i] == 610_000 and _tier(sim, state, i) == "C"
+            assert state.scores[i] == 610_000 and tier_name(sim, state, i) == "C"
             assert not any(day.denied[s][i] for s in D_SANCTIONS)
-    assert state.scores[i] == 580_000 and _tier(sim, state, i) == "D"
+    assert state.scores[i] == 580_000 and tier_name(sim, state, i) == "D"
     assert all(day.denied[s][i] for s in D_SANCTIONS)
     assert not any(day.granted[p][i] for p in A_PERKS)
 
@@ -60,12 +51,12 @@ def test_one_missed_payment_keeps_grade_a_two_drop_to_b():
     """Assumed cut-offs A >= 970, B 850-969: 1000 - 30 = 970 is still A (priority in promotion and
     school entry); 1000 - 60 = 940 is B and loses them."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "late_loan_payment")])
-    assert state.scores[i] == 970_000 and _tier(sim, state, i) == "A"
+    assert state.scores[i] == 970_000 and tier_name(sim, state, i) == "A"
     assert all(day.granted[p][i] for p in A_PERKS)
     day = _day(sim, state, [(i, "late_loan_payment")])
-    assert state.scores[i] == 940_000 and _tier(sim, state, i) == "B"
+    assert state.scores[i] == 940_000 and tier_name(sim, state, i) == "B"
     assert not any(day.granted[p][i] for p in A_PERKS)
 
 
@@ -73,7 +64,7 @@ def test_the_start_of_1000_is_the_maximum_so_awards_only_win_back_lost_points():
     """Volunteering (+10) at 1000 changes nothing (no ledger row); after a missed payment (970) it
     gives 980; a national award (+100) then gives 1000, not 1080: the ledger records +20."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "volunteering")])
     assert state.scores[i] == 1_000_000 and not (day.ledger["citizen"] == i).any()
     _day(sim, state, [(i, "late_loan_payment"), (i, "volunteering")])
@@ -104,7 +95,7 @@ def test_petitioning_and_online_defamation_are_deducted_as_critics_reported():
     """A post criticising officials (standing in for a petition) and a post labelled a rumour
     ("defamation") each cost 10-50: together 20-100 points."""
     sim, state = _start()
-    i = _adult(sim)
+    i = adults(sim, 1)[0]
     day = _day(sim, state, [(i, "critical_post"), (i, "spreading_rumours")])
     labels = [sim.policy.rule_labels[r] for r in day.ledger["rule"][day.ledger["citizen"] == i]]
     assert labels == ["critical_post", "spreading_rumours"]
@@ -121,10 +112,10 @@ def test_an_exempt_officials_violations_change_nothing():
     other = next(i for i in range(sim.n) if rank[i] == 0 and sim.society.population.age[i] >= 18)
     records = ["late_loan_payment"] * 14 + ["critical_post"] * 2
     day = _day(sim, state, [(c, e) for c in (official, other) for e in records])
-    assert state.scores[official] == 1_000_000 and _tier(sim, state, official) == "A"
+    assert state.scores[official] == 1_000_000 and tier_name(sim, state, official) == "A"
     assert not (day.ledger["citizen"] == official).any()
     assert not any(day.denied[s][official] for s in D_SANCTIONS)
-    assert state.scores[other] <= 560_000 and _tier(sim, state, other) == "D"
+    assert state.scores[other] <= 560_000 and tier_name(sim, state, other) == "D"
 
 
 def test_a_year_of_suining_runs_and_reports_its_columns():

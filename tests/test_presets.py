@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import policy_day, start_preset
+from conftest import policy_day, start_preset, tier_name
 
 from panopticon import api
 from panopticon.scenario import preset_names
 
 _start = start_preset
 _day = policy_day
-
-
-def _tier(sim, state, i):
-    return sim.policy.tier_names[state.tier[i]]
 
 
 # ------------------------------------------------------------------ rongcheng_points
@@ -27,19 +23,19 @@ def test_rongcheng_court_breach_and_two_overdue_months_give_930_grade_b():
     _day(sim, state, [(7, "court_judgment_default"), (7, "late_loan_payment")])
     _day(sim, state, [(7, "late_loan_payment")])
     assert state.scores[7] == 930_000
-    assert _tier(sim, state, 7) == "B"
+    assert tier_name(sim, state, 7) == "B"
 
 
 def test_rongcheng_drunk_driving_caps_the_grade_at_c_for_a_year():
     """Drunk driving leaves the points at 1000 but the grade is C for 365 days, then A again."""
     sim, state = _start("rongcheng_points")
     _day(sim, state, [(3, "drunk_driving")])
-    assert state.scores[3] == 1_000_000 and _tier(sim, state, 3) == "C"
+    assert state.scores[3] == 1_000_000 and tier_name(sim, state, 3) == "C"
     for _ in range(364):  # days 1-364
         _day(sim, state)
-    assert _tier(sim, state, 3) == "C"  # day 364: the 365th day of the cap
+    assert tier_name(sim, state, 3) == "C"  # day 364: the 365th day of the cap
     _day(sim, state)  # day 365
-    assert _tier(sim, state, 3) == "A"
+    assert tier_name(sim, state, 3) == "A"
 
 
 def test_rongcheng_deductions_expire_after_two_years():
@@ -60,7 +56,7 @@ def test_rongcheng_two_heroic_acts_reach_aaa_and_its_heating_discount():
     """Two heroic acts (+30 each): 1060 >= 1050, grade AAA, with the Huantai heating discount."""
     sim, state = _start("rongcheng_points")
     day = _day(sim, state, [(20, "heroic_act"), (20, "heroic_act")])
-    assert state.scores[20] == 1_060_000 and _tier(sim, state, 20) == "AAA"
+    assert state.scores[20] == 1_060_000 and tier_name(sim, state, 20) == "AAA"
     assert day.granted["heating_discount"][20]
 
 
@@ -88,7 +84,7 @@ def test_suining_fourteen_missed_loan_payments_cost_420_and_make_d():
     day = None
     for _ in range(14):
         day = _day(sim, state, [(5, "late_loan_payment")])
-    assert state.scores[5] == 580_000 and _tier(sim, state, 5) == "D"
+    assert state.scores[5] == 580_000 and tier_name(sim, state, 5) == "D"
     assert day.denied["business_licence"][5] and day.denied["public_naming"][5]
 
 
