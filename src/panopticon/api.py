@@ -158,13 +158,10 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         loop_s = time.perf_counter() - t1
         tables = memory.collector.tables()
         tables["citizens"] = citizens_table(sim, state)
-        manifest = {"run_id": None, "status": local.COMPLETE, "scenario": spec.name,
-                    "seed": spec.run.seed, "citizens": spec.run.citizens, "days": spec.run.days,
-                    "days_completed": state.day, "scenario_digest": spec.digest,
-                    "code_version": code_version(),
+        manifest = {**local.describe(sim, code_version()), "run_id": None,
+                    "status": local.COMPLETE, "days_completed": state.day,
                     "timings": {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)},
-                    "result": {"fingerprint": state.fingerprint(),
-                               "ledger_head": state.ledger_head.hex()}}
+                    "result": local.result_of(state)}
         return RunResult(manifest, None, tables)
     writer = local.RunWriter.create(sim, Path(out), code_version())
     return _drive(sim, state, writer, progress, setup_s, threads)

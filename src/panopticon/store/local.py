@@ -105,6 +105,21 @@ def new_run_dir(root: Path, name: str, seed: int) -> Path:
     raise UserError(f"{root}: cannot create a run folder")
 
 
+def describe(sim, code_version: str) -> dict:
+    """What a run is: scenario, digest, seed, size, code version, and its names."""
+    spec = sim.scenario
+    return {"scenario": spec.name, "description": spec.description.strip(),
+            "scenario_digest": spec.digest, "seed": spec.run.seed,
+            "citizens": spec.run.citizens, "days": spec.run.days, "code_version": code_version,
+            "events": list(sim.events), "tiers": list(sim.policy.tier_names),
+            "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names)}
+
+
+def result_of(state) -> dict:
+    """What a finished run came to: its fingerprint and ledger head (equal iff runs agree)."""
+    return {"fingerprint": state.fingerprint(), "ledger_head": state.ledger_head.hex()}
+
+
 class RunWriter:
     """A :class:`panopticon.engine.Sink` that writes the run folder."""
 
@@ -129,13 +144,8 @@ class RunWriter:
         (run_dir / "scenario.json").write_text(
             json.dumps(spec.model_dump(mode="json"), indent=2))
         manifest = {
-            "run_id": run_dir.name, "status": RUNNING, "scenario": spec.name,
-            "description": spec.description.strip(), "scenario_digest": spec.digest,
-            "seed": spec.run.seed, "citizens": spec.run.citizens, "days": spec.run.days,
-            "days_completed": 0, "code_version": code_version,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "events": list(sim.events), "tiers": list(sim.policy.tier_names),
-            "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names),
+            **describe(sim, code_version), "run_id": run_dir.name, "status": RUNNING,
+            "days_completed": 0, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "pid": os.getpid(), "host": socket.gethostname(), "timings": {},
         }
         write_json(run_dir / "manifest.json", manifest)
@@ -193,7 +203,7 @@ class RunWriter:
         self.manifest.update(
             status=COMPLETE, finished=datetime.now(UTC).isoformat(timespec="seconds"),
             timings={**timings, "write_s": round(self.write_s, 3)},
-            result={"fingerprint": state.fingerprint(), "ledger_head": state.ledger_head.hex()},
+            result=result_of(state),
         )
         write_json(self.dir / "manifest.json", self.manifest)
 
