@@ -142,7 +142,7 @@ def test_initial_rates_apply_multipliers_bands_and_min_age():
         occupation=np.array([0, 1, 0, 2], u8),
         income=np.array([1500.0, 0.0, 1499.0, 6000.0], np.float32), rank=np.zeros(4, u8),
         household=np.arange(4, dtype=np.int32), partner=np.full(4, -1, np.int32),
-        abroad=np.zeros(4, bool), labels=labels)
+        abroad=np.zeros(4, bool), children=np.zeros(4, u8), labels=labels)
     events = ["late_loan_payment", "red_light", "volunteering"]
     rates = initial_rates(spec, events, pop, seed=1)
     # red_light: male rural 0.1*1.5*0.5; male but 15 (< 16); female urban 0.1; male urban 0.15

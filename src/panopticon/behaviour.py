@@ -25,6 +25,8 @@ from panopticon.society.sampling import draw
 MAX_EVENTS_PER_DAY = 60
 """Cap on one citizen's true events in a day. With total rates of at most :data:`MAX_RATE` the
 chance of reaching it is below 1e-13 per citizen-day."""
+OUTCOME_SEQ = 200
+"""Draw counter of events added to the day (loan outcomes); behaviour's own are below 60."""
 MAX_RATE = 20.0
 """Largest total rate of true events per citizen-day a scenario may produce."""
 
@@ -55,30 +57,12 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
     """
     n = pop.n
     rates = np.zeros((n, len(events)), dtype=np.float64)
-    columns = {"sex": pop.sex, "region": pop.region, "group": pop.group,
-               "residency": pop.residency, "occupation": pop.occupation}
     for t, name in enumerate(events):
         beh = spec.behaviour.events.get(name)
         if beh is None:
             continue  # observable (or scored) but nobody really does it here
-        if beh.rate is None:
-            rate = np.full(n, EVENTS_BY_NAME[name].rate_per_day)
-        elif isinstance(beh.rate, int | float):
-            rate = np.full(n, float(beh.rate))
-        else:
-            rate = draw(beh.rate, uniforms(stream_key(seed, Stage.RATES, 0, t), n))
-        for attr, table in beh.multipliers.items():
-            labels = pop.labels[attr]
-            factor = np.ones(len(labels))
-            for cat, x in table.items():
-                factor[labels.index(cat)] = x
-            rate = rate * factor[columns[attr]]
-        for attr, bands in beh.bands.items():
-            values = pop.age if attr == "age" else pop.income
-            idx = np.searchsorted(np.asarray(bands.edges), values, side="right")
-            rate = rate * np.asarray(bands.factors)[idx]
-        rate[pop.age < beh.min_age] = 0.0
-        rates[:, t] = np.maximum(rate, 0.0)
+        rates[:, t] = rate_from_traits(beh, EVENTS_BY_NAME[name].rate_per_day, pop,
+                                       stream_key(seed, Stage.RATES, 0, t))
         if n and rates[:, t].max() > MAX_RATE:
             raise UserError(f"behaviour.events.{name}: some citizens' rate is "
                             f"{rates[:, t].max():.3g} events a day; at most {MAX_RATE:g} is "
@@ -88,6 +72,33 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
                         f"{rates.sum(axis=1).max():.3g} events a day; at most {MAX_RATE:g} "
                         "is supported (rates are per citizen-day)")
     return rates
+
+
+def rate_from_traits(spec, default: float, pop: Population, key: np.uint64) -> np.ndarray:
+    """Each citizen's rate (float64 (n,), per day) of one kind of behaviour or attempt.
+
+    ``spec`` has ``rate`` (None: ``default``; a number; or a distribution drawn per citizen
+    with ``key``), ``multipliers`` by category, ``bands`` of age or income, and ``min_age``.
+    """
+    n = pop.n
+    if spec.rate is None:
+        rate = np.full(n, float(default))
+    elif isinstance(spec.rate, int | float):
+        rate = np.full(n, float(spec.rate))
+    else:
+        rate = draw(spec.rate, uniforms(key, n))
+    for attr, table in spec.multipliers.items():
+        labels = pop.labels[attr]
+        factor = np.ones(len(labels))
+        for cat, x in table.items():
+            factor[labels.index(cat)] = x
+        rate = rate * factor[getattr(pop, attr)]
+    for attr, bands in spec.bands.items():
+        values = pop.age if attr == "age" else pop.income
+        idx = np.searchsorted(np.asarray(bands.edges), values, side="right")
+        rate = rate * np.asarray(bands.factors)[idx]
+    rate[pop.age < spec.min_age] = 0.0
+    return np.maximum(rate, 0.0)
 
 
 @nb.njit(inline="always")
@@ -211,6 +222,18 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
     return TrueEvents(citizen[:m], event[:m], seq[:m])
 
 
+def add_events(true: TrueEvents, citizen: np.ndarray, event: np.ndarray) -> TrueEvents:
+    """The day's events with more true events (e.g. loan outcomes) merged in, in citizen
+    order. Their draw counter is ``OUTCOME_SEQ + event`` so sensors draw for them afresh."""
+    if not len(citizen):
+        return true
+    all_citizens = np.concatenate([true.citizen, citizen.astype(np.int32)])
+    order = np.argsort(all_citizens, kind="stable")
+    seq = (OUTCOME_SEQ + event).astype(np.int32)
+    return TrueEvents(all_citizens[order], np.concatenate([true.event, event])[order],
+                      np.concatenate([true.seq, seq])[order])
+
+
 @nb.njit(cache=True, nogil=True)
 def _close_gaps(slab_first, used, citizen, event, seq):
     """Move the filled part of every slab down behind the previous one; returns the total."""
@@ -257,3 +280,108 @@ def respond(rules: list[Deterrence], tier: np.ndarray, rates: np.ndarray, total:
     """Deterrence: citizens in a sanctioned tier scale their rates of the named events (in place)."""
     for rule in rules:
         _deter(rates, total, cdf, tier, rule.tier_mask, rule.event_mask, rule.factor)
+
+
+@dataclass(frozen=True)
+class Responses:
+    """The scenario's ``behaviour.responses``, compiled (R responses, T events).
+
+    Attributes:
+        paths: condition path of each response's ``when`` (evaluated by the policy runtime).
+        scale: indices of the factor responses; factor, limit: (R,) float64 (limit 0: none).
+        apply: (R, T) bool, the events each response changes.
+        setting: indices of the rate responses; rate: (R,) float64 events a day.
+        base_column: (T,) int64 column of each event in the base rates (-1: not kept).
+    """
+
+    paths: tuple[str, ...]
+    scale: tuple[int, ...]
+    setting: tuple[int, ...]
+    factor: np.ndarray
+    limit: np.ndarray
+    rate: np.ndarray
+    apply: np.ndarray
+    base_column: np.ndarray
+
+    @classmethod
+    def compile(cls, specs: list, events: list[str]) -> Responses:
+        """Resolve event names; keep base rates only for events a limit or a rate needs."""
+        r_count, t_count = len(specs), len(events)
+        apply = np.zeros((r_count, t_count), dtype=np.bool_)
+        for r, spec in enumerate(specs):
+            apply[r, [events.index(e) for e in spec.events]] = True
+        needs_base = np.zeros(t_count, dtype=bool)
+        for r, spec in enumerate(specs):
+            if spec.rate is not None or spec.limit is not None:
+                needs_base |= apply[r]
+        base_column = np.full(t_count, -1, dtype=np.int64)
+        base_column[needs_base] = np.arange(int(needs_base.sum()))
+        return cls(tuple(f"behaviour.responses[{r}].when" for r in range(r_count)),
+                   tuple(r for r, s in enumerate(specs) if s.factor is not None),
+                   tuple(r for r, s in enumerate(specs) if s.rate is not None),
+                   np.asarray([s.factor or 1.0 for s in specs], dtype=np.float64),
+                   np.asarray([s.limit or 0.0 for s in specs], dtype=np.float64),
+                   np.asarray([s.rate or 0.0 for s in specs], dtype=np.float64),
+                   apply, base_column)
+
+    @property
+    def keeps_base(self) -> bool:
+        """Whether any response needs the starting rates."""
+        return bool((self.base_column >= 0).any())
+
+    def base(self, rates: np.ndarray) -> np.ndarray:
+        """The starting rates a limit or a rate response needs, (n, C) float64."""
+        return np.ascontiguousarray(rates[:, self.base_column >= 0])
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _scale(rates, total, cdf, mask, apply, factor, limit, base, base_column):
+    """Multiply the applied rates of masked citizens by ``factor``, bounded by ``limit`` times
+    their base rate (a floor for factors below 1, a ceiling above)."""
+    n, t_count = rates.shape
+    for i in nb.prange(n):
+        if not mask[i]:
+            continue
+        for t in range(t_count):
+            if apply[t]:
+                r = rates[i, t] * factor
+                if limit > 0.0:
+                    bound = base[i, base_column[t]] * limit
+                    r = max(r, bound) if factor < 1.0 else min(r, bound)
+                rates[i, t] = r
+        _refresh(rates, i, total, cdf)
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _set(rates, total, cdf, masks, apply, value, base, base_column):
+    """Rate responses: each applied event's rate is the last matching response's value, or
+    the base rate where none matches."""
+    n, t_count = rates.shape
+    for i in nb.prange(n):
+        changed = False
+        for t in range(t_count):
+            target = -1.0
+            for r in range(masks.shape[0]):
+                if apply[r, t]:
+                    if target < 0.0:
+                        target = base[i, base_column[t]]
+                    if masks[r, i]:
+                        target = value[r]
+            if target >= 0.0 and rates[i, t] != target:
+                rates[i, t] = target
+                changed = True
+        if changed:
+            _refresh(rates, i, total, cdf)
+
+
+def adapt(responses: Responses, masks: list[np.ndarray], rates: np.ndarray, total: np.ndarray,
+          cdf: np.ndarray, base: np.ndarray) -> None:
+    """Apply the responses in order (in place). ``masks``: whom each response's ``when``
+    holds for today, bool (n,) per response."""
+    for r in responses.scale:
+        _scale(rates, total, cdf, masks[r], responses.apply[r], responses.factor[r],
+               responses.limit[r], base, responses.base_column)
+    if responses.setting:
+        idx = list(responses.setting)
+        _set(rates, total, cdf, np.stack([masks[r] for r in idx]), responses.apply[idx],
+             responses.rate[idx], base, responses.base_column)

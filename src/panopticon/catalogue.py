@@ -47,6 +47,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
     EventType("late_loan_payment", "finance", "payments", 1 / 400, -1,
               "a loan or credit-card instalment paid late"),
     EventType("loan_default", "finance", "payments", 1 / 8000, -1, "a loan written off as unpaid"),
+    EventType("loan_repaid", "finance", "payments", 0.0, 1,
+              "a loan repaid in full (an outcome of a granted loan, see opportunities)"),
     EventType("utility_arrears", "finance", "payments", 1 / 600, -1,
               "water, power, gas or heating bill left unpaid"),
     EventType("court_judgment_default", "finance", "courts", 1 / 20000, -1,
@@ -71,6 +73,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
               "a post criticising officials or policy"),
     EventType("spreading_rumours", "speech", "online", 1 / 2000, 0,
               "a post the authorities label a rumour"),
+    EventType("petition", "speech", "civic", 1 / 3000, 0,
+              "a petition or complaint to higher authorities (letters and visits)"),
     EventType("public_outburst", "speech", "cameras", 1 / 1000, 0,
               "losing one's temper in public, filmed or seen by bystanders"),
     # pro-social
@@ -130,3 +134,51 @@ PERKS: dict[str, str] = {
     "priority_rebooking": "priority rebooking of flights",
 }
 """Perks a policy may grant to the 'trustworthy' (documented names; FACTS.md sections 1, 2, 5)."""
+
+
+@dataclass(frozen=True)
+class OpportunityType:
+    """One thing citizens try, which a policy's sanctions can block or its perks open.
+
+    Attributes:
+        name: identifier used in scenarios.
+        blocked_by: sanctions (:data:`SANCTIONS`) that refuse it; refused if any is denied.
+        needs: perks (:data:`PERKS`) it requires; refused unless every one is granted.
+        rate_per_day: default chance that an eligible citizen tries it on a given day [A].
+        who: which citizens try it (a condition on fixed attributes), or None for every adult.
+        description: plain words for reports.
+    """
+
+    name: str
+    blocked_by: tuple[str, ...]
+    needs: tuple[str, ...]
+    rate_per_day: float
+    who: str | None
+    description: str
+
+
+OPPORTUNITY_TYPES: tuple[OpportunityType, ...] = (
+    # the joint-punishment gates (FACTS.md 3.2, 3.4); rates are assumptions [A]
+    OpportunityType("loan", ("loans",), (), 1 / 730, None, "applying for a bank loan"),
+    OpportunityType("flight", ("flights",), (), 1 / 180, None, "buying an air ticket"),
+    OpportunityType("high_speed_train", ("high_speed_rail",), (), 1 / 60, None,
+                    "buying a high-speed (G-series) train seat"),
+    OpportunityType("star_hotel", ("star_hotels",), (), 1 / 365, None,
+                    "booking a night in a star-rated hotel"),
+    OpportunityType("travel_abroad", ("exit_ban", "outbound_group_tours"), (), 1 / 1000, None,
+                    "leaving the country for travel"),
+    OpportunityType("flat_purchase", ("property_purchase",), (), 1 / 7300, None,
+                    "buying a flat"),
+    OpportunityType("civil_service_post", ("civil_service_jobs",), (), 1 / 3650, "age < 45",
+                    "applying for a civil-service or state-enterprise post"),
+    OpportunityType("executive_post", ("executive_posts",), (), 1 / 7300, None,
+                    "becoming a company executive or legal representative"),
+    OpportunityType("school_place", ("private_schools",), (), 1 / 365, "children > 0",
+                    "enrolling a child in a (private) school: the child's place follows the "
+                    "parent's standing"),
+    # perks (FACTS.md 2, 4)
+    OpportunityType("deposit_free_rental", (), ("deposit_free_rental",), 1 / 90, None,
+                    "renting a flat, bike or power bank without a deposit"),
+)
+
+OPPORTUNITIES_BY_NAME: dict[str, OpportunityType] = {o.name: o for o in OPPORTUNITY_TYPES}

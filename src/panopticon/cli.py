@@ -279,6 +279,21 @@ def events() -> None:
     out.print("sources: " + "; ".join(f"[bold]{k}[/] {v}" for k, v in SOURCES.items()))
 
 
+@app.command()
+def opportunities() -> None:
+    """List the opportunity catalogue: what citizens try, what blocks it, default rate."""
+    from panopticon.catalogue import OPPORTUNITY_TYPES
+
+    table = Table(title="opportunities (scenario key `opportunities`)")
+    for col in ("opportunity", "blocked by (sanctions)", "needs (perks)", "who",
+                "default tries / yr", "what it is"):
+        table.add_column(col)
+    for o in OPPORTUNITY_TYPES:
+        table.add_row(o.name, ", ".join(o.blocked_by) or "-", ", ".join(o.needs) or "-",
+                      o.who or "adults", f"{o.rate_per_day * 365:.3g}", o.description)
+    out.print(table)
+
+
 def main() -> None:
     """Entry point of the ``panopticon`` command."""
     try:

@@ -16,13 +16,46 @@ import numba
 import numpy as np
 
 from panopticon import ledger
-from panopticon.behaviour import Deterrence, behave, initial_rates, respond, totals
-from panopticon.metrics.daily import measure, standing
-from panopticon.policy.runtime import ListChanges, PolicyRuntime
+from panopticon.behaviour import (
+    Deterrence,
+    Responses,
+    adapt,
+    add_events,
+    behave,
+    initial_rates,
+    respond,
+    totals,
+)
+from panopticon.metrics.daily import behaviour_by_group, measure, rates_by_group, standing
+from panopticon.policy.runtime import (
+    ListChanges,
+    PolicyRuntime,
+    compile_policy_conditions,
+    static_columns,
+)
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify
-from panopticon.scenario import ScenarioSpec
-from panopticon.sensors import TALLY, Observations, SensorModel, compile_sensors, observe
-from panopticon.society import Society, generate_society
+from panopticon.rng import Stage, stream_key
+from panopticon.sanctions import (
+    Gates,
+    Opportunities,
+    OpportunityDay,
+    OpportunityState,
+    attempt,
+    loan_outcomes,
+    repayment,
+)
+from panopticon.scenario import RepaymentTable, ScenarioSpec, scenario_conditions
+from panopticon.sensors import (
+    TALLY,
+    Observations,
+    SensorModel,
+    compile_sensors,
+    observe,
+    reallocate,
+    with_coverage,
+)
+from panopticon.society import CSR, Society, generate_society, network
+from panopticon.society.ties import from_pairs
 
 
 @dataclass(frozen=True)
@@ -35,6 +68,20 @@ class Simulation:
     sensors: SensorModel
     policy: CompiledPolicy
     deterrence: tuple[Deterrence, ...]
+    responses: Responses
+    opportunities: Opportunities
+    conditions: dict[str, tuple[str, str, bool]]
+    """The scenario's own conditions (responses, loans), compiled by the policy runtime."""
+    baseline: np.ndarray
+    """(T, G) float64 expected events a day by type and group at the starting rates."""
+
+    @property
+    def adapting(self) -> np.ndarray:
+        """(T,) bool: the event types whose rates change during the run."""
+        out = self.responses.apply.any(axis=0)
+        for d in self.deterrence:
+            out = out | d.event_mask
+        return out
 
     @property
     def seed(self) -> int:
@@ -55,9 +102,15 @@ class State:
         day: the next day to simulate (0-based).
         scores: int64 milli-points. tier: uint8, 0 = highest.
         rates: (n, T) float64 true events per day; total: row sums; cdf: (3, n) Poisson CDF
-            of each citizen's daily count at 0, 1, 2 (derived from rates).
+            of each citizen's daily count at 0, 1, 2 (derived from rates). base: (n, C) the
+            starting rates of the events a response bounds or sets (derived).
         false_points: int64 milli-points each citizen owes to false observations.
         ever_false: bool, named by a false observation at least once.
+        partner: int32 partner id (-1: none); changes with a partner market.
+        sensors: the sensor model as it is today (coverage may be reallocated); heat: (S, R)
+            float64 recent observations per source and region (decayed daily).
+        ties: the tie layers as they are today (rewiring replaces a layer's CSR in place).
+        opportunities: what the gates remember (retries, running loans).
         chain: the ledger hash chain; ``ledger_head`` is its 32-byte head.
     """
 
@@ -67,12 +120,20 @@ class State:
     rates: np.ndarray
     total: np.ndarray
     cdf: np.ndarray
+    base: np.ndarray
     false_points: np.ndarray
     ever_false: np.ndarray
+    partner: np.ndarray
+    heat: np.ndarray
+    sensors: SensorModel = field(repr=False)
+    ties: dict[str, CSR] = field(repr=False)
+    opportunities: OpportunityState = field(repr=False)
     policy: PolicyRuntime = field(repr=False)
     chain: ledger.Chain = field(repr=False)
+    shapes: dict[str, tuple] = field(default_factory=dict, repr=False)
+    """Cache: each layer's fragmentation, keyed by the layer object it was measured on."""
 
-    ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false")
+    ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false", "partner", "heat")
 
     @property
     def ledger_head(self) -> bytes:
@@ -80,10 +141,15 @@ class State:
         return self.chain.head
 
     def snapshot(self) -> dict[str, np.ndarray]:
-        """The arrays a checkpoint must keep (total and cdf are derived)."""
+        """The arrays a checkpoint must keep (total, cdf and base are derived)."""
         out = {k: getattr(self, k).copy() for k in self.ARRAYS}
         out["day"] = np.int64(self.day)
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
+        out["coverage"] = self.sensors.coverage.copy()
+        for layer, csr in self.ties.items():
+            out[f"ties.{layer}.indptr"] = csr.indptr
+            out[f"ties.{layer}.indices"] = csr.indices
+        out.update(self.opportunities.snapshot())
         out.update(self.policy.snapshot())
         return out
 
@@ -95,13 +161,23 @@ class State:
         cdf = np.empty((3, rates.shape[0]))
         totals(rates, total, cdf)
         day = int(snap["day"])
-        policy = PolicyRuntime(sim.scenario.policy, list(sim.events), sim.society.population,
-                               sim.seed, sim.society.ties)
+        ties = {layer: CSR(snap[f"ties.{layer}.indptr"].astype(np.int64),
+                           snap[f"ties.{layer}.indices"].astype(np.int32))
+                for layer in sim.society.ties}
+        policy = _runtime(sim, ties)
         policy.restore(snap, day)
+        base = sim.responses.base(initial_rates(sim.scenario, list(sim.events),
+                                                sim.society.population, sim.seed)
+                                  if sim.responses.keeps_base else rates)
         return cls(day=day, scores=snap["scores"].astype(np.int64),
                    tier=snap["tier"].astype(np.uint8), rates=rates, total=total, cdf=cdf,
-                   false_points=snap["false_points"].astype(np.int64),
-                   ever_false=snap["ever_false"].astype(bool), policy=policy,
+                   base=base, false_points=snap["false_points"].astype(np.int64),
+                   ever_false=snap["ever_false"].astype(bool),
+                   partner=snap["partner"].astype(np.int32),
+                   heat=snap["heat"].astype(np.float64),
+                   sensors=with_coverage(sim.sensors, snap["coverage"].astype(np.float64)),
+                   ties=ties,
+                   opportunities=OpportunityState.restore(snap), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))))
 
     def fingerprint(self) -> str:
@@ -111,9 +187,13 @@ class State:
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 h.update(np.ascontiguousarray(v).tobytes())
-        for name, v in sorted(self.policy.snapshot().items()):
+        for name, v in sorted({**self.policy.snapshot(), **self.opportunities.snapshot()}.items()):
             h.update(name.encode())
             h.update(np.ascontiguousarray(v).tobytes())
+        for layer, csr in sorted(self.ties.items()):
+            h.update(layer.encode())
+            h.update(csr.indptr.tobytes())
+            h.update(csr.indices.tobytes())
         return h.hexdigest()
 
 
@@ -126,6 +206,11 @@ class DayRecord:
         events: per event type counts (``metrics.daily.TALLY``), (T,) each.
         observations: the day's observations. ledger: columns as hashed (``ledger.LAYOUT``).
         lists: the day's list changes.
+        opportunities: attempts and refusals at the gates (None without opportunities).
+        behaviour: ``true`` events and ``expected`` events (sum of today's rates) by event
+            type and group, (T, G) each.
+        network: tie statistics per layer (measured every ``run.network_every`` days and on
+            the last day; empty on other days).
     """
 
     day: int
@@ -134,6 +219,9 @@ class DayRecord:
     observations: Observations
     ledger: dict[str, np.ndarray]
     lists: ListChanges
+    opportunities: OpportunityDay | None = None
+    behaviour: dict[str, np.ndarray] = field(default_factory=dict)
+    network: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 class Sink(Protocol):
@@ -147,19 +235,42 @@ class Sink(Protocol):
 
 
 def build(scenario: ScenarioSpec) -> Simulation:
-    """Generate the society and compile sensors and policy for a scenario."""
+    """Generate the society and compile sensors, policy, responses and opportunities."""
     run = scenario.run
     events = scenario.active_events()
     society = generate_society(scenario.society, run.citizens, run.seed)
+    pop = society.population
+    conditions = scenario_conditions(scenario.behaviour, scenario.opportunities)
     return Simulation(
         scenario=scenario,
         events=tuple(events),
         society=society,
-        sensors=compile_sensors(scenario, events, society.population),
+        sensors=compile_sensors(scenario, events, pop),
         policy=CompiledPolicy.compile(scenario.policy),
         deterrence=tuple(Deterrence.compile(d, scenario.policy.tier_names, events)
                          for d in scenario.behaviour.deterrence),
+        responses=Responses.compile(scenario.behaviour.responses, events),
+        opportunities=Opportunities.compile(scenario, events, pop, run.seed,
+                                            _eligible(scenario, events, pop, conditions)),
+        conditions=conditions,
+        baseline=rates_by_group(initial_rates(scenario, events, pop, run.seed), pop.group,
+                                len(pop.labels["group"])),
     )
+
+
+def _eligible(scenario: ScenarioSpec, events: list[str], pop,
+              conditions: dict[str, tuple[str, str, bool]]) -> dict[str, np.ndarray]:
+    """Who may try each opportunity with a ``who`` condition: name -> bool (n,)."""
+    who = {p: c for p, c in conditions.items() if p.endswith(".who")}
+    compiled = compile_policy_conditions(scenario.policy, events, pop.labels,
+                                         tuple(pop.traits), who, only_extra=True)
+    static = static_columns(pop)
+    return {p.split(".")[1]: cond(static, None) for p, cond in compiled.items()}
+
+
+def _runtime(sim: Simulation, ties: dict[str, CSR]) -> PolicyRuntime:
+    return PolicyRuntime(sim.scenario.policy, list(sim.events), sim.society.population, sim.seed,
+                         ties, sim.conditions)
 
 
 def initial_state(sim: Simulation) -> State:
@@ -168,11 +279,15 @@ def initial_state(sim: Simulation) -> State:
     rates = initial_rates(sim.scenario, list(sim.events), pop, sim.seed)
     total, cdf = np.empty(n), np.empty((3, n))
     totals(rates, total, cdf)
-    policy = PolicyRuntime(sim.scenario.policy, list(sim.events), pop, sim.seed, sim.society.ties)
+    ties = dict(sim.society.ties)
+    policy = _runtime(sim, ties)
     scores = policy.start.copy()
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
-                 total=total, cdf=cdf, false_points=np.zeros(n, dtype=np.int64),
-                 ever_false=np.zeros(n, dtype=bool), policy=policy,
+                 total=total, cdf=cdf, base=sim.responses.base(rates),
+                 false_points=np.zeros(n, dtype=np.int64), ever_false=np.zeros(n, dtype=bool),
+                 partner=pop.partner.copy(), heat=np.zeros_like(sim.sensors.coverage),
+                 sensors=sim.sensors, ties=ties,
+                 opportunities=OpportunityState.empty(sim.opportunities, n), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest)))
 
 
@@ -192,17 +307,17 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
 
     This is the policy's half of :func:`step`; tests feed it planted observations.
     """
-    d, rules, scores = state.day, state.policy, state.scores
+    d, rules, scores, ties = state.day, state.policy, state.scores, state.ties
     rules.remember(d, obs.citizen, obs.event)
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
     listings = rules.lists_today(d, obs, scores, state.tier)
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))  # before any pull
-    changes.append(associate(d, sim.policy, sim.society.ties, scores,
+    changes.append(associate(d, sim.policy, ties, scores,
                              rules.exempt if rules.any_exempt else None))
-    changes.append(rules.listed_ties_today(d, sim.policy, sim.society.ties, scores))
+    changes.append(rules.listed_ties_today(d, sim.policy, ties, scores))
     changes.append(rules.abroad_today(d, sim.policy, scores))
-    changes.append(rules.ratings_today(d, obs, sim.policy, sim.society.ties, scores, state.tier))
+    changes.append(rules.ratings_today(d, obs, sim.policy, ties, scores, state.tier))
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
     denied, granted = rules.consequences(d, scores, state.tier)
     rows = ledger.day_columns(LedgerRows.concat(changes))
@@ -210,21 +325,149 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     return PolicyDay(rows, listings, denied, granted)
 
 
+def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
+          granted: dict[str, np.ndarray]) -> Gates:
+    """The gates as the policy applies them, and on each citizen's true standing: the score
+    net of false points, its tier, and listings that true observations support."""
+    honest = state.scores - state.false_points
+    honest_denied, honest_granted = state.policy.consequences(
+        state.day, honest, classify(sim.policy, honest), honest=True)
+    return Gates(denied, granted, state.scores, honest_denied, honest_granted, honest)
+
+
+def try_opportunities(sim: Simulation, state: State, today: Gates) -> OpportunityDay:
+    """Citizens try the scenario's opportunities at today's gates (state in place)."""
+    pop, d = sim.society.population, state.day
+
+    def repay_of(repay, who: np.ndarray) -> np.ndarray:
+        if isinstance(repay, RepaymentTable):
+            column = state.scores / 1000 if repay.column == "score" else state.policy.static[
+                repay.column]
+            return repayment(repay, column[who])
+        return state.policy.evaluate(repay, d, state.scores, state.tier)[who]
+
+    return attempt(sim.seed, d, sim.opportunities, state.opportunities, today, pop.group,
+                   len(pop.labels["group"]), repay_of)
+
+
+def adapt_behaviour(sim: Simulation, state: State) -> None:
+    """End of day: deterrence by tier, then the scenario's responses (rates in place)."""
+    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
+    if sim.responses.paths:
+        masks = [state.policy.evaluate(p, state.day, state.scores, state.tier)
+                 for p in sim.responses.paths]
+        adapt(sim.responses, masks, state.rates, state.total, state.cdf, state.base)
+
+
+def change_ties(sim: Simulation, state: State) -> dict[str, int]:
+    """Citizens drop and make ties (unfriending, the partner market); counts of changes."""
+    out: dict[str, int] = {}
+    beh, d, pop = sim.scenario.behaviour, state.day, sim.society.population
+    if beh.unfriending is not None:
+        spec = beh.unfriending
+        layer, moved = network.rewire(
+            state.ties[spec.layer], state.tier, stream_key(sim.seed, Stage.NETWORK, d, 1),
+            spec.probability, spec.drop, state.policy.exempt)
+        state.ties[spec.layer] = layer
+        out["ties_rewired"] = moved
+    if beh.partners is not None:
+        spec = beh.partners
+        eligible = (pop.age >= 18) & ~pop.abroad
+        state.partner, broken, formed = network.rematch_partners(
+            state.partner, state.scores, pop.sex, eligible,
+            stream_key(sim.seed, Stage.NETWORK, d, 2), spec.breakup, spec.meet,
+            spec.assortativity)
+        if broken or formed:
+            a = np.flatnonzero((state.partner >= 0) & (np.arange(sim.n) < state.partner))
+            state.ties["partner"] = from_pairs(sim.n, a, state.partner[a])
+        out["couples_broken"], out["couples_formed"] = broken, formed
+    return out
+
+
+def measure_network(sim: Simulation, state: State) -> dict[str, dict[str, float]]:
+    """Tie statistics of every layer (see :func:`panopticon.society.network.tie_stats`);
+    a layer's components are counted again only when its ties changed."""
+    k = len(sim.policy.tier_names)
+    out = {}
+    for layer, csr in state.ties.items():
+        known = state.shapes.get(layer)
+        if known is None or known[0] is not csr:
+            known = state.shapes[layer] = (csr, network.fragmentation(csr))
+        out[layer] = network.tie_stats(csr, state.tier, k, state.scores, known[1])
+    return out
+
+
+def watch(sim: Simulation, state: State, obs: Observations) -> None:
+    """The predictive-policing loop: remember where each source recorded observations, and
+    on schedule re-divide the coverage of sources that reallocate (state in place)."""
+    moving = [(s, spec.reallocate) for s, spec in enumerate(sim.scenario.sensors.values())
+              if spec.reallocate is not None]
+    if not moving:
+        return
+    regions = len(sim.society.population.labels["region"])
+    seen = np.bincount(obs.source.astype(np.int64) * regions
+                       + sim.society.population.region[obs.citizen],
+                       minlength=state.heat.size).reshape(state.heat.shape)
+    coverage = state.sensors.coverage.copy()
+    for s, spec in moving:
+        state.heat[s] = spec.memory * state.heat[s] + seen[s]
+        if (state.day + 1) % spec.every_days == 0:
+            coverage[s] = reallocate(coverage[s], state.heat[s], state.sensors.region_size,
+                                     spec.floor, spec.exponent)
+    if not np.array_equal(coverage, state.sensors.coverage):
+        state.sensors = with_coverage(state.sensors, coverage)
+
+
 def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
+    opps = sim.opportunities
+    early = None
+    if opps.kinds and not sim.scenario.policy.score.realtime:  # gates read yesterday's standing
+        early = gates(sim, state, *state.policy.consequences(d, state.scores, state.tier))
     true = behave(seed, d, state.rates, state.total, state.cdf)
-    obs, _, counts = observe(seed, d, true, sim.sensors, pop.region, pop.abroad)
+    if opps.loans:
+        true = add_events(true, *loan_outcomes(d, opps, state.opportunities))
+    obs, _, counts = observe(seed, d, true, state.sensors, pop.region, pop.abroad)
+    watch(sim, state, obs)
     policy = apply_policy(sim, state, obs)
-    # opportunities, appeals and manipulation come in later stages
-    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
+    tried = try_opportunities(sim, state, early or gates(sim, state, policy.denied,
+                                                         policy.granted)) if opps.kinds else None
+    adapt_behaviour(sim, state)
+    tie_changes = change_ties(sim, state)
     tally = dict(zip(TALLY, counts, strict=True))
     metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
                       len(policy.ledger["citizen"]), state.ever_false, state.false_points)
     metrics.update(standing(d, state.policy.until, [x.name for x in state.policy.lists],
                             policy.denied, policy.granted))
+    if tried is not None:
+        metrics.update(opportunity_totals(tried))
+    metrics.update(tie_changes)
+    metrics.update(coverage_today(sim, state))
+    every = sim.scenario.run.survey_every
+    survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
     state.day = d + 1
-    return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists)
+    return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists, tried,
+                     behaviour_by_group(true, pop.group, sim.baseline,
+                                        state.rates if survey else None, sim.adapting),
+                     measure_network(sim, state) if survey else {})
+
+
+def coverage_today(sim: Simulation, state: State) -> dict[str, float]:
+    """``coverage_<source>_<region>`` of every source that reallocates its coverage."""
+    regions = sim.society.population.labels["region"]
+    return {f"coverage_{name}_{r}": float(state.sensors.coverage[s, k])
+            for s, (name, spec) in enumerate(sim.scenario.sensors.items())
+            if spec.reallocate is not None for k, r in enumerate(regions)}
+
+
+def opportunity_totals(tried: OpportunityDay) -> dict[str, int]:
+    """The day's totals over opportunities and groups (``attempts``, ``refused``, ...)."""
+    from panopticon.sanctions import MEASURES
+
+    sums = tried.counts.sum(axis=(1, 2))
+    return {("wrongful_refusals" if m == "wrongful" else m): int(v)
+            for m, v in zip(MEASURES, sums, strict=True)}
 
 
 SERIAL_BELOW = 500_000

@@ -41,6 +41,8 @@ class Stage(enum.IntEnum):
     RATES = 6
     POLICY = 7
     SCORE = 8
+    OPPORTUNITY = 9
+    NETWORK = 10
     BENCHMARK = 99
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
-from panopticon.catalogue import EVENTS_BY_NAME, SOURCES
+from panopticon.catalogue import EVENTS_BY_NAME, OPPORTUNITIES_BY_NAME, SOURCES
 from panopticon.errors import Problem, UserError
 from panopticon.policy.schema import PolicySpec
 from panopticon.spec import (
@@ -37,6 +37,8 @@ from panopticon.specfile import Positions, dotted, locate, problems_from, read_y
 
 SCHEMA_VERSION = 1
 CATEGORICAL = ("sex", "region", "group", "residency", "occupation")
+BUILTIN_NUMBERS = ("age", "income", "rank", "children", "score")
+"""Numeric citizen columns conditions can name; traits may not reuse these names."""
 RESIDENCIES = ("citizen", "resident_foreigner", "tourist")
 DERIVED_OCCUPATIONS = ("minor", "retired")
 
@@ -104,6 +106,19 @@ class SocietySpec(Strict):
     """Share of adult citizens (residency ``citizen``) living abroad: domestic sensors do not
     see what they do; the policy's ``scope.abroad`` says how they are scored."""
     ties: TiesSpec = TiesSpec()
+    traits: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], PerCategory] = {}
+    """Further numeric traits drawn once per citizen (e.g. a true creditworthiness), usable in
+    conditions, start scores and loan repayment like ``income``."""
+
+    @field_validator("traits")
+    @classmethod
+    def _trait_names(cls, traits: dict) -> dict:
+        clash = sorted(set(traits) & {*BUILTIN_NUMBERS, *CATEGORICAL, "tier", "true_score"})
+        if clash:
+            raise ValueError(f"trait names {clash} are taken by built-in columns")
+        if len(traits) > 20:
+            raise ValueError("at most 20 traits")
+        return traits
 
     @field_validator("residency")
     @classmethod
@@ -178,14 +193,149 @@ class DeterrenceSpec(Strict):
     factor: Annotated[float, Field(gt=0, le=1)]
 
 
+class ResponseSpec(Strict):
+    """How citizens adapt, each day, while ``when`` holds for them (a condition, evaluated at
+    the end of the day on their standing: ``tier``, ``score``, ``listed(...)``, ...).
+
+    Either ``factor``: their rates of ``events`` are multiplied by it every such day
+    (deterrence and chilling below 1, gaming above 1), never beyond ``limit`` times the rate
+    they started with; or ``rate``: their rate is this many events a day while ``when`` holds
+    and their own rate otherwise (e.g. listed debtors paying up).
+    """
+
+    when: Annotated[str, Field(min_length=1, max_length=500)]
+    events: Annotated[list[str], Field(min_length=1)]
+    factor: Annotated[float, Field(gt=0, le=10)] | None = None
+    limit: Annotated[float, Field(gt=0, le=1000)] | None = None
+    rate: Annotated[float, Field(ge=0, le=20)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if (self.factor is None) == (self.rate is None):
+            raise ValueError("give either factor (a daily multiplier) or rate (events a day)")
+        if self.limit is not None and self.factor is None:
+            raise ValueError("limit bounds a factor; a rate needs no limit")
+        return self
+
+
+class UnfriendingSpec(Strict):
+    """Citizens drop ties to people of another standing and tie to their own tier instead
+    (Holme & Newman 2006 rewiring, with the tier as the opinion). Each day a citizen acts with
+    ``probability``: they look at one of their ties on ``layer``, and drop it if that person's
+    tier is ``worse`` than theirs (or just ``different``), tying to a random citizen of their
+    own tier."""
+
+    layer: Literal["friends", "work"] = "friends"
+    probability: Probability
+    drop: Literal["worse", "different"] = "worse"
+
+
+class PartnersSpec(Strict):
+    """A partner market: each day a couple splits with probability ``breakup``, and a single
+    adult looks for a partner with probability ``meet``. Seekers are matched woman to man by
+    rank of ``assortativity`` x score rank + (1 - ``assortativity``) x chance, so 1 pairs
+    equal standings and 0 ignores the score [A]."""
+
+    breakup: Probability = 0.0002
+    meet: Probability = 0.002
+    assortativity: Probability = 0.0
+
+
 class BehaviourSpec(Strict):
     """Which kinds of behaviour happen in this society, and how citizens adapt."""
 
     events: dict[str, EventBehaviour] = {}
     deterrence: list[DeterrenceSpec] = []
+    responses: list[ResponseSpec] = []
+    unfriending: UnfriendingSpec | None = None
+    partners: PartnersSpec | None = None
+
+
+# ---------------------------------------------------------------- opportunities
+class RepaymentTable(Strict):
+    """A lookup: citizens whose ``column`` is at least ``at[k]`` (and below ``at[k+1]``) repay
+    with probability ``probability[k]``; below ``at[0]`` they repay with ``probability[0]``."""
+
+    column: str
+    at: Annotated[list[float], Field(min_length=1, max_length=1000)]
+    probability: list[Probability]
+
+    @model_validator(mode="after")
+    def _shape(self):
+        if len(self.probability) != len(self.at):
+            raise ValueError(f"{len(self.at)} values of 'at' need as many probabilities; "
+                             f"got {len(self.probability)}")
+        if any(a >= b for a, b in zip(self.at, self.at[1:], strict=False)):
+            raise ValueError("'at' must increase")
+        return self
+
+
+class LoanSpec(Strict):
+    """What happens to a granted loan: after ``term_days`` it is repaid (the true event
+    ``repaid_event``) with probability ``repay`` (a number, an expression over citizen
+    columns such as ``0.3 + income / 20000``, clipped to 0-1, or a lookup table), else it
+    defaults (``default_event``). The policy's rules score these events like any other, once
+    a sensor observes them. A citizen holds one loan at a time."""
+
+    repay: Probability | Annotated[str, Field(min_length=1, max_length=500)] | RepaymentTable
+    term_days: Annotated[int, Field(ge=1, le=36_500)] = 30
+    repaid_event: str = "loan_repaid"
+    default_event: str = "loan_default"
+
+
+class OpportunitySpec(Strict):
+    """Something citizens try, granted or refused by the policy's sanctions and perks.
+
+    Each day an eligible citizen (at least ``min_age``, and ``who`` holds) tries it ``rate``
+    times on average (Poisson; a number or a distribution drawn once per citizen, times
+    ``multipliers`` and ``bands`` as for behaviour; small rates are chances per day). The
+    attempt is refused if the policy denies the citizen any of ``blocked_by``, lacks any perk
+    in ``needs``, or (lenders) their score is below ``min_score``. A refused citizen tries
+    again the next day with probability ``retry``; a refused attempt still succeeds through
+    touts or insiders with probability ``evasion``. Defaults come from the opportunity
+    catalogue (``panopticon opportunities``).
+    """
+
+    rate: Annotated[float, Field(ge=0, le=20)] | Distribution | None = None
+    multipliers: dict[Literal["sex", "region", "group", "residency", "occupation"],
+                      dict[str, NonNegative]] = {}
+    bands: dict[Literal["age", "income"], Bands] = {}
+    min_age: NonNegative = 18
+    who: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    blocked_by: list[str] | None = None
+    needs: list[str] | None = None
+    min_score: float | dict[Literal["group", "sex", "region", "residency"],
+                            dict[str, float]] | None = None
+    retry: Probability = 0.0
+    evasion: Probability = 0.0
+    loan: LoanSpec | None = None
+
+    @field_validator("min_score")
+    @classmethod
+    def _one_attribute(cls, value):
+        if isinstance(value, dict) and len(value) != 1:
+            raise ValueError("thresholds by one attribute, e.g. {group: {majority: 600, ...}}")
+        return value
+
+
 
 
 # ---------------------------------------------------------------- sensors
+class ReallocationSpec(Strict):
+    """The predictive-policing loop: every ``every_days`` days the source's budget of covered
+    citizens (sum over regions of coverage x citizens, as configured) is re-divided among
+    regions in proportion to the observations it recorded there, each day's count decayed
+    by ``memory``; no region's coverage exceeds 1 or falls below ``floor``. Shares follow
+    the decayed counts to the power ``exponent``: 1 is proportional (the initial split is
+    locked in, up to chance, whatever the truth), above 1 sends more to the hot spot (it runs
+    away), below 1 evens out [A]."""
+
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 7
+    memory: Probability = 0.9
+    floor: Probability = 0.0
+    exponent: Annotated[float, Field(ge=0, le=10)] = 1.0
+
+
 class SourceSpec(Strict):
     """One data source and its errors.
 
@@ -204,6 +354,8 @@ class SourceSpec(Strict):
     phantom_events: list[str] | None = None
     false_match_multipliers: dict[Literal["sex", "region", "group", "residency", "occupation"],
                                   dict[str, NonNegative]] = {}
+    reallocate: ReallocationSpec | None = None
+    """None: coverage stays as configured (the default)."""
 
     @property
     def invented_events(self) -> list[str]:
@@ -219,6 +371,9 @@ class RunSpec(Strict):
     days: Annotated[int, Field(ge=1, le=36_500)] = 365
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     checkpoint_every: Annotated[int, Field(ge=1, le=36_500)] = 30
+    survey_every: Annotated[int, Field(ge=0, le=36_500)] = 7
+    """How often the slow statistics are measured, in days (also on the first and last
+    day): tie statistics and expected behaviour by group. 0: never."""
 
 
 class ScenarioSpec(Strict):
@@ -231,6 +386,7 @@ class ScenarioSpec(Strict):
     society: SocietySpec = SocietySpec()
     behaviour: BehaviourSpec = BehaviourSpec()
     sensors: dict[str, SourceSpec] = {}
+    opportunities: dict[str, OpportunitySpec] = {}
     policy: PolicySpec
 
     def with_run(self, **changes: Any) -> ScenarioSpec:
@@ -264,6 +420,11 @@ class ScenarioSpec(Strict):
             used |= set(lst.enter_on) | set(lst.leave_on)
         if self.policy.peer_rating is not None:
             used |= set(self.policy.peer_rating.incident_events)
+        for r in self.behaviour.responses:
+            used |= set(r.events)
+        for o in self.opportunities.values():
+            if o.loan is not None:
+                used |= {o.loan.repaid_event, o.loan.default_event}
         return [e for e in EVENTS_BY_NAME if e in used]
 
 
@@ -276,12 +437,14 @@ class _Sections:
     society: SocietySpec | None
     behaviour: BehaviourSpec | None
     sensors: dict[str, SourceSpec] | None
+    opportunities: dict[str, OpportunitySpec] | None
     policy: PolicySpec | None
 
 
 _SECTION_MODELS: dict[str, Any] = {
     "society": TypeAdapter(SocietySpec), "behaviour": TypeAdapter(BehaviourSpec),
-    "sensors": TypeAdapter(dict[str, SourceSpec]), "policy": TypeAdapter(PolicySpec)}
+    "sensors": TypeAdapter(dict[str, SourceSpec]),
+    "opportunities": TypeAdapter(dict[str, OpportunitySpec]), "policy": TypeAdapter(PolicySpec)}
 
 
 def _valid_sections(data: dict) -> _Sections:
@@ -372,14 +535,126 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                 out.append((("sensors", sname, "coverage"),
                             f"coverage needs every region; missing {sorted(missing)}"))
         cats(("sensors", sname, "false_match_multipliers"), src.false_match_multipliers)
+    traits = tuple(soc.traits) if soc is not None else ()
+    if soc is not None:
+        for name, dist in soc.traits.items():
+            if isinstance(dist, ByCategory):
+                missing = set(categories[dist.by]) - set(dist.values)
+                if missing:
+                    out.append((("society", "traits", name, "values"),
+                                f"needs a distribution for every {dist.by}; missing "
+                                f"{sorted(missing)}"))
+    if beh_spec is not None:
+        for i, resp in enumerate(beh_spec.responses):
+            for j, e in enumerate(resp.events):
+                event(("behaviour", "responses", i, "events", j), e)
+        modes: dict[str, str] = {}
+        for i, resp in enumerate(beh_spec.responses):
+            mode = "rate" if resp.rate is not None else "factor"
+            for j, e in enumerate(resp.events):
+                if modes.setdefault(e, mode) != mode:
+                    out.append((("behaviour", "responses", i, "events", j),
+                                f"{e!r} already has a response of the other kind; an event's "
+                                "responses either set a rate or multiply it by a factor"))
+    for name, opp in (spec.opportunities or {}).items():
+        out += _check_opportunity(name, opp, categories, traits)
     if policy is not None:
         labels = {k: tuple(v) for k, v in categories.items()} if categories else None
-        out += [(("policy", *path), msg) for path, msg in check_policy(policy, labels)]
+        out += [(("policy", *path), msg) for path, msg in check_policy(policy, labels, traits)]
+        if labels is not None and beh_spec is not None:
+            out += _check_conditions(policy, labels, traits,
+                                     scenario_conditions(beh_spec, spec.opportunities or {}))
     return out
 
 
-def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None
-                 ) -> list[tuple[tuple, str]]:
+def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits: tuple
+                       ) -> list[tuple[tuple, str]]:
+    """An opportunity's names: a catalogue entry (or a full definition), known sanctions,
+    perks, categories, columns and events."""
+    from panopticon.catalogue import PERKS, SANCTIONS
+
+    out: list[tuple[tuple, str]] = []
+    path = ("opportunities", name)
+    if name not in OPPORTUNITIES_BY_NAME and (opp.rate is None or (opp.blocked_by is None
+                                                                   and opp.needs is None)):
+        close = difflib.get_close_matches(name, list(OPPORTUNITIES_BY_NAME), 3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        out.append((path, f"unknown opportunity {name!r}{hint}; name one from "
+                          "`panopticon opportunities`, or give rate and blocked_by or needs"))
+    for key, table, what in (("blocked_by", SANCTIONS, "sanction"), ("needs", PERKS, "perk")):
+        for j, x in enumerate(getattr(opp, key) or ()):
+            if x not in table:
+                close = difflib.get_close_matches(x, list(table), 3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                out.append(((*path, key, j), f"unknown {what} {x!r}{hint}"))
+    if categories:
+        for attr, table in opp.multipliers.items():
+            for cat in table:
+                if cat not in categories[attr]:
+                    out.append(((*path, "multipliers", attr, cat),
+                                f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
+        if isinstance(opp.min_score, dict):
+            (attr, table), = opp.min_score.items()
+            missing = set(categories[attr]) - set(table)
+            if missing:
+                out.append(((*path, "min_score", attr),
+                            f"needs a threshold for every {attr}; missing {sorted(missing)}"))
+            for cat in sorted(set(table) - set(categories[attr])):
+                out.append(((*path, "min_score", attr, cat),
+                            f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
+    if opp.loan is not None:
+        for key in ("repaid_event", "default_event"):
+            e = getattr(opp.loan, key)
+            if e not in EVENTS_BY_NAME:
+                out.append(((*path, "loan", key), f"unknown event type {e!r}; see "
+                                                  "`panopticon events`"))
+        repay = opp.loan.repay
+        if isinstance(repay, RepaymentTable) and repay.column not in (*BUILTIN_NUMBERS, *traits):
+            out.append(((*path, "loan", "repay", "column"),
+                        f"unknown column {repay.column!r}; numeric columns are "
+                        f"{[*BUILTIN_NUMBERS, *traits]}"))
+    return out
+
+
+def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, OpportunitySpec]
+                        ) -> dict[str, tuple[str, str, bool]]:
+    """The scenario's own conditions by key path: (text, "bool"/"number", fixed attributes
+    only). They are compiled with the policy's (same columns and functions)."""
+    found: dict[str, tuple[str, str, bool]] = {}
+    for i, resp in enumerate(behaviour.responses):
+        found[f"behaviour.responses[{i}].when"] = (resp.when, "bool", False)
+    for name, opp in opportunities.items():
+        who = opp.who if opp.who is not None else (
+            OPPORTUNITIES_BY_NAME[name].who if name in OPPORTUNITIES_BY_NAME else None)
+        if who is not None:
+            found[f"opportunities.{name}.who"] = (who, "bool", True)
+        if opp.loan is not None and isinstance(opp.loan.repay, str):
+            found[f"opportunities.{name}.loan.repay"] = (opp.loan.repay, "number", False)
+    return found
+
+
+def _check_conditions(policy: PolicySpec, labels: dict, traits: tuple,
+                      conditions: dict[str, tuple[str, str, bool]]) -> list[tuple[tuple, str]]:
+    from panopticon.policy.runtime import PolicyError, compile_policy_conditions
+
+    out = []
+    for path, condition in conditions.items():
+        try:
+            compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels, traits,
+                                      {path: condition}, only_extra=True)
+        except PolicyError as exc:
+            out.append((_key_path(exc.path), str(exc.error)))
+    return out
+
+
+def _key_path(path: str) -> tuple:
+    """``lists[2].enter_when`` -> ("lists", 2, "enter_when")."""
+    return tuple(int(p) if p.isdigit() else p
+                 for p in path.replace("[", ".").replace("]", "").split("."))
+
+
+def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None,
+                 traits: tuple[str, ...] = ()) -> list[tuple[tuple, str]]:
     """A policy's names and conditions: events, tiers, sanctions and perks exist, and every
     condition compiles (against the society's categories; the default society if None)."""
     from panopticon.catalogue import PERKS, SANCTIONS
@@ -417,11 +692,9 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
                   "group": tuple(soc.group.labels()), "residency": tuple(soc.residency.labels()),
                   "occupation": (*soc.occupation.labels(), *DERIVED_OCCUPATIONS)}
     try:
-        compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels)
+        compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels, traits)
     except PolicyError as exc:
-        path = tuple(int(p) if p.isdigit() else p
-                     for p in exc.path.replace("[", ".").replace("]", "").split("."))
-        out.append((path, str(exc.error)))
+        out.append((_key_path(exc.path), str(exc.error)))
     return out
 
 

@@ -15,7 +15,7 @@ daily kernels free of per-citizen float arrays: a profile code (uint16) per citi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba as nb
 import numpy as np
@@ -78,6 +78,10 @@ class SensorModel:
             ``profile_members``) over which phantoms are drawn together (see :func:`observe`).
         phantom_cdf: (P, S) cumulative share of each source in a profile's phantoms.
         phantom_events: flat event ids of each source's phantom events; ``phantom_starts`` (S+1,).
+        coverage: (S, R) share of each region within each source's reach (may be reallocated).
+        detection: (S,) chance that a covered event is recorded.
+        weight: (S, P) false-match multiplier of each profile; phantom_rate: (S,).
+        profile_region: (P,) region code of each profile; region_size: (R,) citizens.
     """
 
     names: tuple[str, ...]
@@ -95,6 +99,12 @@ class SensorModel:
     phantom_cdf: np.ndarray
     phantom_events: np.ndarray
     phantom_starts: np.ndarray
+    coverage: np.ndarray
+    detection: np.ndarray
+    weight: np.ndarray
+    phantom_rate: np.ndarray
+    profile_region: np.ndarray
+    region_size: np.ndarray
 
 
 def profiles(pop: Population) -> tuple[np.ndarray, list[dict[str, int]]]:
@@ -119,13 +129,13 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     names = tuple(spec.sensors)
     n_s, n_r = len(names), len(pop.labels["region"])
     source_of_event = np.full(len(events), -1, dtype=np.int8)
-    detect = np.zeros((max(n_s, 1), n_r))
+    coverage = np.zeros((max(n_s, 1), n_r))
+    detection = np.zeros(max(n_s, 1))
     misattribution = np.zeros(max(n_s, 1))
+    phantom_rate = np.zeros(max(n_s, 1))
     profile, described = profiles(pop)
     n_p = len(described)
     weight = np.ones((max(n_s, 1), n_p))
-    coverage = np.ones((max(n_s, 1), n_p))
-    phantom = np.zeros((max(n_s, 1), n_p))
     flat: list[int] = []
     starts = [0]
     for s, src in enumerate(spec.sensors.values()):
@@ -133,33 +143,49 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
             if e in events:
                 source_of_event[events.index(e)] = s
         cov = src.coverage
-        by_region = np.array([cov.get(r, 0.0) if isinstance(cov, dict) else cov
-                              for r in pop.labels["region"]])
-        detect[s] = by_region * src.detection
+        coverage[s] = [cov.get(r, 0.0) if isinstance(cov, dict) else cov
+                       for r in pop.labels["region"]]
+        detection[s] = src.detection
         misattribution[s] = src.misattribution
+        phantom_rate[s] = src.phantom_rate
         for p, cats in enumerate(described):
             w = 1.0
             for attr, table in src.false_match_multipliers.items():
                 w *= table.get(pop.labels[attr][cats[attr]], 1.0)
             weight[s, p] = w
-            coverage[s, p] = by_region[cats["region"]]
-        phantom[s] = src.phantom_rate * weight[s] * coverage[s]
         flat += [events.index(e) for e in src.invented_events if e in events]
         starts.append(len(flat))
     counts = np.bincount(profile, minlength=n_p).astype(np.float64)
     mass = weight * counts
     victim_cdf = np.cumsum(mass, axis=1) / np.maximum(mass.sum(axis=1, keepdims=True), 1e-300)
+    order = np.argsort(profile, kind="stable").astype(np.int32)
+    pstarts = np.zeros(n_p + 1, dtype=np.int64)
+    np.cumsum(counts.astype(np.int64), out=pstarts[1:])
+    profile_region = np.asarray([cats["region"] for cats in described], dtype=np.int64)
+    empty = np.zeros(0)
+    model = SensorModel(names, source_of_event, empty, misattribution, profile, order, pstarts,
+                        victim_cdf, empty, empty, empty, empty, empty,
+                        np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64),
+                        coverage, detection, weight, phantom_rate, profile_region,
+                        np.bincount(pop.region, minlength=n_r).astype(np.int64))
+    return with_coverage(model, coverage)
+
+
+def with_coverage(model: SensorModel, coverage: np.ndarray) -> SensorModel:
+    """The model with each source's coverage by region replaced ((S, R) shares): detection
+    chances and phantom tables follow (phantoms scale with coverage)."""
+    detect = coverage * model.detection[:, None]
+    phantom = model.phantom_rate[:, None] * model.weight * coverage[:, model.profile_region]
     lam = phantom.sum(axis=0)
     if lam.max(initial=0.0) > MAX_PHANTOMS:
         raise UserError(f"sensors: phantom_rate times false_match_multipliers gives some "
                         f"citizens {lam.max():.3g} phantom records a day; at most "
                         f"{MAX_PHANTOMS:g} is supported")
     phantom_cdf = (np.cumsum(phantom, axis=0) / np.maximum(lam, 1e-300)).T.copy()
-    order = np.argsort(profile, kind="stable").astype(np.int32)
-    pstarts = np.zeros(n_p + 1, dtype=np.int64)
-    np.cumsum(counts.astype(np.int64), out=pstarts[1:])
     # Blocks of same-profile citizens with at most PHANTOMS_PER_BLOCK expected phantoms a day:
     # a day's phantoms cost O(blocks + phantoms) instead of one draw per citizen.
+    pstarts = model.profile_starts
+    n_p = len(pstarts) - 1
     members = np.diff(pstarts)
     size = np.where(lam > 0, np.clip(PHANTOMS_PER_BLOCK // np.maximum(lam, 1e-12), 1, members), 0)
     n_blocks = np.where(size > 0, -(-members // np.maximum(size, 1)), 0).astype(np.int64)
@@ -168,9 +194,47 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     block_size = size[block_profile].astype(np.int64)
     block_first = pstarts[block_profile] + within * block_size
     block_len = np.minimum(block_size, pstarts[block_profile + 1] - block_first)
-    return SensorModel(names, source_of_event, detect, misattribution, profile, order, pstarts,
-                       victim_cdf, lam, block_first, block_len, block_profile, phantom_cdf,
-                       np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64))
+    return replace(model, coverage=coverage, detect=detect, phantom_lambda=lam,
+                   block_first=block_first, block_len=block_len, block_profile=block_profile,
+                   phantom_cdf=phantom_cdf)
+
+
+def reallocate(coverage: np.ndarray, heat: np.ndarray, region_size: np.ndarray,
+               floor: float, exponent: float = 1.0) -> np.ndarray:
+    """One source's coverage re-divided among regions in proportion to where it recorded
+    observations (the predictive-policing loop), keeping its budget of covered citizens.
+
+    Args:
+        coverage: (R,) today's shares. heat: (R,) recent observations per region (decayed).
+        region_size: (R,) citizens per region. floor: least coverage any region keeps.
+        exponent: shares follow heat ** exponent: 1 is proportional (an urn: the initial
+            split is kept up to chance, never corrected), above 1 favours the hot spot (runs
+            away toward it), below 1 evens out.
+
+    Returns:
+        (R,) new shares in [floor, 1]: the budget B = sum(coverage x size) of covered
+        citizens is split in proportion to heat; a region's share is capped at 1 (full
+        reach), and what it cannot use goes to the others (water-filling); last, each region
+        is lifted to at least ``floor`` (which may add to the budget). Without any
+        observations the coverage is unchanged.
+    """
+    if heat.sum() <= 0:
+        return coverage
+    heat = heat ** exponent
+    budget = float((coverage * region_size).sum())
+    size = np.maximum(region_size, 1).astype(np.float64)
+    out = np.ones(len(coverage), dtype=np.float64)
+    free = heat > 0
+    out[~free] = 0.0
+    for _ in range(len(coverage)):  # each round caps at least one region, or ends
+        left = budget - float(size[~free & (out == 1.0)].sum())
+        want = left * heat * free / heat[free].sum() / size
+        full = free & (want >= 1.0)
+        out[free] = np.minimum(want[free], 1.0)
+        if not full.any() or full.sum() == free.sum():
+            break
+        free &= ~full
+    return np.maximum(out, floor)
 
 
 @nb.njit(inline="always")

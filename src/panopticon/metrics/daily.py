@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 
 from panopticon.kernels import count_codes, sum_and_median
@@ -63,3 +64,51 @@ def standing(day: int, until: np.ndarray, lists: list[str], denied: dict[str, np
     row.update({f"denied_{k}": int(np.count_nonzero(v)) for k, v in denied.items()})
     row.update({f"granted_{k}": int(np.count_nonzero(v)) for k, v in granted.items()})
     return row
+
+
+def rates_by_group(rates: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Expected events a day by event type and group: sum of the citizens' rates, (T, G)."""
+    return _sum_by_group(rates, np.arange(rates.shape[1]), group, n_groups)
+
+
+@nb.njit(cache=True, nogil=True)
+def _sum_by_group(rates, cols, group, n_groups):
+    """Sums of the rate columns ``cols`` by group, (len(cols), G)."""
+    out = np.zeros((cols.shape[0], n_groups), dtype=np.float64)
+    for i in range(rates.shape[0]):
+        for c in range(cols.shape[0]):
+            out[c, group[i]] += rates[i, cols[c]]
+    return out
+
+
+def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates: np.ndarray | None,
+                       adapting: np.ndarray) -> dict[str, np.ndarray]:
+    """What citizens did today against what they did at the start, by event type and group.
+
+    Args:
+        true: the day's true events. group: (n,) group code. baseline: (T, G) expected events
+            a day at the starting rates. rates: (n, T) today's rates (after adaptation), or
+            None on days without a survey. adapting: (T,) bool, the event types whose rates
+            can change (the others keep their baseline).
+
+    Returns:
+        ``true`` (T, G) int64 events today; on survey days also ``expected`` (T, G) float64,
+        the sum of today's rates, and ``baseline``: ``expected / baseline - 1`` is the
+        behaviour change (deterrence, chilling, gaming) without sampling noise.
+    """
+    out = {"true": _count_by_group(true.event, true.citizen, group, *baseline.shape)}
+    if rates is not None:
+        expected = baseline.copy()
+        cols = np.flatnonzero(adapting)
+        if len(cols):
+            expected[cols] = _sum_by_group(rates, cols, group, baseline.shape[1])
+        out.update(expected=expected, baseline=baseline)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _count_by_group(event, citizen, group, t_count, g_count):
+    out = np.zeros((t_count, g_count), dtype=np.int64)
+    for e in range(event.shape[0]):
+        out[event[e], group[citizen[e]]] += 1
+    return out

@@ -7,7 +7,8 @@ of a capped rule each citizen has used this period, tier overrides, and deductio
 expire. Every array is per citizen (shape (n,) or (k, n)); nothing loops over citizens in Python.
 
 Conditions may name these columns: numbers ``age``, ``income`` (yuan/month), ``rank``,
-``score`` (points); categories ``sex``, ``region``, ``group``, ``residency``, ``occupation``,
+``children`` (minors in an adult's household), the scenario's ``traits``, ``score``
+(points); categories ``sex``, ``region``, ``group``, ``residency``, ``occupation``,
 ``tier``; and call ``listed("list")``, ``days_listed("list")``, ``days_since("event")``
 (observations; :data:`NEVER` if none yet) and ``count("event", days)`` (observations in the last
 ``days`` days, today included), ``abroad()`` (the citizen lives abroad) and
@@ -32,7 +33,7 @@ from panopticon.rng import Stage, stream_key, uniform, uniforms_at
 
 NEVER = 1_000_000_000
 """``days_since`` of an event never observed, and the end day of an open-ended listing."""
-STATIC_NUMBERS = ("age", "income", "rank")
+STATIC_NUMBERS = ("age", "income", "rank", "children")
 STATIC_CATEGORIES = ("sex", "region", "group", "residency", "occupation")
 FUNCTIONS = {
     "listed": Function(("list",), "bool"),
@@ -56,24 +57,37 @@ class PolicyError(ValueError):
         super().__init__(f"{path}: {error}")
 
 
-def condition_columns(labels: dict[str, tuple[str, ...]], tiers: list[str]) -> dict[str, Column]:
+def condition_columns(labels: dict[str, tuple[str, ...]], tiers: list[str],
+                      traits: tuple[str, ...] = ()) -> dict[str, Column]:
     """The columns conditions may name, for a population with these category labels."""
-    cols = {name: Column("number") for name in (*STATIC_NUMBERS, "score")}
+    cols = {name: Column("number") for name in (*STATIC_NUMBERS, *traits, "score")}
     for name in STATIC_CATEGORIES:
         cols[name] = Column("category", tuple(labels[name]))
     cols["tier"] = Column("category", tuple(tiers))
     return cols
 
 
+def static_columns(population) -> dict[str, np.ndarray]:
+    """The fixed citizen columns conditions may name (attributes and traits), by name."""
+    return {**{c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)},
+            **population.traits}
+
+
 def compile_policy_conditions(policy: PolicySpec, events: list[str],
-                              labels: dict[str, tuple[str, ...]]) -> dict[str, Condition]:
+                              labels: dict[str, tuple[str, ...]], traits: tuple[str, ...] = (),
+                              extra: dict[str, tuple[str, str, bool]] | None = None,
+                              only_extra: bool = False) -> dict[str, Condition]:
     """Every condition of a policy, compiled, by key path (e.g. ``rules[2].where``).
+
+    ``extra`` adds the scenario's own conditions (who tries an opportunity, when citizens
+    respond), by key path: (text, "bool" or "number", fixed attributes only); with
+    ``only_extra`` the policy's own are skipped.
 
     Raises:
         PolicyError: for the first condition that does not compile, naming its key path.
     """
-    columns = condition_columns(labels, policy.tier_names)
-    static = {k: v for k, v in columns.items() if k in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
+    columns = condition_columns(labels, policy.tier_names, traits)
+    static = {k: v for k, v in columns.items() if k != "score" and k != "tier"}
     # any catalogue event may be named: one this run never observes just counts nothing
     names = {"event": list(EVENTS_BY_NAME), "list": [x.name for x in policy.lists],
              "tier": policy.tier_names, "layer": ["family", "friends", "work", "partner"]}
@@ -92,19 +106,22 @@ def compile_policy_conditions(policy: PolicySpec, events: list[str],
                 raise PolicyError(path, ConditionError(
                     text, 0, f"count({args[0]!r}, {args[1]}) needs a whole number of days, 1-36500"))
 
-    if isinstance(policy.score.start, str):
+    if isinstance(policy.score.start, str) and not only_extra:
         add("score.start", policy.score.start, "number", only_static=True)
-    add("score.formula", policy.score.formula, "number")
-    if policy.peer_rating is not None:
-        add("peer_rating.opinion", policy.peer_rating.opinion, "number")
-    add("scope.exempt", policy.scope.exempt, only_static=True)
-    for r, rule in enumerate(policy.rules):
-        add(f"rules[{r}].where", rule.where)
-    for k, lst in enumerate(policy.lists):
-        add(f"lists[{k}].enter_when", lst.enter_when)
-        add(f"lists[{k}].leave_when", lst.leave_when)
-    for k, c in enumerate(policy.sanctions):
-        add(f"sanctions[{k}].when", c.when)
+    if not only_extra:
+        add("score.formula", policy.score.formula, "number")
+        if policy.peer_rating is not None:
+            add("peer_rating.opinion", policy.peer_rating.opinion, "number")
+        add("scope.exempt", policy.scope.exempt, only_static=True)
+        for r, rule in enumerate(policy.rules):
+            add(f"rules[{r}].where", rule.where)
+        for k, lst in enumerate(policy.lists):
+            add(f"lists[{k}].enter_when", lst.enter_when)
+            add(f"lists[{k}].leave_when", lst.leave_when)
+        for k, c in enumerate(policy.sanctions):
+            add(f"sanctions[{k}].when", c.when)
+    for path, (text, expect, only_static) in (extra or {}).items():
+        add(path, text, expect, only_static)
     return found
 
 
@@ -239,9 +256,10 @@ def _apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_
 
 
 @nb.njit(cache=True, nogil=True)
-def _enter_lists(day, obs_citizen, obs_event, enters, leaves, exempt, days, extend, until, since,
-                 trigger, out_citizen, out_list, out_change, out_obs):
-    """Observation-driven list changes, in observation order (lists x events masks)."""
+def _enter_lists(day, obs_citizen, obs_event, obs_true, enters, leaves, exempt, days, extend,
+                 until, since, trigger, falsely, out_citizen, out_list, out_change, out_obs):
+    """Observation-driven list changes, in observation order (lists x events masks). A listing
+    is false while every observation that entered or extended it was false."""
     first_id = np.int64(day) << np.int64(32)
     m = 0
     for o in range(obs_citizen.shape[0]):
@@ -256,10 +274,13 @@ def _enter_lists(day, obs_citizen, obs_event, enters, leaves, exempt, days, exte
                 if until[k, i] <= day:
                     since[k, i] = day
                     until[k, i] = day + days[k] if days[k] > 0 else NEVER
+                    falsely[k, i] = not obs_true[o]
                     change = ENTERED
-                elif extend[k] > 0 and until[k, i] < NEVER:
-                    until[k, i] += extend[k]
-                    change = EXTENDED
+                else:
+                    falsely[k, i] = falsely[k, i] and not obs_true[o]
+                    if extend[k] > 0 and until[k, i] < NEVER:
+                        until[k, i] += extend[k]
+                        change = EXTENDED
             elif leaves[k, t] and until[k, i] > day:
                 until[k, i] = day
                 change = LEFT
@@ -294,18 +315,20 @@ class ListChanges:
 class PolicyRuntime:
     """A policy bound to a population, with its day-to-day memory (see the module docstring)."""
 
-    STATE = ("last_seen", "until", "since", "trigger", "cap_used", "cap_period", "tier_cap",
+    STATE = ("last_seen", "until", "since", "trigger", "falsely", "cap_used", "cap_period", "tier_cap",
              "tier_cap_until", "due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
     RATINGS = ("sum_w", "sum_wr", "rating_mean", "boost_until")
 
     def __init__(self, policy: PolicySpec, events: list[str], population, seed: int,
-                 ties: dict | None = None):
+                 ties: dict | None = None,
+                 extra: dict[str, tuple[str, str, bool]] | None = None):
         self.policy, self.events, self.seed = policy, list(events), seed
         self.ties = ties or {}
         n = population.n
         self.labels = population.labels
-        self.conditions = compile_policy_conditions(policy, self.events, self.labels)
-        self.static = {c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
+        self.conditions = compile_policy_conditions(policy, self.events, self.labels,
+                                                    tuple(population.traits), extra)
+        self.static = static_columns(population)
         self.rules = RuleTable.compile(policy, self.events)
         self.abroad = population.abroad
         exempt = self.conditions.get("scope.exempt")
@@ -334,6 +357,7 @@ class PolicyRuntime:
         self.until = np.full((l_count, n), -1, dtype=np.int64)  # listed while until > day
         self.since = np.zeros((l_count, n), dtype=np.int64)
         self.trigger = np.zeros((l_count, n), dtype=np.int64)
+        self.falsely = np.zeros((l_count, n), dtype=np.bool_)  # listed by a false observation
         n_caps = int((self.rules.cap_row >= 0).sum())
         self.cap_used = np.zeros((n_caps, n), dtype=np.int64)
         self.cap_period = np.full((n_caps, n), -1, dtype=np.int64)
@@ -380,18 +404,24 @@ class PolicyRuntime:
                     np.add.at(counts, citizens, 1)
 
     # ------------------------------------------------------------------ conditions
-    def context(self, day: int, scores: np.ndarray, tier: np.ndarray):
-        """(columns, call) for evaluating conditions today."""
+    def context(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False):
+        """(columns, call) for evaluating conditions today. ``honest``: listings entered only
+        by false observations do not count (with scores and tiers net of false points, this
+        is the citizen's standing on true events alone)."""
         columns = dict(self.static)
         columns["score"] = scores / MILLI
         columns["tier"] = tier
 
+        def listed(k: int) -> np.ndarray:
+            on = self.until[k] > day
+            return on & ~self.falsely[k] if honest else on
+
         def call(name: str, args: tuple) -> np.ndarray:
             if name == "listed":
-                return self.until[self._list(args[0])] > day
+                return listed(self._list(args[0]))
             if name == "days_listed":
                 k = self._list(args[0])
-                return np.where(self.until[k] > day, day - self.since[k], 0).astype(np.float64)
+                return np.where(listed(k), day - self.since[k], 0).astype(np.float64)
             if name == "abroad":
                 return self.abroad.copy()
             if name == "ties_mean":
@@ -407,9 +437,10 @@ class PolicyRuntime:
     def _list(self, name: str) -> int:
         return next(k for k, x in enumerate(self.lists) if x.name == name)
 
-    def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray) -> np.ndarray:
-        """One compiled condition, evaluated on today's state."""
-        return self.conditions[path](*self.context(day, scores, tier))
+    def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray,
+                 honest: bool = False) -> np.ndarray:
+        """One compiled condition, evaluated on today's state (see :meth:`context`)."""
+        return self.conditions[path](*self.context(day, scores, tier, honest))
 
     # ------------------------------------------------------------------ the day
     def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
@@ -452,9 +483,9 @@ class PolicyRuntime:
             m = len(obs) * len(self.lists)
             cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int8),
                     np.empty(m, np.int64))
-            k = _enter_lists(day, obs.citizen, obs.event, self.enters, self.leaves, self.exempt,
-                             self.list_days, self.list_extend, self.until, self.since,
-                             self.trigger, *cols)
+            k = _enter_lists(day, obs.citizen, obs.event, obs.is_true, self.enters, self.leaves,
+                             self.exempt, self.list_days, self.list_extend, self.until,
+                             self.since, self.trigger, self.falsely, *cols)
             parts.append(ListChanges(*(c[:k] for c in cols)))
         for k, lst in enumerate(self.lists):
             if lst.enter_when:
@@ -462,6 +493,7 @@ class PolicyRuntime:
                     & (self.until[k] <= day) & ~self.exempt
                 self.since[k, enter] = day
                 self.trigger[k, enter] = day
+                self.falsely[k, enter] = False
                 self.until[k, enter] = day + lst.days if lst.days else NEVER
                 parts.append(_changes(enter, k, ENTERED))
             if lst.leave_when:
@@ -619,16 +651,16 @@ class PolicyRuntime:
         active = self.tier_cap_until > day
         return np.where(active, np.maximum(tier, self.tier_cap), tier).astype(np.uint8)
 
-    def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray
+    def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Who is denied each sanction and granted each perk today: name -> bool (n,).
 
-        Exempt citizens are never denied anything.
+        Exempt citizens are never denied anything. ``honest``: see :meth:`context`.
         """
         denied: dict[str, np.ndarray] = {}
         granted: dict[str, np.ndarray] = {}
         for k, c in enumerate(self.policy.sanctions):
-            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier)
+            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest)
             for name in c.deny:
                 denied[name] = denied.get(name, False) | (mask & ~self.exempt)
             for name in c.grant:

@@ -50,6 +50,10 @@ class ScoreSpec(Strict):
     ``start`` is a number or an expression over citizen columns (a base score from residency
     and income, say), evaluated once on day 0. With ``formula`` (the ``formula`` family) the
     score is recomputed from that expression every ``every_days`` days.
+
+    ``realtime`` (default): sanctions and perks read the standing at the end of the day, so
+    what a citizen buys in the morning counts for the loan they ask for in the afternoon;
+    false: they read the standing at the start of the day (yesterday's score).
     """
 
     start: float | str = 1000.0
@@ -57,6 +61,7 @@ class ScoreSpec(Strict):
     max: float | None = None
     formula: str | None = None
     every_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    realtime: bool = True
 
     @model_validator(mode="after")
     def _bounds(self):

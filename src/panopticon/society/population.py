@@ -33,7 +33,9 @@ class Population:
         household: household id, int32 (households are contiguous runs of ids).
         partner: partner's citizen id, int32 (-1 = none).
         abroad: bool, a citizen living abroad (domestic sensors do not see them).
+        children: minors in an adult's household, uint8 (0 for minors).
         labels: category names of each coded column.
+        traits: the scenario's further numeric traits by name, float64 (n,) each.
     """
 
     age: np.ndarray
@@ -47,7 +49,9 @@ class Population:
     household: np.ndarray
     partner: np.ndarray
     abroad: np.ndarray
+    children: np.ndarray
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    traits: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -59,8 +63,8 @@ class Population:
     def columns(self) -> dict[str, np.ndarray]:
         """Every attribute by name."""
         names = ("age", "sex", "region", "group", "residency", "occupation", "income", "rank",
-                 "household", "partner", "abroad")
-        return {k: getattr(self, k) for k in names}
+                 "household", "partner", "abroad", "children")
+        return {**{k: getattr(self, k) for k in names}, **self.traits}
 
     @property
     def nbytes(self) -> int:
@@ -180,9 +184,15 @@ def generate_society(spec: SocietySpec, n: int, seed: int) -> Society:
     is_citizen = residency == labels["residency"].index("citizen") \
         if "citizen" in labels["residency"] else np.zeros(n, dtype=bool)
     abroad = is_citizen & (age >= 18) & (u(14, n) < spec.abroad_share)
+    minors = np.bincount(household, weights=age < 18, minlength=n_h)
+    children = np.where(age < 18, 0, np.minimum(minors[household], 255)).astype(np.uint8)
+    str_labels = {k: list(v) for k, v in labels.items()}
+    traits = {name: draw_by(dist, u(100 + j, n), columns, str_labels)
+              for j, (name, dist) in enumerate(spec.traits.items())}
     population = Population(age=age, sex=sex, region=region, group=group, residency=residency,
                             occupation=occupation, income=income, rank=rank, household=household,
-                            partner=partner, abroad=abroad, labels=labels)
+                            partner=partner, abroad=abroad, children=children, labels=labels,
+                            traits=traits)
     return Society(population, _ties(spec, population, starts, seed))
 
 

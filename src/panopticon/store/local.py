@@ -31,7 +31,8 @@ import pyarrow.parquet as pq
 from panopticon.errors import UserError
 from panopticon.store.tables import Collector, citizens_table
 
-TABLES = ("daily", "events", "ledger", "observations", "lists")
+TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
+          "behaviour", "network")
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
 
 

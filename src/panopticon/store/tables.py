@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.policy.schema import MILLI
+from panopticon.sanctions import MEASURES
 from panopticon.sensors import TALLY
 
 
@@ -105,6 +106,82 @@ def lists_table(days: list[int], parts: list, list_names: Sequence[str]) -> pa.T
     })
 
 
+def opportunities_table(days: list[int], parts: list, kinds: Sequence[str],
+                        groups: Sequence[str]) -> pa.Table:
+    """Per day, opportunity and group: ``attempts``, ``retries``, ``refused``, ``wrongful``
+    refusals, ``evaded`` refusals, ``granted`` and ``loans`` started (see
+    :data:`panopticon.sanctions.MEASURES`)."""
+    k, g = len(kinds), len(groups)
+    cells = k * g
+    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
+    counts = (np.concatenate([p.counts.reshape(len(MEASURES), cells) for _, p in present], axis=1)
+              if present else np.zeros((len(MEASURES), 0), dtype=np.int64))
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), cells)),
+        "opportunity": _dictionary(np.tile(np.repeat(np.arange(k, dtype=np.int16), g),
+                                           len(present)), kinds or ["none"]),
+        "group": _dictionary(np.tile(np.arange(g, dtype=np.int16), k * len(present)), groups),
+        **{m: pa.array(counts[j]) for j, m in enumerate(MEASURES)},
+    })
+
+
+def refusals_table(days: list[int], parts: list, kinds: Sequence[str]) -> pa.Table:
+    """Every refused attempt: day, citizen, opportunity, ``wrongful`` (the gates would not
+    have refused on the citizen's true standing), ``evaded`` (succeeded anyway), ``retry``."""
+    present = [(d, p.refusals) for d, p in zip(days, parts, strict=True) if p is not None]
+    lengths = [len(r) for _, r in present]
+
+    def col(name, dtype):
+        return (np.concatenate([getattr(r, name) for _, r in present]) if present
+                else np.empty(0, dtype))
+
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
+        "citizen": pa.array(col("citizen", np.int32)),
+        "opportunity": _dictionary(col("kind", np.int16), kinds or ["none"]),
+        "wrongful": pa.array(col("wrongful", bool)),
+        "evaded": pa.array(col("evaded", bool)),
+        "retry": pa.array(col("retry", bool)),
+    })
+
+
+def behaviour_table(days: list[int], parts: list[dict[str, np.ndarray]], events: Sequence[str],
+                    groups: Sequence[str]) -> pa.Table:
+    """Per day, event type and group: ``true`` events, ``expected`` (sum of the day's rates)
+    and ``baseline`` (the same at the starting rates; both null except on survey days):
+    ``expected / baseline - 1`` is how much behaviour changed (deterrence, chilling,
+    gaming)."""
+    t, g = len(events), len(groups)
+    missing = np.full(t * g, np.nan)
+
+    def col(name, dtype):
+        return (np.concatenate([p[name].ravel() if name in p else missing for p in parts])
+                if parts else np.empty(0, dtype))
+
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), t * g)),
+        "event": _dictionary(np.tile(np.repeat(np.arange(t, dtype=np.int16), g), len(days)),
+                             events),
+        "group": _dictionary(np.tile(np.arange(g, dtype=np.int16), t * len(days)), groups),
+        "true": pa.array(col("true", np.int64)),
+        "expected": pa.array(col("expected", np.float64), from_pandas=True),
+        "baseline": pa.array(col("baseline", np.float64), from_pandas=True),
+    })
+
+
+NETWORK_STATS = ("mean_degree", "isolated_share", "tier_assortativity", "score_correlation",
+                 "components", "largest_component_share")
+
+
+def network_table(days: list[int], parts: list[dict[str, dict[str, float]]]) -> pa.Table:
+    """Tie statistics per measured day and layer (see ``society.network.tie_stats``)."""
+    rows = [{"day": d, "layer": layer, **{k: float(stats[k]) for k in NETWORK_STATS}}
+            for d, p in zip(days, parts, strict=True) for layer, stats in p.items()]
+    schema = pa.schema([("day", pa.int32()), ("layer", pa.string()),
+                        *[(k, pa.float64()) for k in NETWORK_STATS]])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def citizens_table(sim, state) -> pa.Table:
     """Each citizen's attributes and final standing."""
     pop = sim.society.population
@@ -113,7 +190,7 @@ def citizens_table(sim, state) -> pa.Table:
         if name in pop.labels:
             cols[name] = _dictionary(values, pop.labels[name])
         elif name == "partner":
-            cols[name] = _nullable(values, values >= 0)
+            cols[name] = _nullable(state.partner, state.partner >= 0)  # as at the end
         else:
             cols[name] = pa.array(values)
     cols["score"] = pa.array(state.scores / MILLI)
@@ -122,7 +199,7 @@ def citizens_table(sim, state) -> pa.Table:
     for k, lst in enumerate(sim.scenario.policy.lists):
         cols[f"listed_{lst.name}"] = pa.array(state.policy.until[k] > state.day - 1)
     cols["ever_false"] = pa.array(state.ever_false)
-    for layer, csr in sim.society.ties.items():
+    for layer, csr in state.ties.items():
         cols[f"{layer}_ties"] = pa.array(csr.degree.astype(np.int32))
     return pa.table(cols)
 
@@ -142,6 +219,9 @@ class Collector:
         self.ledger: list[dict[str, np.ndarray]] = []
         self.observations: list = []
         self.lists: list = []
+        self.opportunities: list = []
+        self.behaviour: list[dict[str, np.ndarray]] = []
+        self.network: list[dict] = []
 
     def add(self, record) -> None:
         """Buffer one day."""
@@ -151,10 +231,14 @@ class Collector:
         self.ledger.append(record.ledger)
         self.observations.append(record.observations)
         self.lists.append(record.lists)
+        self.opportunities.append(record.opportunities)
+        self.behaviour.append(record.behaviour)
+        self.network.append(record.network)
 
     def tables(self) -> dict[str, pa.Table]:
-        """The buffered days as tables: daily, events, ledger, observations."""
+        """The buffered days as tables (see :data:`panopticon.store.local.TABLES`)."""
         sim = self.sim
+        kinds, groups = sim.opportunities.names, sim.society.population.labels["group"]
         return {
             "daily": daily_table(self.metrics),
             "events": events_table(self.days, self.events, sim.events),
@@ -163,4 +247,8 @@ class Collector:
                                                sim.sensors.names),
             "lists": lists_table(self.days, self.lists,
                                  [x.name for x in sim.scenario.policy.lists]),
+            "opportunities": opportunities_table(self.days, self.opportunities, kinds, groups),
+            "refusals": refusals_table(self.days, self.opportunities, kinds),
+            "behaviour": behaviour_table(self.days, self.behaviour, sim.events, groups),
+            "network": network_table(self.days, self.network),
         }

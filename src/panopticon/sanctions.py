@@ -1,0 +1,353 @@
+"""Opportunities and their gates: what citizens try each day, and what the policy lets them do.
+
+Citizens try things (a loan, a flight, a school place for their child, a flat without a
+deposit) at rates that depend on who they are. Each attempt meets the policy's gates: refused
+if the policy denies the citizen a sanction that blocks it, if it needs a perk they are not
+granted, or if a lender's threshold is above their score. A refused citizen may try again the
+next day, and a refused attempt may still succeed through touts or insiders (evasion).
+
+Every refusal is also judged on the citizen's *true* standing, the same gates applied to their
+score net of points from false observations and without listings that only false observations
+caused: a refusal those gates would not have made is **wrongful**.
+
+Granted loans have outcomes: after the term the borrower repays (a true ``loan_repaid`` event,
+by default) with a probability from an expression or a lookup table over citizen columns, or
+defaults. These events go through the sensors and the policy like any other behaviour, so the
+score moves with them (the lending loop of D'Amour et al. 2020).
+
+Attempts are drawn like behaviour: one uniform per citizen-day decides whether they try
+anything (a Poisson count over the sum of their rates), and each attempt picks its kind in
+proportion to the rates; so the cost is one hash per citizen-day whatever the number of kinds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from panopticon.behaviour import poisson_count, rate_from_traits
+from panopticon.catalogue import OPPORTUNITIES_BY_NAME
+from panopticon.errors import UserError
+from panopticon.kernels import offsets
+from panopticon.policy.schema import MILLI
+from panopticon.rng import Stage, stream_key, uniform, uniforms_at
+from panopticon.scenario import RepaymentTable, ScenarioSpec
+from panopticon.society import Population
+
+MEASURES = ("attempts", "retries", "refused", "wrongful", "evaded", "granted", "loans")
+"""What is counted per opportunity and group each day: attempts (retries included), retries,
+refused (evaded ones included), wrongful refusals, evaded refusals (succeeded anyway), granted
+attempts (evaded included), and loans started."""
+MAX_TRIES = 20.0
+"""Most attempts of one kind a citizen may make per day on average (rates are Poisson)."""
+_TRY, _RETRY, _EVADE, _REPAY = range(4)  # sub-streams of Stage.OPPORTUNITY
+
+
+@dataclass(frozen=True)
+class Loan:
+    """A compiled :class:`~panopticon.scenario.LoanSpec`: ``repay`` is a probability, a
+    condition path (evaluated on the day the loan starts) or a lookup table; events are
+    indices into the run's events."""
+
+    repay: float | str | RepaymentTable
+    term_days: int
+    repaid_event: int
+    default_event: int
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    """One compiled kind of attempt. ``min_score``: int64 milli-points per citizen (n,), or
+    None for no lender threshold."""
+
+    name: str
+    blocked_by: tuple[str, ...]
+    needs: tuple[str, ...]
+    min_score: np.ndarray | None
+    retry: float
+    evasion: float
+    loan: Loan | None
+
+
+@dataclass(frozen=True)
+class Opportunities:
+    """The scenario's opportunities bound to a population.
+
+    Attributes:
+        kinds: K opportunities. rates: (n, K) float64 attempts per citizen-day (0 where a
+            citizen is not eligible). total: (n,) row sums; p0: (n,) exp(-total).
+        loans: indices of the kinds that are loans.
+    """
+
+    kinds: tuple[Opportunity, ...]
+    rates: np.ndarray
+    total: np.ndarray
+    p0: np.ndarray
+    loans: tuple[int, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """Kind names, in order."""
+        return [k.name for k in self.kinds]
+
+    @classmethod
+    def compile(cls, spec: ScenarioSpec, events: list[str], pop: Population, seed: int,
+                who: dict[str, np.ndarray]) -> Opportunities:
+        """Rates from traits and eligibility (``who``: name -> bool (n,)), gates and loans."""
+        n, kinds = pop.n, []
+        rates = np.zeros((n, len(spec.opportunities)), dtype=np.float64)
+        for k, (name, opp) in enumerate(spec.opportunities.items()):
+            default = OPPORTUNITIES_BY_NAME.get(name)
+            rate = rate_from_traits(opp, default.rate_per_day if default else 0.0, pop,
+                                    stream_key(seed, Stage.OPPORTUNITY, 0, 100 + k))
+            if name in who:
+                rate[~who[name]] = 0.0
+            if n and rate.max() > MAX_TRIES:
+                raise UserError(f"opportunities.{name}: some citizens would try it "
+                                f"{rate.max():.3g} times a day; at most {MAX_TRIES:g} is "
+                                "supported")
+            rates[:, k] = rate
+            blocked = opp.blocked_by if opp.blocked_by is not None else (
+                default.blocked_by if default else ())
+            needs = opp.needs if opp.needs is not None else (default.needs if default else ())
+            loan = None
+            if opp.loan is not None:
+                repay = opp.loan.repay
+                loan = Loan(f"opportunities.{name}.loan.repay" if isinstance(repay, str)
+                            else repay, opp.loan.term_days, events.index(opp.loan.repaid_event),
+                            events.index(opp.loan.default_event))
+            kinds.append(Opportunity(name, tuple(blocked), tuple(needs),
+                                     _thresholds(opp.min_score, pop), opp.retry, opp.evasion,
+                                     loan))
+        total = rates.sum(axis=1)
+        return cls(tuple(kinds), rates, total, np.exp(-total),
+                   tuple(k for k, o in enumerate(kinds) if o.loan is not None))
+
+
+def _thresholds(min_score, pop: Population) -> np.ndarray | None:
+    """A lender's threshold per citizen in milli-points: one number, or one per category."""
+    if min_score is None:
+        return None
+    if not isinstance(min_score, dict):
+        return np.full(pop.n, round(min_score * MILLI), dtype=np.int64)
+    (attr, table), = min_score.items()
+    labels = pop.labels[attr] if attr != "sex" else ("female", "male")
+    by_code = np.asarray([round(table[c] * MILLI) for c in labels], dtype=np.int64)
+    return by_code[getattr(pop, attr)]
+
+
+@dataclass
+class OpportunityState:
+    """What the gates remember: ``pending`` (K, n) bool, refused and still wanting; for each
+    loan kind l, ``loan_due`` (L, n) int64 the day the loan ends (-1: none) and
+    ``loan_repays`` (L, n) bool its drawn outcome."""
+
+    pending: np.ndarray
+    loan_due: np.ndarray
+    loan_repays: np.ndarray
+
+    FIELDS = ("pending", "loan_due", "loan_repays")
+
+    @classmethod
+    def empty(cls, opps: Opportunities, n: int) -> OpportunityState:
+        """Nobody pending, no loans."""
+        return cls(np.zeros((len(opps.kinds), n), dtype=bool),
+                   np.full((len(opps.loans), n), -1, dtype=np.int64),
+                   np.zeros((len(opps.loans), n), dtype=bool))
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        """Arrays for a checkpoint."""
+        return {f"opportunities.{k}": getattr(self, k).copy() for k in self.FIELDS}
+
+    @classmethod
+    def restore(cls, snap: dict[str, np.ndarray]) -> OpportunityState:
+        """From :meth:`snapshot`."""
+        return cls(*(snap[f"opportunities.{k}"].copy() for k in cls.FIELDS))
+
+
+@dataclass(frozen=True)
+class Gates:
+    """Today's gates, as the policy applies them and on true standing (``honest_*``):
+    sanction or perk name -> bool (n,), and scores in milli-points (n,)."""
+
+    denied: dict[str, np.ndarray]
+    granted: dict[str, np.ndarray]
+    scores: np.ndarray
+    honest_denied: dict[str, np.ndarray]
+    honest_granted: dict[str, np.ndarray]
+    honest_scores: np.ndarray
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """Every refused attempt of one day, in citizen order per kind: citizen int32, kind int16
+    (index into the opportunities), wrongful bool (not refused on true standing), evaded bool
+    (succeeded anyway), retry bool (a second or later try)."""
+
+    citizen: np.ndarray
+    kind: np.ndarray
+    wrongful: np.ndarray
+    evaded: np.ndarray
+    retry: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.citizen)
+
+
+@dataclass(frozen=True)
+class OpportunityDay:
+    """What the gates did on one day: ``counts`` (len(MEASURES), K, G) int64 by measure, kind
+    and group, and every refusal."""
+
+    counts: np.ndarray
+    refusals: Refusals
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _count_tries(key, p0, total, counts):
+    for i in nb.prange(p0.shape[0]):
+        u = uniform(key, np.uint64(i) << np.uint64(8))
+        counts[i] = 0 if u < p0[i] else poisson_count(u, p0[i], total[i], 200)
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _fill_tries(key, rates, total, counts, first, citizen, kind):
+    """Each attempt's kind, in proportion to the citizen's rates (parallel-safe: each citizen
+    writes its own slots)."""
+    k_count = rates.shape[1]
+    for i in nb.prange(counts.shape[0]):
+        for j in range(counts[i]):
+            x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(j + 1)) * total[i]
+            k = 0
+            acc = rates[i, 0]
+            while acc <= x and k < k_count - 1:
+                k += 1
+                acc += rates[i, k]
+            while rates[i, k] == 0.0 and k > 0:  # rounding landed on a zero rate
+                k -= 1
+            citizen[first[i] + j] = i
+            kind[first[i] + j] = k
+
+
+def draw_tries(seed: int, day: int, opps: Opportunities) -> tuple[np.ndarray, np.ndarray]:
+    """Today's first tries: citizen int32 (a,) in order, kind int16 (a,)."""
+    key = stream_key(seed, Stage.OPPORTUNITY, day, _TRY)
+    counts = np.empty(len(opps.total), dtype=np.int64)
+    _count_tries(key, opps.p0, opps.total, counts)
+    first = offsets(counts)
+    citizen = np.empty(first[-1], dtype=np.int32)
+    kind = np.empty(first[-1], dtype=np.int16)
+    _fill_tries(key, opps.rates, opps.total, counts, first, citizen, kind)
+    return citizen, kind
+
+
+def _refused(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
+             scores: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(who), dtype=bool)
+    for name in opp.blocked_by:
+        if name in denied:
+            out |= denied[name][who]
+    for name in opp.needs:
+        out |= ~granted[name][who] if name in granted else True
+    if opp.min_score is not None:
+        out |= scores[who] < opp.min_score[who]
+    return out
+
+
+def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, gates: Gates,
+            group: np.ndarray, n_groups: int, repay_of) -> OpportunityDay:
+    """Today's attempts (first tries and retries), decided at the gates; updates ``state``.
+
+    Args:
+        group: (n,) uint8 group code of each citizen, for the counts.
+        repay_of: callable(path, citizens) -> repayment probabilities (float64) of the
+            citizens, for loans whose ``repay`` is an expression.
+    """
+    citizen, kind = draw_tries(seed, day, opps)
+    counts = np.zeros((len(MEASURES), len(opps.kinds), n_groups), dtype=np.int64)
+    parts: list[tuple] = []
+    for k, opp in enumerate(opps.kinds):
+        who = citizen[kind == k]
+        retry = np.zeros(len(who), dtype=bool)
+        if opp.retry > 0:
+            waiting = np.flatnonzero(state.pending[k])
+            u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _RETRY), waiting)
+            state.pending[k, waiting[u >= opp.retry]] = False  # gave up
+            again = waiting[u < opp.retry]
+            who = np.concatenate([who, again.astype(np.int32)])
+            retry = np.concatenate([retry, np.ones(len(again), dtype=bool)])
+        if opp.loan is not None:  # one loan at a time
+            free = state.loan_due[opps.loans.index(k), who] < 0
+            who, retry = who[free], retry[free]
+        refused = _refused(opp, who, gates.denied, gates.granted, gates.scores)
+        wrongful = refused & ~_refused(opp, who, gates.honest_denied, gates.honest_granted,
+                                       gates.honest_scores)
+        u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _EVADE),
+                        who.astype(np.uint64) * 2 + retry)
+        evaded = refused & (u < opp.evasion)
+        granted = ~refused | evaded
+        if opp.retry > 0:
+            state.pending[k, who[refused & ~evaded]] = True
+            state.pending[k, who[granted]] = False
+        started = np.zeros(len(who), dtype=bool)
+        if opp.loan is not None:
+            started = _start_loans(seed, day, opp.loan, k, opps.loans.index(k), state, who,
+                                   granted, repay_of)
+        g = group[who]
+        for m, mask in enumerate((None, retry, refused, wrongful, evaded, granted, started)):
+            counts[m, k] = np.bincount(g if mask is None else g[mask], minlength=n_groups)
+        parts.append((who[refused], np.full(int(refused.sum()), k, dtype=np.int16),
+                      wrongful[refused], evaded[refused], retry[refused]))
+    if not parts:
+        parts = [(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, bool),
+                  np.empty(0, bool), np.empty(0, bool))]
+    return OpportunityDay(counts, Refusals(*(np.concatenate(cols) for cols in zip(*parts,
+                                                                                    strict=True))))
+
+
+def _start_loans(seed: int, day: int, loan: Loan, k: int, slot: int, state: OpportunityState,
+                 who: np.ndarray, granted: np.ndarray, repay_of) -> np.ndarray:
+    """Start the granted loans (the first of a citizen's tries today); their outcome is drawn
+    now and becomes a true event when the term ends. Returns which tries started one."""
+    idx = np.flatnonzero(granted)
+    _, first = np.unique(who[idx], return_index=True)
+    idx = idx[first]
+    borrowers = who[idx]
+    if isinstance(loan.repay, float | int):
+        p = np.full(len(borrowers), float(loan.repay))
+    else:
+        p = repay_of(loan.repay, borrowers)
+    u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _REPAY), borrowers)
+    state.loan_due[slot, borrowers] = day + loan.term_days
+    state.loan_repays[slot, borrowers] = u < np.clip(p, 0.0, 1.0)
+    started = np.zeros(len(who), dtype=bool)
+    started[idx] = True
+    return started
+
+
+def repayment(table: RepaymentTable, values: np.ndarray) -> np.ndarray:
+    """Repayment probability from a lookup table: the entry of the largest ``at`` not above
+    the value (the first entry below ``at[0]``). float64 of the values' shape."""
+    idx = np.searchsorted(np.asarray(table.at), values, side="right") - 1
+    return np.asarray(table.probability)[np.clip(idx, 0, len(table.at) - 1)]
+
+
+def loan_outcomes(day: int, opps: Opportunities, state: OpportunityState
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Loans that end today become true events (repaid or defaulted): citizen int32 and event
+    int16, in citizen order; the loans are closed."""
+    cit, ev = [], []
+    for slot, k in enumerate(opps.loans):
+        loan = opps.kinds[k].loan
+        due = np.flatnonzero(state.loan_due[slot] == day)
+        cit.append(due.astype(np.int32))
+        ev.append(np.where(state.loan_repays[slot, due], loan.repaid_event,
+                           loan.default_event).astype(np.int16))
+        state.loan_due[slot, due] = -1
+    if not cit:
+        return np.empty(0, np.int32), np.empty(0, np.int16)
+    citizen, event = np.concatenate(cit), np.concatenate(ev)
+    order = np.argsort(citizen, kind="stable")
+    return citizen[order], event[order]
