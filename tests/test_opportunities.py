@@ -47,9 +47,10 @@ def _gates(denied=(), honest_denied=(), granted=(), scores=None, honest=None) ->
         return m
 
     scores = np.full(N, 1000 * MILLI, dtype=np.int64) if scores is None else scores
+    true_scores = scores if honest is None else honest
     return Gates({"flights": mask(denied)}, {"deposit_free_rental": mask(granted)}, scores,
-                 {"flights": mask(honest_denied)}, {"deposit_free_rental": mask(granted)},
-                 scores if honest is None else honest)
+                 lambda who: ({"flights": mask(honest_denied)[who]},
+                              {"deposit_free_rental": mask(granted)[who]}, true_scores[who]))
 
 
 def _everyone_tries(opps: Opportunities, state: OpportunityState, gates: Gates, day: int = 0,
@@ -129,7 +130,8 @@ def test_retries_give_a_geometric_number_of_tries(seed):
     state = OpportunityState.empty(opps, n)
     state.pending[0] = True
     denied = {"flights": np.ones(n, dtype=bool)}
-    gates = Gates(denied, {}, np.zeros(n, np.int64), denied, {}, np.zeros(n, np.int64))
+    gates = Gates(denied, {}, np.zeros(n, np.int64),
+                  lambda who: ({"flights": denied["flights"][who]}, {}, np.zeros(len(who))))
     tries = 0
     for d in range(200):
         tries += _count(attempt(seed, d, opps, state, gates, np.zeros(n, np.uint8), 1, None),

@@ -342,14 +342,17 @@ def _scale(rates, total, cdf, mask, apply, factor, limit, base, base_column):
     for i in nb.prange(n):
         if not mask[i]:
             continue
+        changed = False
         for t in range(t_count):
             if apply[t]:
                 r = rates[i, t] * factor
                 if limit > 0.0:
                     bound = base[i, base_column[t]] * limit
                     r = max(r, bound) if factor < 1.0 else min(r, bound)
+                changed |= r != rates[i, t]
                 rates[i, t] = r
-        _refresh(rates, i, total, cdf)
+        if changed:  # at its limit (or a zero rate): no new CDF to work out
+            _refresh(rates, i, total, cdf)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

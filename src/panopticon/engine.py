@@ -326,13 +326,25 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
 
 
 def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
-          granted: dict[str, np.ndarray]) -> Gates:
+          granted: dict[str, np.ndarray], now: bool = False) -> Gates:
     """The gates as the policy applies them, and on each citizen's true standing: the score
-    net of false points, its tier, and listings that true observations support."""
-    honest = state.scores - state.false_points
-    honest_denied, honest_granted = state.policy.consequences(
-        state.day, honest, classify(sim.policy, honest), honest=True)
-    return Gates(denied, granted, state.scores, honest_denied, honest_granted, honest)
+    net of false points, its tier, and listings that true observations support. The true
+    standing is worked out when asked, for the citizens asked about; ``now``: for everyone
+    at once (gates read before the day's scoring, whose state is about to change)."""
+    d, rules = state.day, state.policy
+
+    def honest(citizens: np.ndarray | None):
+        scores = state.scores - state.false_points
+        tier = classify(sim.policy, scores)
+        hd, hg = rules.consequences(d, scores, tier, honest=True, subset=citizens)
+        return hd, hg, scores if citizens is None else scores[citizens]
+
+    if not now:
+        return Gates(denied, granted, state.scores, honest)
+    everyone = honest(None)
+    return Gates(denied, granted, state.scores.copy(), lambda citizens: (
+        {k: v[citizens] for k, v in everyone[0].items()},
+        {k: v[citizens] for k, v in everyone[1].items()}, everyone[2][citizens]))
 
 
 def try_opportunities(sim: Simulation, state: State, today: Gates) -> OpportunityDay:
@@ -363,14 +375,16 @@ def change_ties(sim: Simulation, state: State) -> dict[str, int]:
     """Citizens drop and make ties (unfriending, the partner market); counts of changes."""
     out: dict[str, int] = {}
     beh, d, pop = sim.scenario.behaviour, state.day, sim.society.population
-    if beh.unfriending is not None:
+    if beh.unfriending is not None and (d + 1) % beh.unfriending.every_days == 0:
         spec = beh.unfriending
         layer, moved = network.rewire(
             state.ties[spec.layer], state.tier, stream_key(sim.seed, Stage.NETWORK, d, 1),
             spec.probability, spec.drop, state.policy.exempt)
         state.ties[spec.layer] = layer
         out["ties_rewired"] = moved
-    if beh.partners is not None:
+    elif beh.unfriending is not None:
+        out["ties_rewired"] = 0
+    if beh.partners is not None and (d + 1) % beh.partners.every_days == 0:
         spec = beh.partners
         eligible = (pop.age >= 18) & ~pop.abroad
         state.partner, broken, formed = network.rematch_partners(
@@ -381,6 +395,8 @@ def change_ties(sim: Simulation, state: State) -> dict[str, int]:
             a = np.flatnonzero((state.partner >= 0) & (np.arange(sim.n) < state.partner))
             state.ties["partner"] = from_pairs(sim.n, a, state.partner[a])
         out["couples_broken"], out["couples_formed"] = broken, formed
+    elif beh.partners is not None:
+        out["couples_broken"] = out["couples_formed"] = 0
     return out
 
 
@@ -424,7 +440,8 @@ def step(sim: Simulation, state: State) -> DayRecord:
     opps = sim.opportunities
     early = None
     if opps.kinds and not sim.scenario.policy.score.realtime:  # gates read yesterday's standing
-        early = gates(sim, state, *state.policy.consequences(d, state.scores, state.tier))
+        early = gates(sim, state, *state.policy.consequences(d, state.scores, state.tier),
+                      now=True)
     true = behave(seed, d, state.rates, state.total, state.cdf)
     if opps.loans:
         true = add_events(true, *loan_outcomes(d, opps, state.opportunities))

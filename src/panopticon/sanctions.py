@@ -22,6 +22,7 @@ proportion to the rates; so the cost is one hash per citizen-day whatever the nu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba as nb
@@ -169,15 +170,15 @@ class OpportunityState:
 
 @dataclass(frozen=True)
 class Gates:
-    """Today's gates, as the policy applies them and on true standing (``honest_*``):
-    sanction or perk name -> bool (n,), and scores in milli-points (n,)."""
+    """Today's gates as the policy applies them: sanction or perk name -> bool (n,), scores
+    in milli-points (n,); and ``honest(citizens)``, the same for those citizens on their true
+    standing: (denied, granted, scores), each aligned with ``citizens`` (computed only for
+    the citizens refused, since only their refusals can be wrongful)."""
 
     denied: dict[str, np.ndarray]
     granted: dict[str, np.ndarray]
     scores: np.ndarray
-    honest_denied: dict[str, np.ndarray]
-    honest_granted: dict[str, np.ndarray]
-    honest_scores: np.ndarray
+    honest: Callable[[np.ndarray], tuple[dict, dict, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -244,15 +245,18 @@ def draw_tries(seed: int, day: int, opps: Opportunities) -> tuple[np.ndarray, np
 
 
 def _refused(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
-             scores: np.ndarray) -> np.ndarray:
+             scores: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+    """Which of ``who``'s tries the gates refuse; the masks and scores are read at ``at``
+    (default: ``who``, for arrays over all citizens)."""
+    at = who if at is None else at
     out = np.zeros(len(who), dtype=bool)
     for name in opp.blocked_by:
         if name in denied:
-            out |= denied[name][who]
+            out |= denied[name][at]
     for name in opp.needs:
-        out |= ~granted[name][who] if name in granted else True
+        out |= ~granted[name][at] if name in granted else True
     if opp.min_score is not None:
-        out |= scores[who] < opp.min_score[who]
+        out |= scores[at] < opp.min_score[who]
     return out
 
 
@@ -268,6 +272,7 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
     citizen, kind = draw_tries(seed, day, opps)
     counts = np.zeros((len(MEASURES), len(opps.kinds), n_groups), dtype=np.int64)
     parts: list[tuple] = []
+    wrongful_at = MEASURES.index("wrongful")
     for k, opp in enumerate(opps.kinds):
         who = citizen[kind == k]
         retry = np.zeros(len(who), dtype=bool)
@@ -282,8 +287,6 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
             free = state.loan_due[opps.loans.index(k), who] < 0
             who, retry = who[free], retry[free]
         refused = _refused(opp, who, gates.denied, gates.granted, gates.scores)
-        wrongful = refused & ~_refused(opp, who, gates.honest_denied, gates.honest_granted,
-                                       gates.honest_scores)
         u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _EVADE),
                         who.astype(np.uint64) * 2 + retry)
         evaded = refused & (u < opp.evasion)
@@ -296,15 +299,35 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
             started = _start_loans(seed, day, opp.loan, k, opps.loans.index(k), state, who,
                                    granted, repay_of)
         g = group[who]
-        for m, mask in enumerate((None, retry, refused, wrongful, evaded, granted, started)):
-            counts[m, k] = np.bincount(g if mask is None else g[mask], minlength=n_groups)
+        for m, mask in enumerate((None, retry, refused, None, evaded, granted, started)):
+            if m != wrongful_at:
+                counts[m, k] = np.bincount(g if mask is None else g[mask], minlength=n_groups)
         parts.append((who[refused], np.full(int(refused.sum()), k, dtype=np.int16),
-                      wrongful[refused], evaded[refused], retry[refused]))
+                      evaded[refused], retry[refused]))
     if not parts:
         parts = [(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, bool),
-                  np.empty(0, bool), np.empty(0, bool))]
-    return OpportunityDay(counts, Refusals(*(np.concatenate(cols) for cols in zip(*parts,
-                                                                                    strict=True))))
+                  np.empty(0, bool))]
+    who, kinds, evaded, retry = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+    wrongful = _wrongful(opps, gates, who, kinds)
+    for k in range(len(opps.kinds)):
+        counts[wrongful_at, k] = np.bincount(group[who[wrongful & (kinds == k)]],
+                                             minlength=n_groups)
+    return OpportunityDay(counts, Refusals(who, kinds, wrongful, evaded, retry))
+
+
+def _wrongful(opps: Opportunities, gates: Gates, who: np.ndarray, kinds: np.ndarray
+              ) -> np.ndarray:
+    """Which refusals the gates would not have made on the citizens' true standing."""
+    wrongful = np.zeros(len(who), dtype=bool)
+    if not len(who):
+        return wrongful
+    citizens = np.unique(who)
+    denied, granted, scores = gates.honest(citizens)
+    at = np.searchsorted(citizens, who)
+    for k, opp in enumerate(opps.kinds):
+        mine = kinds == k
+        wrongful[mine] = ~_refused(opp, who[mine], denied, granted, scores, at[mine])
+    return wrongful
 
 
 def _start_loans(seed: int, day: int, loan: Loan, k: int, slot: int, state: OpportunityState,

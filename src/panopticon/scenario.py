@@ -228,6 +228,9 @@ class UnfriendingSpec(Strict):
     layer: Literal["friends", "work"] = "friends"
     probability: Probability
     drop: Literal["worse", "different"] = "worse"
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 1
+    """Citizens act on days whose 1-based number is a multiple of this (``probability`` is
+    per such day): rewiring weekly costs a seventh of rewiring daily on large societies."""
 
 
 class PartnersSpec(Strict):
@@ -239,6 +242,9 @@ class PartnersSpec(Strict):
     breakup: Probability = 0.0002
     meet: Probability = 0.002
     assortativity: Probability = 0.0
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 1
+    """The market opens on days whose 1-based number is a multiple of this (``breakup`` and
+    ``meet`` are per such day)."""
 
 
 class BehaviourSpec(Strict):

@@ -442,9 +442,11 @@ class _Compiler:
             if kinds != ("category", "labels"):
                 raise self.error(la, f"{word} needs a category column and a tuple of its labels, e.g. "
                                      f"{_IN_EXAMPLE}; got {_describe(a)} and {_describe(b)}")
-            codes = np.array([self.code(lb, a, label) for label in b.labels], dtype=np.int64)
-            negate = isinstance(op, ast.NotIn)
-            return lambda x, _: np.isin(x, codes, invert=negate)
+            member = np.zeros(max(len(a.labels), 1), dtype=bool)  # a lookup by code
+            member[[self.code(lb, a, label) for label in b.labels]] = True
+            if isinstance(op, ast.NotIn):
+                member = ~member
+            return lambda x, _: member[x]
         if "labels" in kinds:
             raise self.error(lb if b.kind == "labels" else la, "a tuple of labels is only allowed after 'in'")
         if "label" in kinds or "category" in kinds:

@@ -404,33 +404,37 @@ class PolicyRuntime:
                     np.add.at(counts, citizens, 1)
 
     # ------------------------------------------------------------------ conditions
-    def context(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False):
+    def context(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
+                subset: np.ndarray | None = None):
         """(columns, call) for evaluating conditions today. ``honest``: listings entered only
         by false observations do not count (with scores and tiers net of false points, this
-        is the citizen's standing on true events alone)."""
-        columns = dict(self.static)
-        columns["score"] = scores / MILLI
-        columns["tier"] = tier
+        is the citizen's standing on true events alone). ``subset``: evaluate for these
+        citizens only (scores and tier still cover everyone). Columns are computed only when
+        a condition names them."""
+        pick = (lambda a: a) if subset is None else (lambda a: a[subset])
+        columns = _Lazy({name: (lambda v=v: pick(v)) for name, v in self.static.items()})
+        columns.factories["score"] = lambda: pick(scores) / MILLI
+        columns.factories["tier"] = lambda: pick(tier)
 
         def listed(k: int) -> np.ndarray:
-            on = self.until[k] > day
-            return on & ~self.falsely[k] if honest else on
+            on = pick(self.until[k]) > day
+            return on & ~pick(self.falsely[k]) if honest else on
 
         def call(name: str, args: tuple) -> np.ndarray:
             if name == "listed":
                 return listed(self._list(args[0]))
             if name == "days_listed":
                 k = self._list(args[0])
-                return np.where(listed(k), day - self.since[k], 0).astype(np.float64)
+                return np.where(listed(k), day - pick(self.since[k]), 0).astype(np.float64)
             if name == "abroad":
-                return self.abroad.copy()
+                return pick(self.abroad).copy()
             if name == "ties_mean":
                 layer = self.ties[args[0]]
-                return _ties_mean(layer.indptr, layer.indices, scores) / MILLI
+                return pick(_ties_mean(layer.indptr, layer.indices, scores)) / MILLI
             if name == "days_since":
-                last = self.last_seen[self.tracked[args[0]]]
+                last = pick(self.last_seen[self.tracked[args[0]]])
                 return np.minimum(day - last, NEVER).astype(np.float64)
-            return self.window_counts[(args[0], int(args[1]))].astype(np.float64)
+            return pick(self.window_counts[(args[0], int(args[1]))]).astype(np.float64)
 
         return columns, call
 
@@ -438,9 +442,9 @@ class PolicyRuntime:
         return next(k for k, x in enumerate(self.lists) if x.name == name)
 
     def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray,
-                 honest: bool = False) -> np.ndarray:
+                 honest: bool = False, subset: np.ndarray | None = None) -> np.ndarray:
         """One compiled condition, evaluated on today's state (see :meth:`context`)."""
-        return self.conditions[path](*self.context(day, scores, tier, honest))
+        return self.conditions[path](*self.context(day, scores, tier, honest, subset))
 
     # ------------------------------------------------------------------ the day
     def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
@@ -645,24 +649,28 @@ class PolicyRuntime:
         return LedgerRows.concat(parts) if parts else LedgerRows.empty()
 
     def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
-        """Tiers after overrides: no better than an active override's tier."""
+        """Tiers after overrides, no better than an active override's tier (``tier`` is
+        changed in place and returned)."""
         if not (self.rules.override_tier >= 0).any():
             return tier
-        active = self.tier_cap_until > day
-        return np.where(active, np.maximum(tier, self.tier_cap), tier).astype(np.uint8)
+        capped = np.flatnonzero(self.tier_cap_until > day)  # few: index them, not everyone
+        tier[capped] = np.maximum(tier[capped], self.tier_cap[capped])
+        return tier
 
-    def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False
+    def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
+                     subset: np.ndarray | None = None
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Who is denied each sanction and granted each perk today: name -> bool (n,).
-
-        Exempt citizens are never denied anything. ``honest``: see :meth:`context`.
+        """Who is denied each sanction and granted each perk today: name -> bool (n,), or
+        aligned with ``subset``. Exempt citizens are never denied anything. ``honest``: see
+        :meth:`context`.
         """
         denied: dict[str, np.ndarray] = {}
         granted: dict[str, np.ndarray] = {}
+        exempt = self.exempt if subset is None else self.exempt[subset]
         for k, c in enumerate(self.policy.sanctions):
-            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest)
+            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest, subset)
             for name in c.deny:
-                denied[name] = denied.get(name, False) | (mask & ~self.exempt)
+                denied[name] = denied.get(name, False) | (mask & ~exempt)
             for name in c.grant:
                 granted[name] = granted.get(name, False) | mask
         return denied, granted
@@ -730,6 +738,18 @@ def _reverse(citizen, delta, truth, low, high, scores, false_points):
         if truth[j] == 0:
             false_points[i] += applied[j]
     return applied
+
+
+class _Lazy(dict):
+    """Condition columns computed on first use (a condition names only some of them)."""
+
+    def __init__(self, factories: dict):
+        super().__init__()
+        self.factories = factories
+
+    def __missing__(self, key: str) -> np.ndarray:
+        value = self[key] = self.factories[key]()
+        return value
 
 
 def _bound(value: float | None, default: int) -> int:
