@@ -273,3 +273,25 @@ def test_opportunity_rates_above_twenty_a_day_are_a_user_error():
         "sex": {"male": 2.0}}}})
     with pytest.raises(UserError, match="opportunities.flight"):
         engine.build(spec)
+
+
+def test_a_grade_override_from_a_true_observation_is_part_of_true_standing():
+    """Drunk driving caps the grade at B for 30 days, whatever the points (everyone starts at
+    104, tier A). Citizen 9 is misidentified (false observation): capped at B, refused, and
+    the refusal is wrongful (without the false record they are A). Citizen 10 really drove
+    drunk: capped and refused just the same, but rightly."""
+    spec = build_scenario(GATED, policy={"score": {"start": 104}, "rules": [
+        {"event": "drunk_driving", "points": 0, "override": {"max_tier": "B", "days": 30}}]},
+        sensors={"police": {"events": ["drunk_driving"]}})
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    t = sim.events.index("drunk_driving")
+    obs = Observations(np.asarray([9, 10], np.int32), np.asarray([t, t], np.int16),
+                       np.zeros(2, np.int8), np.asarray([False, True]),
+                       np.asarray([-1, 10], np.int32))
+    policy = engine.apply_policy(sim, state, obs)
+    assert state.tier[9] == state.tier[10] == 1 and (state.scores[[9, 10]] == 104 * MILLI).all()
+    day = engine.try_opportunities(sim, state, engine.gates(sim, state, policy.denied,
+                                                            policy.granted))
+    assert dict(zip(day.refusals.citizen.tolist(), day.refusals.wrongful.tolist(),
+                    strict=True)) == {9: True, 10: False}

@@ -123,3 +123,42 @@ def test_deterrence_shows_in_the_behaviour_table_as_less_expected_misconduct():
             assert row.expected < row.baseline
         else:
             assert row.expected == row.baseline
+
+
+def test_a_limit_on_the_wrong_side_of_its_factor_is_refused():
+    """factor 0.8 with limit 2 would double the rate on the first day: a floor must be at
+    most 1 (times the starting rate), a ceiling at least 1."""
+    with pytest.raises(ValueError, match="floor, at most 1"):
+        ResponseSpec(when="x", events=["red_light"], factor=0.8, limit=2)
+    with pytest.raises(ValueError, match="ceiling, at least 1"):
+        ResponseSpec(when="x", events=["red_light"], factor=1.2, limit=0.5)
+
+
+def test_a_floor_never_raises_a_rate_another_rule_lowered():
+    """Deterrence already took red_light to 0.01 (base 0.1); a response with floor 0.3 x base
+    = 0.03 must not lift it back to 0.03: a bound only stops a move."""
+    responses = Responses.compile([ResponseSpec(when="x", events=["red_light"], factor=0.5,
+                                                limit=0.3)], EVENTS)
+    rates, total, cdf = _rates([[0.1, 0.0, 0.0]])
+    base = responses.base(rates)
+    rates[0, 0] = 0.01
+    totals(rates, total, cdf)
+    adapt(responses, [np.ones(1, bool)], rates, total, cdf, base)
+    assert rates[0, 0] == pytest.approx(0.01)
+
+
+def test_rate_response_on_a_deterred_event_is_refused(tiny_data):
+    """Deterrence multiplies red_light; a rate response would reset it every day."""
+    with pytest.raises(UserError, match="other kind"):
+        build_scenario(tiny_data, behaviour={"responses": [
+            {"when": 'tier == "C"', "events": ["red_light"], "rate": 0.01}]})
+
+
+def test_trait_tables_name_only_known_categories(tiny_data):
+    """A trait drawn by group must name this society's groups (as income must)."""
+    with pytest.raises(UserError) as err:
+        build_scenario(tiny_data, society={"traits": {"level": {"by": "region", "values": {
+            "urban": {"kind": "constant", "value": 1},
+            "rural": {"kind": "constant", "value": 2},
+            "suburb": {"kind": "constant", "value": 3}}}}})
+    assert "unknown region 'suburb'" in str(err.value)

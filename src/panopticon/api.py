@@ -58,7 +58,8 @@ class RunResult:
     _tables: dict[str, pa.Table] | None = None
 
     def table(self, name: str) -> pa.Table:
-        """``daily``, ``events``, ``ledger``, ``observations``, ``lists`` or ``citizens``."""
+        """``daily``, ``events``, ``ledger``, ``observations``, ``lists``, ``opportunities``,
+        ``refusals``, ``behaviour``, ``network`` or ``citizens``."""
         if self._tables is not None:
             if name not in self._tables:
                 raise UserError(f"no table {name!r}; tables are {sorted(self._tables)}")

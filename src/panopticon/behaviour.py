@@ -335,22 +335,23 @@ class Responses:
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _scale(rates, total, cdf, mask, apply, factor, limit, base, base_column):
-    """Multiply the applied rates of masked citizens by ``factor``, bounded by ``limit`` times
-    their base rate (a floor for factors below 1, a ceiling above)."""
-    n, t_count = rates.shape
-    for i in nb.prange(n):
+def _scale(rates, total, cdf, mask, columns, factor, limit, base, base_column):
+    """Multiply the rates ``columns`` of masked citizens by ``factor``, bounded by ``limit``
+    times their base rate (a floor for factors below 1, a ceiling above)."""
+    for i in nb.prange(rates.shape[0]):
         if not mask[i]:
             continue
         changed = False
-        for t in range(t_count):
-            if apply[t]:
-                r = rates[i, t] * factor
-                if limit > 0.0:
-                    bound = base[i, base_column[t]] * limit
-                    r = max(r, bound) if factor < 1.0 else min(r, bound)
-                changed |= r != rates[i, t]
-                rates[i, t] = r
+        for t in columns:
+            r = rates[i, t] * factor
+            if limit > 0.0:  # a bound stops the move; it never moves a rate back
+                bound = base[i, base_column[t]] * limit
+                if factor < 1.0:
+                    r = max(r, min(bound, rates[i, t]))
+                else:
+                    r = min(r, max(bound, rates[i, t]))
+            changed |= r != rates[i, t]
+            rates[i, t] = r
         if changed:  # at its limit (or a zero rate): no new CDF to work out
             _refresh(rates, i, total, cdf)
 
@@ -382,8 +383,8 @@ def adapt(responses: Responses, masks: list[np.ndarray], rates: np.ndarray, tota
     """Apply the responses in order (in place). ``masks``: whom each response's ``when``
     holds for today, bool (n,) per response."""
     for r in responses.scale:
-        _scale(rates, total, cdf, masks[r], responses.apply[r], responses.factor[r],
-               responses.limit[r], base, responses.base_column)
+        _scale(rates, total, cdf, masks[r], np.flatnonzero(responses.apply[r]),
+               responses.factor[r], responses.limit[r], base, responses.base_column)
     if responses.setting:
         idx = list(responses.setting)
         _set(rates, total, cdf, np.stack([masks[r] for r in idx]), responses.apply[idx],

@@ -194,7 +194,8 @@ def runs(
 @app.command()
 def query(
     sql: Annotated[str, typer.Argument(help="SQL over views runs, daily, events, ledger, "
-                                            "observations, lists, citizens (each has run_id).")],
+                                            "observations, lists, opportunities, refusals, "
+                                            "behaviour, network, citizens (each has run_id).")],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
 ) -> None:

@@ -209,8 +209,8 @@ class DayRecord:
         opportunities: attempts and refusals at the gates (None without opportunities).
         behaviour: ``true`` events and ``expected`` events (sum of today's rates) by event
             type and group, (T, G) each.
-        network: tie statistics per layer (measured every ``run.network_every`` days and on
-            the last day; empty on other days).
+        network: tie statistics per layer (measured on survey days, every
+            ``run.survey_every`` days and on the first and last day; empty on other days).
     """
 
     day: int
@@ -335,7 +335,7 @@ def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
 
     def honest(citizens: np.ndarray | None):
         scores = state.scores - state.false_points
-        tier = classify(sim.policy, scores)
+        tier = rules.cap_tiers(d, classify(sim.policy, scores), honest=True)
         hd, hg = rules.consequences(d, scores, tier, honest=True, subset=citizens)
         return hd, hg, scores if citizens is None else scores[citizens]
 

@@ -43,6 +43,8 @@ refused (evaded ones included), wrongful refusals, evaded refusals (succeeded an
 attempts (evaded included), and loans started."""
 MAX_TRIES = 20.0
 """Most attempts of one kind a citizen may make per day on average (rates are Poisson)."""
+RETRY_SLOT = 255
+"""Draw counter of a retry (a citizen's first tries of a day are numbered from 0)."""
 _TRY, _RETRY, _EVADE, _REPAY = range(4)  # sub-streams of Stage.OPPORTUNITY
 
 
@@ -214,7 +216,7 @@ def _count_tries(key, p0, total, counts):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _fill_tries(key, rates, total, counts, first, citizen, kind):
+def _fill_tries(key, rates, total, counts, first, citizen, kind, slot):
     """Each attempt's kind, in proportion to the citizen's rates (parallel-safe: each citizen
     writes its own slots)."""
     k_count = rates.shape[1]
@@ -230,18 +232,22 @@ def _fill_tries(key, rates, total, counts, first, citizen, kind):
                 k -= 1
             citizen[first[i] + j] = i
             kind[first[i] + j] = k
+            slot[first[i] + j] = j
 
 
-def draw_tries(seed: int, day: int, opps: Opportunities) -> tuple[np.ndarray, np.ndarray]:
-    """Today's first tries: citizen int32 (a,) in order, kind int16 (a,)."""
+def draw_tries(seed: int, day: int, opps: Opportunities
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Today's first tries: citizen int32 (a,) in order, kind int16 (a,), and each try's
+    number among the citizen's tries today, int64 (a,) (a draw counter)."""
     key = stream_key(seed, Stage.OPPORTUNITY, day, _TRY)
     counts = np.empty(len(opps.total), dtype=np.int64)
     _count_tries(key, opps.p0, opps.total, counts)
     first = offsets(counts)
     citizen = np.empty(first[-1], dtype=np.int32)
     kind = np.empty(first[-1], dtype=np.int16)
-    _fill_tries(key, opps.rates, opps.total, counts, first, citizen, kind)
-    return citizen, kind
+    slot = np.empty(first[-1], dtype=np.int64)
+    _fill_tries(key, opps.rates, opps.total, counts, first, citizen, kind, slot)
+    return citizen, kind, slot
 
 
 def _refused(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
@@ -269,12 +275,13 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
         repay_of: callable(path, citizens) -> repayment probabilities (float64) of the
             citizens, for loans whose ``repay`` is an expression.
     """
-    citizen, kind = draw_tries(seed, day, opps)
+    citizen, kind, slot = draw_tries(seed, day, opps)
     counts = np.zeros((len(MEASURES), len(opps.kinds), n_groups), dtype=np.int64)
     parts: list[tuple] = []
     wrongful_at = MEASURES.index("wrongful")
     for k, opp in enumerate(opps.kinds):
-        who = citizen[kind == k]
+        mine = kind == k
+        who, tries = citizen[mine], slot[mine]
         retry = np.zeros(len(who), dtype=bool)
         if opp.retry > 0:
             waiting = np.flatnonzero(state.pending[k])
@@ -282,13 +289,14 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
             state.pending[k, waiting[u >= opp.retry]] = False  # gave up
             again = waiting[u < opp.retry]
             who = np.concatenate([who, again.astype(np.int32)])
+            tries = np.concatenate([tries, np.full(len(again), RETRY_SLOT)])
             retry = np.concatenate([retry, np.ones(len(again), dtype=bool)])
         if opp.loan is not None:  # one loan at a time
             free = state.loan_due[opps.loans.index(k), who] < 0
-            who, retry = who[free], retry[free]
+            who, tries, retry = who[free], tries[free], retry[free]
         refused = _refused(opp, who, gates.denied, gates.granted, gates.scores)
         u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _EVADE),
-                        who.astype(np.uint64) * 2 + retry)
+                        (who.astype(np.int64) << 8) + tries)  # one draw per try
         evaded = refused & (u < opp.evasion)
         granted = ~refused | evaded
         if opp.retry > 0:

@@ -215,6 +215,10 @@ class ResponseSpec(Strict):
             raise ValueError("give either factor (a daily multiplier) or rate (events a day)")
         if self.limit is not None and self.factor is None:
             raise ValueError("limit bounds a factor; a rate needs no limit")
+        if self.limit is not None and (self.factor - 1) * (self.limit - 1) < 0:
+            side = "a floor, at most 1" if self.factor < 1 else "a ceiling, at least 1"
+            raise ValueError(f"with factor {self.factor:g} the limit is {side} (times the "
+                             f"starting rate); got {self.limit:g}")
         return self
 
 
@@ -550,18 +554,23 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                     out.append((("society", "traits", name, "values"),
                                 f"needs a distribution for every {dist.by}; missing "
                                 f"{sorted(missing)}"))
+                for cat in sorted(set(dist.values) - set(categories[dist.by])):
+                    out.append((("society", "traits", name, "values", cat),
+                                f"unknown {dist.by} {cat!r}; this society has "
+                                f"{categories[dist.by]}"))
     if beh_spec is not None:
         for i, resp in enumerate(beh_spec.responses):
             for j, e in enumerate(resp.events):
                 event(("behaviour", "responses", i, "events", j), e)
-        modes: dict[str, str] = {}
+        modes = {e: "factor" for det in beh_spec.deterrence for e in det.events}
         for i, resp in enumerate(beh_spec.responses):
             mode = "rate" if resp.rate is not None else "factor"
             for j, e in enumerate(resp.events):
                 if modes.setdefault(e, mode) != mode:
                     out.append((("behaviour", "responses", i, "events", j),
-                                f"{e!r} already has a response of the other kind; an event's "
-                                "responses either set a rate or multiply it by a factor"))
+                                f"{e!r} already has a response (or deterrence) of the other "
+                                "kind; an event's responses either set a rate or multiply it "
+                                "by a factor"))
     for name, opp in (spec.opportunities or {}).items():
         out += _check_opportunity(name, opp, categories, traits)
     if policy is not None:

@@ -270,7 +270,7 @@ def _suggest(word: str, options: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.6)
     if close:
         return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
-    if 0 < len(options) <= 10:
+    if 0 < len(options) <= 16:
         return " (known: " + ", ".join(sorted(options)) + ")"
     return ""
 

@@ -315,8 +315,9 @@ class ListChanges:
 class PolicyRuntime:
     """A policy bound to a population, with its day-to-day memory (see the module docstring)."""
 
-    STATE = ("last_seen", "until", "since", "trigger", "falsely", "cap_used", "cap_period", "tier_cap",
-             "tier_cap_until", "due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
+    STATE = ("last_seen", "until", "since", "trigger", "falsely", "cap_used", "cap_period",
+             "tier_cap", "tier_cap_until", "true_cap", "true_cap_until", "due", "due_citizen",
+             "due_delta", "due_rule", "due_obs", "due_truth")
     RATINGS = ("sum_w", "sum_wr", "rating_mean", "boost_until")
 
     def __init__(self, policy: PolicySpec, events: list[str], population, seed: int,
@@ -363,6 +364,8 @@ class PolicyRuntime:
         self.cap_period = np.full((n_caps, n), -1, dtype=np.int64)
         self.tier_cap = np.zeros(n, dtype=np.int64)
         self.tier_cap_until = np.zeros(n, dtype=np.int64)
+        self.true_cap = np.zeros(n, dtype=np.int64)  # the caps true observations set
+        self.true_cap_until = np.zeros(n, dtype=np.int64)
         empty = np.empty(0, dtype=np.int64)
         self.due, self.due_citizen, self.due_delta = empty, empty, empty
         self.due_rule, self.due_obs, self.due_truth = empty, empty, empty
@@ -564,7 +567,21 @@ class PolicyRuntime:
             self.due_rule = np.concatenate([self.due_rule, rows.rule[later]])
             self.due_obs = np.concatenate([self.due_obs, rows.observation[later]])
             self.due_truth = np.concatenate([self.due_truth, rows.truth[later]])
+        self._true_overrides(day, rows)
         return rows
+
+    def _true_overrides(self, day: int, rows: LedgerRows) -> None:
+        """Keep the grade caps that true observations set, apart: a citizen's true standing
+        is capped by those only (see :meth:`cap_tiers`)."""
+        cap_tier = self.rules.override_tier[rows.rule] if len(rows) else np.empty(0, np.int64)
+        hit = (cap_tier >= 0) & (rows.truth == 1)
+        if not hit.any():
+            return
+        who, cap = rows.citizen[hit], cap_tier[hit]
+        until = day + self.rules.override_days[rows.rule[hit]]
+        self.true_cap[who] = np.where(self.true_cap_until[who] > day, self.true_cap[who], 0)
+        np.maximum.at(self.true_cap, who, cap)
+        np.maximum.at(self.true_cap_until, who, until)
 
     def expire(self, day: int, policy: CompiledPolicy, scores: np.ndarray,
                false_points: np.ndarray) -> LedgerRows:
@@ -648,13 +665,16 @@ class PolicyRuntime:
             parts.append(apply_deltas(np.where(count > 0, delta, 0), scores, rule_id))
         return LedgerRows.concat(parts) if parts else LedgerRows.empty()
 
-    def cap_tiers(self, day: int, tier: np.ndarray) -> np.ndarray:
+    def cap_tiers(self, day: int, tier: np.ndarray, honest: bool = False) -> np.ndarray:
         """Tiers after overrides, no better than an active override's tier (``tier`` is
-        changed in place and returned)."""
+        changed in place and returned). ``honest``: only the overrides true observations
+        set (a real drunk driver stays capped; a misidentified one does not)."""
         if not (self.rules.override_tier >= 0).any():
             return tier
-        capped = np.flatnonzero(self.tier_cap_until > day)  # few: index them, not everyone
-        tier[capped] = np.maximum(tier[capped], self.tier_cap[capped])
+        cap, until = (self.true_cap, self.true_cap_until) if honest else (
+            self.tier_cap, self.tier_cap_until)
+        capped = np.flatnonzero(until > day)  # few: index them, not everyone
+        tier[capped] = np.maximum(tier[capped], cap[capped])
         return tier
 
     def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,

@@ -1,5 +1,7 @@
-"""DuckDB over every run under a root folder: views ``runs``, ``daily``, ``events``, ``ledger``,
-``observations``, ``lists`` and ``citizens``, each with a ``run_id`` column."""
+"""DuckDB over every run under a root folder: views ``runs``, ``citizens`` and one per table
+of :data:`panopticon.store.local.TABLES` (``daily``, ``events``, ``ledger``, ``observations``,
+``lists``, ``opportunities``, ``refusals``, ``behaviour``, ``network``), each with a ``run_id``
+column."""
 
 from __future__ import annotations
 
