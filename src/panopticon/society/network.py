@@ -439,8 +439,10 @@ def _entry_moments(indptr, indices, tier, n_tiers, scores):
     """Tier mixing and centred score moments over the directed entries (row, col).
 
     Rows are cut into :data:`_BLOCKS` fixed blocks summed in parallel, then the block sums are
-    added in block order: the float sums do not depend on the thread count. Two passes
-    (means, then centred sums) avoid cancellation.
+    added in block order: the float sums do not depend on the thread count. The mean of
+    scores[row] over the entries (each row weighted by its degree) comes first, in O(n); in a
+    symmetric layer it is also the mean of scores[col], so one pass over the entries gives
+    the centred sums (no cancellation).
 
     Returns (same: entries joining one tier, int; a int64 (n_tiers,): entries by the row's
     tier; b int64 (n_tiers,): entries by the column's tier; sxx, syy, sxy) with
@@ -448,37 +450,17 @@ def _entry_moments(indptr, indices, tier, n_tiers, scores):
     """
     n = indptr.shape[0] - 1
     e = indptr[n]
+    sx_b = np.zeros(_BLOCKS)
+    for blk in nb.prange(_BLOCKS):
+        for r in range(blk * n // _BLOCKS, (blk + 1) * n // _BLOCKS):
+            sx_b[blk] += scores[r] * (indptr[r + 1] - indptr[r])
+    sx = 0.0
+    for blk in range(_BLOCKS):
+        sx += sx_b[blk]
+    mean = sx / e if e else 0.0
     same_b = np.zeros(_BLOCKS, dtype=np.int64)
     a_b = np.zeros((_BLOCKS, n_tiers), dtype=np.int64)
     b_b = np.zeros((_BLOCKS, n_tiers), dtype=np.int64)
-    sx_b = np.zeros(_BLOCKS)
-    sy_b = np.zeros(_BLOCKS)
-    for blk in nb.prange(_BLOCKS):
-        for r in range(blk * n // _BLOCKS, (blk + 1) * n // _BLOCKS):
-            d = indptr[r + 1] - indptr[r]
-            sx_b[blk] += scores[r] * d
-            tr = tier[r]
-            a_b[blk, tr] += d
-            for q in range(indptr[r], indptr[r + 1]):
-                c = indices[q]
-                same_b[blk] += tier[c] == tr
-                b_b[blk, tier[c]] += 1
-                sy_b[blk] += scores[c]
-    same = 0
-    a = np.zeros(n_tiers, dtype=np.int64)
-    b = np.zeros(n_tiers, dtype=np.int64)
-    sx = 0.0
-    sy = 0.0
-    for blk in range(_BLOCKS):
-        same += same_b[blk]
-        a += a_b[blk]
-        b += b_b[blk]
-        sx += sx_b[blk]
-        sy += sy_b[blk]
-    if e == 0:
-        return same, a, b, 0.0, 0.0, 0.0
-    mx = sx / e
-    my = sy / e
     sxx_b = np.zeros(_BLOCKS)
     syy_b = np.zeros(_BLOCKS)
     sxy_b = np.zeros(_BLOCKS)
@@ -488,20 +470,32 @@ def _entry_moments(indptr, indices, tier, n_tiers, scores):
             hi = indptr[r + 1]
             if hi == lo:
                 continue
-            dx = scores[r] - mx
+            tr = tier[r]
+            a_b[blk, tr] += hi - lo
+            dx = scores[r] - mean
             sdy = 0.0
             syy = 0.0
             for q in range(lo, hi):
-                dy = scores[indices[q]] - my
+                c = indices[q]
+                tc = tier[c]
+                same_b[blk] += tc == tr
+                b_b[blk, tc] += 1
+                dy = scores[c] - mean
                 sdy += dy
                 syy += dy * dy
             sxx_b[blk] += dx * dx * (hi - lo)
             syy_b[blk] += syy
             sxy_b[blk] += dx * sdy
+    same = 0
+    a = np.zeros(n_tiers, dtype=np.int64)
+    b = np.zeros(n_tiers, dtype=np.int64)
     sxx = 0.0
     syy = 0.0
     sxy = 0.0
     for blk in range(_BLOCKS):
+        same += same_b[blk]
+        a += a_b[blk]
+        b += b_b[blk]
         sxx += sxx_b[blk]
         syy += syy_b[blk]
         sxy += sxy_b[blk]
