@@ -553,6 +553,10 @@ def _components(indptr, indices):
 def fragmentation(layer: CSR) -> tuple[int, int, int]:
     """(components among citizens with a tie, size of the largest, citizens without a tie):
     the part of :func:`tie_stats` that depends on the ties alone (callers may cache it)."""
+    degree = layer.degree
+    if layer.n and degree.max() <= 1:  # couples (the partner layer): no search needed
+        pairs = layer.n_ties // 2
+        return pairs, 2 if pairs else 0, layer.n - layer.n_ties
     n_components, largest, isolated = _components(layer.indptr, layer.indices)
     return int(n_components), int(largest), int(isolated)
 
