@@ -216,11 +216,12 @@ def _count_tries(key, p0, total, counts):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def _fill_tries(key, rates, total, counts, first, citizen, kind, slot):
+def _fill_tries(key, rates, total, counts, trying, first, citizen, kind, slot):
     """Each attempt's kind, in proportion to the citizen's rates (parallel-safe: each citizen
-    writes its own slots)."""
+    writes its own slots). ``trying``: the citizens with at least one try today."""
     k_count = rates.shape[1]
-    for i in nb.prange(counts.shape[0]):
+    for a in nb.prange(trying.shape[0]):
+        i = trying[a]
         for j in range(counts[i]):
             x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(j + 1)) * total[i]
             k = 0
@@ -246,7 +247,8 @@ def draw_tries(seed: int, day: int, opps: Opportunities
     citizen = np.empty(first[-1], dtype=np.int32)
     kind = np.empty(first[-1], dtype=np.int16)
     slot = np.empty(first[-1], dtype=np.int64)
-    _fill_tries(key, opps.rates, opps.total, counts, first, citizen, kind, slot)
+    _fill_tries(key, opps.rates, opps.total, counts, np.flatnonzero(counts), first, citizen,
+                kind, slot)
     return citizen, kind, slot
 
 

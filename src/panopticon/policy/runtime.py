@@ -436,7 +436,7 @@ class PolicyRuntime:
                 return pick(_ties_mean(layer.indptr, layer.indices, scores)) / MILLI
             if name == "days_since":
                 last = pick(self.last_seen[self.tracked[args[0]]])
-                return np.minimum(day - last, NEVER).astype(np.float64)
+                return np.minimum(np.subtract(day, last, dtype=np.float64), NEVER)
             return pick(self.window_counts[(args[0], int(args[1]))]).astype(np.float64)
 
         return columns, call
