@@ -22,15 +22,18 @@ _COARSE = 4096
 
 
 @nb.njit(cache=True, nogil=True)
-def _sum_and_median(x):
+def _sum_median_nonzero(x, y):
     n = x.shape[0]
     total = np.int64(0)
     lo = x[0]
     hi = x[0]
-    for v in x:
+    nonzero = 0
+    for i in range(n):  # y rides along: one stream more costs less than a pass of its own
+        v = x[i]
         total += v
         lo = min(lo, v)
         hi = max(hi, v)
+        nonzero += y[i] != 0
     # coarse histogram -> the bucket(s) holding ranks (n-1)//2 and n//2 -> exact order statistic
     # bucket = (v - lo) >> shift, in uint64 (no overflow), a power-of-two width: no division
     base = np.uint64(lo)
@@ -40,32 +43,49 @@ def _sum_and_median(x):
     counts = np.zeros(_COARSE, dtype=np.int64)
     for v in x:
         counts[(np.uint64(v) - base) >> shift] += 1
-    out = 0.0
-    for rank in ((n - 1) // 2, n // 2):
-        seen = 0
-        b = 0
-        while seen + counts[b] <= rank:
-            seen += counts[b]
-            b += 1
-        bucket = np.empty(counts[b], dtype=np.int64)
-        k = 0
-        for v in x:
-            if (np.uint64(v) - base) >> shift == b:
-                bucket[k] = v
-                k += 1
-        bucket.sort()
-        out += bucket[rank - seen]
-    return total, out / 2.0
+    # the buckets of the two middle ranks (the same one unless n is even and they straddle a
+    # boundary; any bucket between them is empty), gathered in one more pass
+    low_rank, high_rank = (n - 1) // 2, n // 2
+    seen = 0
+    b = 0
+    while seen + counts[b] <= low_rank:
+        seen += counts[b]
+        b += 1
+    low_bucket, below = b, seen
+    while seen + counts[b] <= high_rank:
+        seen += counts[b]
+        b += 1
+    size = counts[low_bucket] + (counts[b] if b != low_bucket else 0)
+    first, width = np.uint64(low_bucket), np.uint64(b - low_bucket)
+    middle = np.empty(size, dtype=np.int64)
+    k = 0
+    for v in x:
+        if ((np.uint64(v) - base) >> shift) - first <= width:  # unsigned: one comparison
+            middle[k] = v
+            k += 1
+    middle.sort()
+    out = 0.0  # in float, as np.median averages them
+    out += middle[low_rank - below]
+    out += middle[high_rank - below]
+    return total, out / 2.0, nonzero
 
 
 def sum_and_median(x: np.ndarray) -> tuple[int, float]:
     """Exact sum and median of an int64 array (equal to ``np.median`` for integers below
-    2**53), in a few linear passes: a coarse histogram finds the bucket of the middle rank,
+    2**53), in three linear passes: a coarse histogram finds the bucket of the middle ranks,
     and only that bucket is sorted."""
+    total, median, _ = sum_median_nonzero(x, x)
+    return total, median
+
+
+def sum_median_nonzero(x: np.ndarray, y: np.ndarray) -> tuple[int, float, int]:
+    """:func:`sum_and_median` of ``x``, and how many of ``y`` (same length) are nonzero."""
+    if len(y) != len(x):
+        raise ValueError(f"sum_median_nonzero: {len(x)} values but {len(y)} flags")
     if len(x) == 0:
-        return 0, float("nan")
-    total, median = _sum_and_median(x)
-    return int(total), float(median)
+        return 0, float("nan"), 0
+    total, median, nonzero = _sum_median_nonzero(x, y)
+    return int(total), float(median), int(nonzero)
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from panopticon.kernels import count_codes, sum_and_median
+from panopticon.kernels import count_codes, sum_median_nonzero
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import Observations
 
@@ -30,7 +30,7 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
         (whose score differs because of false observations), ``score_changes``.
     """
     n = len(scores)
-    total, median = sum_and_median(scores)
+    total, median, false_standing = sum_median_nonzero(scores, false_points)
     row: dict[str, float | int] = {"day": day, "mean_score": total / n / MILLI,
                                    "median_score": median / MILLI}
     counts = count_codes(tier, len(tier_names))
@@ -46,7 +46,7 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     row["citizens_false_today"] = int(len(np.unique(victims)))
     ever_false[victims] = True
     row["citizens_ever_false"] = int(np.count_nonzero(ever_false))
-    row["citizens_false_standing"] = int(np.count_nonzero(false_points))
+    row["citizens_false_standing"] = false_standing
     row["score_changes"] = int(n_ledger)
     return row
 
