@@ -50,7 +50,6 @@ def panopticon_stats(sim, state) -> dict:
 
 def child_panopticon(n: int, days: int, seed: int) -> dict:
     """Panopticon's reference preset: warm-up, then timed setup and day loop."""
-    import numba
 
     from panopticon import api, engine
 
@@ -65,7 +64,7 @@ def child_panopticon(n: int, days: int, seed: int) -> dict:
     state = engine.run(sim, state)
     t2 = time.perf_counter()
     return {**panopticon_stats(sim, state), "setup_s": t1 - t0, "loop_s": t2 - t1,
-            "threads": numba.get_num_threads()}
+            "threads": engine.default_threads(n)}
 
 
 def child_spread(n: int, days: int, seed: int, seeds: int) -> dict:

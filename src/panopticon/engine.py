@@ -492,6 +492,11 @@ SERIAL_BELOW = 500_000
 smaller there than the cost of sharing the cores with the ledger and store threads."""
 
 
+def default_threads(n: int) -> int:
+    """Threads the day loop uses for ``n`` citizens unless told otherwise."""
+    return 1 if n < SERIAL_BELOW else numba.config.NUMBA_NUM_THREADS
+
+
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
         until: int | None = None, threads: int | None = None) -> State:
     """Run from ``state`` (default: day 0) to ``until`` (default: the scenario's days).
@@ -504,7 +509,7 @@ def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
     last = sim.scenario.run.days if until is None else until
     every = sim.scenario.run.checkpoint_every
     if threads is None:
-        threads = 1 if sim.n < SERIAL_BELOW else numba.config.NUMBA_NUM_THREADS
+        threads = default_threads(sim.n)
     previous = numba.get_num_threads()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     try:

@@ -573,7 +573,9 @@ class PolicyRuntime:
     def _true_overrides(self, day: int, rows: LedgerRows) -> None:
         """Keep the grade caps that true observations set, apart: a citizen's true standing
         is capped by those only (see :meth:`cap_tiers`)."""
-        cap_tier = self.rules.override_tier[rows.rule] if len(rows) else np.empty(0, np.int64)
+        if not len(rows) or self.rules.override_tier.max(initial=-1) < 0:
+            return
+        cap_tier = self.rules.override_tier[rows.rule]
         hit = (cap_tier >= 0) & (rows.truth == 1)
         if not hit.any():
             return
