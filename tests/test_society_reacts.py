@@ -89,3 +89,14 @@ def test_changing_ties_give_the_same_bits_on_one_and_two_threads(tiny_data):
     """Rewiring and the partner market never depend on the number of threads."""
     sim = engine.build(build_scenario(tiny_data, **REACTING))
     assert engine.run(sim, threads=1).fingerprint() == engine.run(sim, threads=2).fingerprint()
+
+
+def test_checkpoints_keep_only_the_tie_layers_that_changed(tiny_data):
+    """Layers as generated come back from the seed; a checkpoint stores only those that
+    unfriending or the partner market replaced (friends and partner here)."""
+    reacting = engine.run(engine.build(build_scenario(tiny_data, **REACTING)), until=3)
+    assert {k for k in reacting.snapshot() if k.startswith("ties.")} == {
+        "ties.friends.indptr", "ties.friends.indices", "ties.partner.indptr",
+        "ties.partner.indices"}
+    still = engine.run(engine.build(build_scenario(tiny_data)), until=3)
+    assert not any(k.startswith("ties.") for k in still.snapshot())

@@ -130,6 +130,8 @@ class State:
     opportunities: OpportunityState = field(repr=False)
     policy: PolicyRuntime = field(repr=False)
     chain: ledger.Chain = field(repr=False)
+    born_with: dict[str, CSR] = field(default_factory=dict, repr=False)
+    """The society's tie layers as generated (a checkpoint stores only layers that changed)."""
     shapes: dict[str, tuple] = field(default_factory=dict, repr=False)
     """Cache: each layer's fragmentation, keyed by the layer object it was measured on."""
 
@@ -147,8 +149,9 @@ class State:
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
         out["coverage"] = self.sensors.coverage.copy()
         for layer, csr in self.ties.items():
-            out[f"ties.{layer}.indptr"] = csr.indptr
-            out[f"ties.{layer}.indices"] = csr.indices
+            if csr is not self.born_with.get(layer):  # changed; the rest come from the seed
+                out[f"ties.{layer}.indptr"] = csr.indptr
+                out[f"ties.{layer}.indices"] = csr.indices
         out.update(self.opportunities.snapshot())
         out.update(self.policy.snapshot())
         return out
@@ -163,7 +166,8 @@ class State:
         day = int(snap["day"])
         ties = {layer: CSR(snap[f"ties.{layer}.indptr"].astype(np.int64),
                            snap[f"ties.{layer}.indices"].astype(np.int32))
-                for layer in sim.society.ties}
+                if f"ties.{layer}.indptr" in snap else csr
+                for layer, csr in sim.society.ties.items()}
         policy = _runtime(sim, ties)
         policy.restore(snap, day)
         base = sim.responses.base(initial_rates(sim.scenario, list(sim.events),
@@ -178,7 +182,8 @@ class State:
                    sensors=with_coverage(sim.sensors, snap["coverage"].astype(np.float64)),
                    ties=ties,
                    opportunities=OpportunityState.restore(snap), policy=policy,
-                   chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))))
+                   chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
+                   born_with=sim.society.ties)
 
     def fingerprint(self) -> str:
         """SHA-256 over every state array and the ledger head: equal iff the runs agree bitwise."""
@@ -288,7 +293,8 @@ def initial_state(sim: Simulation) -> State:
                  partner=pop.partner.copy(), heat=np.zeros_like(sim.sensors.coverage),
                  sensors=sim.sensors, ties=ties,
                  opportunities=OpportunityState.empty(sim.opportunities, n), policy=policy,
-                 chain=ledger.Chain(ledger.genesis(sim.scenario.digest)))
+                 chain=ledger.Chain(ledger.genesis(sim.scenario.digest)),
+                 born_with=sim.society.ties)
 
 
 @dataclass(frozen=True)
