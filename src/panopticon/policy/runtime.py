@@ -689,12 +689,15 @@ class PolicyRuntime:
         denied: dict[str, np.ndarray] = {}
         granted: dict[str, np.ndarray] = {}
         exempt = self.exempt if subset is None else self.exempt[subset]
+
+        def add(found: dict, names: list[str], mask: np.ndarray) -> None:
+            for name in names:  # masks are shared between names, never changed in place
+                found[name] = found[name] | mask if name in found else mask
+
         for k, c in enumerate(self.policy.sanctions):
             mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest, subset)
-            for name in c.deny:
-                denied[name] = denied.get(name, False) | (mask & ~exempt)
-            for name in c.grant:
-                granted[name] = granted.get(name, False) | mask
+            add(denied, c.deny, mask & ~exempt if c.deny and self.any_exempt else mask)
+            add(granted, c.grant, mask)
         return denied, granted
 
 
