@@ -4,6 +4,7 @@ market, run inside the day loop; measured in the network table; resumable bit fo
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import build_scenario
 
 from panopticon import api, engine
@@ -100,3 +101,24 @@ def test_checkpoints_keep_only_the_tie_layers_that_changed(tiny_data):
         "ties.partner.indices"}
     still = engine.run(engine.build(build_scenario(tiny_data)), until=3)
     assert not any(k.startswith("ties.") for k in still.snapshot())
+
+
+def test_network_groups_report_each_groups_ties_on_survey_days(tiny_data):
+    """Per survey day, layer and group: members' mean degree, share without ties and share of
+    ties within their own tier, equal to the same counts done entry by entry in NumPy."""
+    spec = build_scenario(tiny_data, **REACTING)
+    groups = api.run(spec).table("network_groups").to_pandas()
+    assert sorted(groups.day.unique()) == [0, 9, 19, 29, 39]
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    engine.step(sim, state)  # day 0, surveyed at its end
+    friends = state.ties["friends"]
+    rows = np.repeat(np.arange(friends.n), friends.degree)
+    same = state.tier[friends.indices] == state.tier[rows]
+    day0 = groups[(groups.day == 0) & (groups.layer == "friends")].set_index("group")
+    for code, name in enumerate(sim.society.population.labels["group"]):
+        members = sim.society.population.group == code
+        mine = members[rows]
+        assert day0.loc[name, "mean_degree"] == pytest.approx(mine.sum() / members.sum())
+        assert day0.loc[name, "same_tier_share"] == pytest.approx(same[mine].mean())
+        assert day0.loc[name, "isolated_share"] == (friends.degree[members] == 0).mean()

@@ -215,7 +215,8 @@ class DayRecord:
         behaviour: ``true`` events and ``expected`` events (sum of today's rates) by event
             type and group, (T, G) each.
         network: tie statistics per layer (measured on survey days, every
-            ``run.survey_every`` days and on the first and last day; empty on other days).
+            ``run.survey_every`` days and on the first and last day; empty on other days);
+            ``network_groups``: per layer, the same days, each group's ties, (G,) arrays.
     """
 
     day: int
@@ -227,6 +228,7 @@ class DayRecord:
     opportunities: OpportunityDay | None = None
     behaviour: dict[str, np.ndarray] = field(default_factory=dict)
     network: dict[str, dict[str, float]] = field(default_factory=dict)
+    network_groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 class Sink(Protocol):
@@ -470,10 +472,13 @@ def step(sim: Simulation, state: State) -> DayRecord:
     every = sim.scenario.run.survey_every
     survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
     state.day = d + 1
+    groups = len(pop.labels["group"])
     return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists, tried,
                      behaviour_by_group(true, pop.group, sim.baseline,
                                         state.rates if survey else None, sim.adapting),
-                     measure_network(sim, state) if survey else {})
+                     measure_network(sim, state) if survey else {},
+                     {layer: network.group_stats(csr, state.tier, pop.group, groups)
+                      for layer, csr in state.ties.items()} if survey else {})
 
 
 def coverage_today(sim: Simulation, state: State) -> dict[str, float]:

@@ -634,3 +634,33 @@ def partner_stats(partner: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     x = np.asarray(scores, dtype=np.float64)
     return {"partnered_share": share,
             "partner_score_correlation": _pearson(x[has], x[partner[has]])}
+
+
+@nb.njit(cache=True, nogil=True)
+def _by_group(indptr, indices, tier, group, n_groups):
+    entries = np.zeros(n_groups, dtype=np.int64)
+    same = np.zeros(n_groups, dtype=np.int64)
+    alone = np.zeros(n_groups, dtype=np.int64)
+    members = np.zeros(n_groups, dtype=np.int64)
+    for r in range(indptr.shape[0] - 1):
+        g = group[r]
+        members[g] += 1
+        alone[g] += indptr[r + 1] == indptr[r]
+        for q in range(indptr[r], indptr[r + 1]):
+            entries[g] += 1
+            same[g] += tier[indices[q]] == tier[r]
+    return members, entries, same, alone
+
+
+def group_stats(layer: CSR, tier: np.ndarray, group: np.ndarray, n_groups: int
+                ) -> dict[str, np.ndarray]:
+    """Ties of each group's members, float64 (G,) each: ``mean_degree`` (ties per member),
+    ``isolated_share`` (members without a tie) and ``same_tier_share`` (share of their ties
+    to someone of their own tier; NaN without ties)."""
+    members, entries, same, alone = _by_group(layer.indptr, layer.indices, tier, group,
+                                              n_groups)
+    count = np.maximum(members, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        same_share = np.where(entries > 0, same / np.maximum(entries, 1), np.nan)
+    return {"mean_degree": entries / count, "isolated_share": alone / count,
+            "same_tier_share": same_share}

@@ -32,7 +32,7 @@ from panopticon.errors import UserError
 from panopticon.store.tables import Collector, citizens_table
 
 TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
-          "behaviour", "network")
+          "behaviour", "network", "network_groups")
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
 
 

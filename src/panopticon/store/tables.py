@@ -182,6 +182,22 @@ def network_table(days: list[int], parts: list[dict[str, dict[str, float]]]) -> 
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+GROUP_TIE_STATS = ("mean_degree", "isolated_share", "same_tier_share")
+
+
+def network_groups_table(days: list[int], parts: list[dict[str, dict[str, np.ndarray]]],
+                         groups: Sequence[str]) -> pa.Table:
+    """Per survey day, layer and group: the group members' ``mean_degree``,
+    ``isolated_share`` and ``same_tier_share`` (see ``society.network.group_stats``)."""
+    rows = [{"day": d, "layer": layer, "group": g,
+             **{k: float(stats[k][j]) for k in GROUP_TIE_STATS}}
+            for d, p in zip(days, parts, strict=True) for layer, stats in p.items()
+            for j, g in enumerate(groups)]
+    schema = pa.schema([("day", pa.int32()), ("layer", pa.string()), ("group", pa.string()),
+                        *[(k, pa.float64()) for k in GROUP_TIE_STATS]])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
 def citizens_table(sim, state) -> pa.Table:
     """Each citizen's attributes and final standing."""
     pop = sim.society.population
@@ -222,6 +238,7 @@ class Collector:
         self.opportunities: list = []
         self.behaviour: list[dict[str, np.ndarray]] = []
         self.network: list[dict] = []
+        self.network_groups: list[dict] = []
 
     def add(self, record) -> None:
         """Buffer one day."""
@@ -234,6 +251,7 @@ class Collector:
         self.opportunities.append(record.opportunities)
         self.behaviour.append(record.behaviour)
         self.network.append(record.network)
+        self.network_groups.append(record.network_groups)
 
     def tables(self) -> dict[str, pa.Table]:
         """The buffered days as tables (see :data:`panopticon.store.local.TABLES`)."""
@@ -251,4 +269,5 @@ class Collector:
             "refusals": refusals_table(self.days, self.opportunities, kinds),
             "behaviour": behaviour_table(self.days, self.behaviour, sim.events, groups),
             "network": network_table(self.days, self.network),
+            "network_groups": network_groups_table(self.days, self.network_groups, groups),
         }
