@@ -226,6 +226,18 @@ def test_realtime_scoring_counts_the_basket_bought_the_same_day():
     assert _refused(day, 7)
 
 
+def _misidentified_and_guilty(sim, state, event: str):
+    """Day 0 with two planted observations of ``event``: a false one naming citizen 9 and a
+    true one by citizen 10; the loan attempts that followed."""
+    t = sim.events.index(event)
+    obs = Observations(np.asarray([9, 10], np.int32), np.asarray([t, t], np.int16),
+                       np.zeros(2, np.int8), np.asarray([False, True]),
+                       np.asarray([-1, 10], np.int32))
+    policy = engine.apply_policy(sim, state, obs)
+    return engine.try_opportunities(sim, state, engine.gates(sim, state, policy.denied,
+                                                             policy.granted))
+
+
 def test_false_observation_makes_a_wrongful_refusal():
     """Lenders refuse tier B (below 104). Everyone starts at 104 (A). A false red-light
     observation (-50) drops citizen 9 to 54 (B): refused; on true standing (54 + 50 = 104, A)
@@ -233,13 +245,7 @@ def test_false_observation_makes_a_wrongful_refusal():
     10 is refused just the same, but rightly."""
     sim = engine.build(build_scenario(GATED, policy={"score": {"start": 104}}))
     state = engine.initial_state(sim)
-    t = sim.events.index("red_light")
-    obs = Observations(np.asarray([9, 10], np.int32), np.asarray([t, t], np.int16),
-                       np.zeros(2, np.int8), np.asarray([False, True]),
-                       np.asarray([-1, 10], np.int32))
-    policy = engine.apply_policy(sim, state, obs)
-    day = engine.try_opportunities(sim, state, engine.gates(sim, state, policy.denied,
-                                                            policy.granted))
+    day = _misidentified_and_guilty(sim, state, "red_light")
     assert state.scores[9] == state.scores[10] == 54 * MILLI
     assert state.false_points[9] == -50 * MILLI and state.false_points[10] == 0
     assert dict(zip(day.refusals.citizen.tolist(), day.refusals.wrongful.tolist(),
@@ -285,13 +291,7 @@ def test_a_grade_override_from_a_true_observation_is_part_of_true_standing():
         sensors={"police": {"events": ["drunk_driving"]}})
     sim = engine.build(spec)
     state = engine.initial_state(sim)
-    t = sim.events.index("drunk_driving")
-    obs = Observations(np.asarray([9, 10], np.int32), np.asarray([t, t], np.int16),
-                       np.zeros(2, np.int8), np.asarray([False, True]),
-                       np.asarray([-1, 10], np.int32))
-    policy = engine.apply_policy(sim, state, obs)
+    day = _misidentified_and_guilty(sim, state, "drunk_driving")
     assert state.tier[9] == state.tier[10] == 1 and (state.scores[[9, 10]] == 104 * MILLI).all()
-    day = engine.try_opportunities(sim, state, engine.gates(sim, state, policy.denied,
-                                                            policy.granted))
     assert dict(zip(day.refusals.citizen.tolist(), day.refusals.wrongful.tolist(),
                     strict=True)) == {9: True, 10: False}
