@@ -281,6 +281,38 @@ def events() -> None:
 
 
 @app.command()
+def audit(
+    run: Annotated[str, typer.Argument(help="Run folder or run id (see `panopticon runs`).")],
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    replay: Annotated[bool, typer.Option(
+        "--replay", help="Also simulate the run again and compare every ledger row.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Check a stored run's ledger: re-hash its chain day by day (and with --replay compare
+    it row by row with a fresh simulation). Exit code 1 if anything was changed."""
+    from panopticon.audit import audit as run_audit
+    from panopticon.store.local import find_run
+
+    try:
+        report = run_audit(find_run(run, store), full=replay)
+    except UserError as exc:
+        _fail(exc)
+    clean = report["chain_intact"] and report.get("replay_matches", True)
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        out.print(f"{report['run']}: {report['days_checked']} days of ledger checked")
+        out.print("hash chain: " + ("[green]intact[/]" if report["chain_intact"]
+                                    else "[red]broken[/]"))
+        if replay:
+            out.print("replay: " + ("[green]every row as simulated[/]"
+                                    if report["replay_matches"] else "[red]rows differ[/]"))
+        for f in [*report["findings"], *report.get("replay_findings", [])][:50]:
+            out.print(f"  [red]{f['kind']}[/] {f['detail']}")
+    raise typer.Exit(0 if clean else 1)
+
+
+@app.command()
 def opportunities() -> None:
     """List the opportunity catalogue: what citizens try, what blocks it, default rate."""
     from panopticon.catalogue import OPPORTUNITY_TYPES

@@ -55,6 +55,7 @@ class Chain:
     def __init__(self, head: bytes):
         self._head = head
         self._pending: Future | None = None
+        self._links: list[tuple[int, int, bytes]] = []  # (day, rows, head) not yet taken
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="panopticon-ledger")
 
     def append(self, day: int, columns: dict[str, np.ndarray]) -> None:
@@ -63,6 +64,14 @@ class Chain:
 
     def _advance(self, day: int, columns: dict[str, np.ndarray]) -> None:
         self._head = chain(self._head, day, columns)
+        self._links.append((day, len(columns["citizen"]), self._head))
+
+    def take_links(self) -> list[tuple[int, int, bytes]]:
+        """Each day's (day, rows, head) since the last call, once every day handed over is
+        hashed: stored with the run, they let an audit find the first day that changed."""
+        self.head  # noqa: B018 - waits for the worker
+        links, self._links = self._links, []
+        return links
 
     @property
     def head(self) -> bytes:

@@ -32,7 +32,9 @@ from panopticon.errors import UserError
 from panopticon.store.tables import Collector, citizens_table
 
 TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
-          "behaviour", "network", "network_groups")
+          "behaviour", "network", "network_groups", "ledger_chain")
+"""A run's tables, each a folder of Parquet parts. ``ledger_chain`` (day, rows, head: the
+ledger's hash chain after each day) is written by the store only."""
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
 
 
@@ -168,14 +170,18 @@ class RunWriter:
         self._raise_failed()
         buffered, self.buffer = self.buffer, Collector(self.sim)
         snapshot, day, head = state.snapshot(), state.day, state.ledger_head.hex()
-        self._pending.append(self._writer.submit(self._write, buffered, snapshot, day, head))
+        links = state.chain.take_links()
+        self._pending.append(self._writer.submit(self._write, buffered, snapshot, day, head,
+                                                 links))
 
-    def _write(self, buffered: Collector, snapshot: dict, day: int, head: str) -> None:
+    def _write(self, buffered: Collector, snapshot: dict, day: int, head: str,
+               links: list[tuple[int, int, bytes]]) -> None:
         t0 = time.perf_counter()
         if buffered.days:
             name = f"part-{buffered.days[0]:05d}-{buffered.days[-1]:05d}.parquet"
             for table, data in buffered.tables().items():
                 write_parquet(data, self.dir / table / name)
+            write_parquet(chain_table(links), self.dir / "ledger_chain" / name)
         _atomic_write(self.dir / "checkpoint.npz", _npz_bytes(snapshot))
         write_json(self.dir / "checkpoint.json", {"day": day, "ledger_head": head})
         self.manifest["days_completed"] = day
@@ -223,6 +229,13 @@ class RunWriter:
         write_json(self.dir / "manifest.json", self.manifest)
 
 
+def chain_table(links: list[tuple[int, int, bytes]]) -> pa.Table:
+    """The ledger's hash chain, one row per day: day, rows (ledger rows that day), head (hex)."""
+    return pa.table({"day": pa.array([d for d, _, _ in links], pa.int32()),
+                     "rows": pa.array([r for _, r, _ in links], pa.int64()),
+                     "head": pa.array([h.hex() for _, _, h in links], pa.string())})
+
+
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     import io
 
@@ -264,6 +277,17 @@ def read_table(run_dir: Path, table: str) -> pa.Table:
         return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
     except (OSError, pa.ArrowInvalid) as exc:
         raise UserError(f"{run_dir}/{table}: corrupt Parquet file ({exc})") from None
+
+
+def find_run(ref: str | Path, root: Path) -> Path:
+    """A run folder from a path or a run id under ``root``."""
+    for path in (Path(ref), Path(root) / str(ref)):
+        if path.is_dir() and (path / "manifest.json").exists():
+            return path
+    known = [m["run_id"] for m in list_runs(Path(root))][:5] if Path(root).exists() else []
+    hint = f"; runs in {root}/ include {', '.join(known)}" if known else ""
+    raise UserError(f"no run {str(ref)!r}: give a run folder or a run id{hint} "
+                    "(`panopticon runs` lists them)")
 
 
 def list_runs(root: Path) -> list[dict]:

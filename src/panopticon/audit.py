@@ -1,0 +1,158 @@
+"""Auditing a stored run: is its ledger the one the simulation wrote, and if not, where not?
+
+Two checks, from cheap to thorough:
+
+* **The hash chain.** Every day's ledger rows were hashed with the previous day's head when
+  they were written (``ledger.chain``); the store keeps each day's row count and head
+  (``ledger_chain``) and the manifest the final head. Re-hashing the stored rows day by day
+  finds every day whose rows were edited, inserted or deleted: the first such day breaks the
+  chain from there on, so each day is checked against the stored head of the day before.
+* **The replay.** The run is simulated again from its scenario and seed (everything is
+  deterministic) and its ledger compared with the stored one row by row: this names the rows
+  that were edited, inserted or deleted, even if whoever changed them rewrote the chain too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from panopticon import ledger
+from panopticon.errors import UserError
+from panopticon.store.local import read_manifest, read_table
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the audit found wrong: ``kind`` (edited, inserted, deleted, chain), the day,
+    the row within the day's stored ledger rows (None if the day as a whole), and details."""
+
+    kind: str
+    day: int
+    row: int | None
+    detail: str
+
+
+def stored_ledger(run_dir: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """The stored ledger as hashed: day, citizen, rule (index into the run's rule labels),
+    delta, observation (-1: none) and truth (-1: none, 0 false, 1 true), in stored order."""
+    table = read_table(run_dir, "ledger")
+    labels = {name: k for k, name in enumerate(manifest["rules"])}
+    rule_col = table.column("rule").combine_chunks()
+    if isinstance(rule_col, pa.DictionaryArray):
+        names = rule_col.dictionary.to_pylist()
+        unknown = sorted(set(names) - set(labels))
+        lookup = np.asarray([labels.get(x, -1) for x in names], dtype=np.int16)
+        rule = lookup[rule_col.indices.to_numpy(zero_copy_only=False)] if len(names) else \
+            np.zeros(len(rule_col), dtype=np.int16)
+    else:  # plain strings (a rewritten file)
+        values = rule_col.to_pylist()
+        unknown = sorted(set(values) - set(labels))
+        rule = np.asarray([labels.get(x, -1) for x in values], dtype=np.int16)
+    if unknown:
+        raise UserError(f"{run_dir}/ledger: rules {unknown} are not rules of this run "
+                        f"({len(labels)} rules in the manifest)")
+    truth = table.column("observation_true")
+    missing = pc.is_null(truth).to_numpy(zero_copy_only=False)
+    true = pc.fill_null(truth, False).to_numpy(zero_copy_only=False)
+    return {
+        "day": table.column("day").to_numpy(),
+        "citizen": table.column("citizen").to_numpy(),
+        "rule": rule,
+        "delta": table.column("delta_milli").to_numpy(),
+        "observation": table.column("observation").fill_null(-1).to_numpy(),
+        "truth": np.where(missing, -1, true).astype(np.int8),
+    }
+
+
+def _by_day(columns: dict[str, np.ndarray], days: int) -> list[dict[str, np.ndarray]]:
+    """The rows of each day 0..days-1 (rows of a day keep their stored order)."""
+    order = np.argsort(columns["day"], kind="stable")
+    bounds = np.searchsorted(columns["day"][order], np.arange(days + 1))
+    return [{k: v[order[bounds[d]:bounds[d + 1]]] for k, v in columns.items() if k != "day"}
+            for d in range(days)]
+
+
+def verify_chain(run_dir: Path) -> tuple[list[Finding], int]:
+    """Re-hash the stored ledger day by day against the stored chain and the manifest's head.
+
+    Returns:
+        The findings (empty if the chain holds) and the number of days checked.
+    """
+    manifest = read_manifest(run_dir)
+    links = read_table(run_dir, "ledger_chain").to_pydict()
+    days = len(links["day"])
+    rows = _by_day(stored_ledger(run_dir, manifest), days)
+    findings = []
+    previous = ledger.genesis(manifest["scenario_digest"])
+    for d, count, head in zip(links["day"], links["rows"], links["head"], strict=True):
+        mine = rows[d]
+        if ledger.chain(previous, d, mine).hex() != head:
+            n = len(mine["citizen"])
+            kind = "edited" if n == count else ("inserted" if n > count else "deleted")
+            findings.append(Finding(kind, d, None, f"day {d}: {n} rows stored, {count} hashed; "
+                                    "the rows do not hash to the stored head"))
+        previous = bytes.fromhex(head)
+    final = manifest.get("result", {}).get("ledger_head")
+    if final is not None and days and links["head"][-1] != final:
+        findings.append(Finding("chain", days - 1, None, "the stored chain does not end at "
+                                "the manifest's ledger head: the chain itself was rewritten"))
+    return findings, days
+
+
+def replay(run_dir: Path) -> list[Finding]:
+    """Simulate the run again and compare its ledger with the stored one, row by row."""
+    from panopticon import engine
+    from panopticon.scenario import ScenarioSpec
+
+    manifest = read_manifest(run_dir)
+    try:
+        spec = ScenarioSpec.model_validate_json((run_dir / "scenario.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{run_dir}/scenario.json: unreadable ({exc})") from None
+    days = int(manifest.get("days_completed", spec.run.days))
+    stored = _by_day(stored_ledger(run_dir, manifest), days)
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    findings = []
+    while state.day < days:
+        d = state.day
+        expected = engine.step(sim, state).ledger
+        findings += _compare(d, expected, stored[d])
+    return findings
+
+
+def _compare(day: int, expected: dict[str, np.ndarray], stored: dict[str, np.ndarray]
+             ) -> list[Finding]:
+    """Where a day's stored rows differ from the replayed ones (the row index is in the
+    stored rows; an inserted or deleted row shifts the rest, so only the first is named)."""
+    fields = ("citizen", "rule", "delta", "observation", "truth")
+    a = np.stack([np.asarray(expected[f], dtype=np.int64) for f in fields], axis=1)
+    b = np.stack([np.asarray(stored[f], dtype=np.int64) for f in fields], axis=1)
+    if len(a) == len(b):
+        bad = np.flatnonzero((a != b).any(axis=1))
+        return [Finding("edited", day, int(r), f"day {day} row {r}: stored "
+                        f"{dict(zip(fields, b[r].tolist(), strict=True))}, replay gives "
+                        f"{dict(zip(fields, a[r].tolist(), strict=True))}") for r in bad]
+    shorter = min(len(a), len(b))
+    differ = np.flatnonzero((a[:shorter] != b[:shorter]).any(axis=1))
+    first = int(differ[0]) if len(differ) else shorter
+    kind = "inserted" if len(b) > len(a) else "deleted"
+    return [Finding(kind, day, first, f"day {day}: {len(b)} rows stored, the replay gives "
+                    f"{len(a)}; the first difference is at row {first}")]
+
+
+def audit(run_dir: Path, full: bool = False) -> dict:
+    """The audit report of a stored run: the chain check, and with ``full`` the replay."""
+    findings, days = verify_chain(run_dir)
+    report = {"run": str(run_dir), "days_checked": days, "chain_intact": not findings,
+              "findings": [asdict(f) for f in findings]}
+    if full:
+        replayed = replay(run_dir)
+        report["replay_matches"] = not replayed
+        report["replay_findings"] = [asdict(f) for f in replayed]
+    return report

@@ -1,0 +1,122 @@
+"""The audit of a stored run: every edit, insertion or deletion of a ledger row is detected by
+the hash chain (which day) and located by the replay (which row); bad input is exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import build_scenario
+from typer.testing import CliRunner
+
+from panopticon import api
+from panopticon.audit import audit
+from panopticon.cli import app
+
+
+@pytest.fixture
+def stored(tmp_path, tiny_data):
+    """A complete tiny run (400 citizens, 14 days, checkpoints every 5 days) on disk."""
+    result = api.run(build_scenario(tiny_data), out=tmp_path / "runs")
+    return result.path
+
+
+def _ledger_part(run_dir, day: int):
+    """The ledger part holding ``day`` and the table in it."""
+    for part in sorted((run_dir / "ledger").glob("part-*.parquet")):
+        lo, hi = (int(x) for x in part.stem.split("-")[1:3])
+        if lo <= day <= hi:
+            return part, pq.read_table(part)
+    raise AssertionError(day)
+
+
+def _rows_of(table: pa.Table, day: int) -> np.ndarray:
+    return np.flatnonzero(table.column("day").to_numpy() == day)
+
+
+def test_an_untouched_run_passes_the_chain_and_the_replay(stored):
+    """Every day re-hashes to its stored head, the last head is the manifest's, and a fresh
+    simulation writes the same rows."""
+    report = audit(stored, full=True)
+    assert report["chain_intact"] and report["replay_matches"]
+    assert report["days_checked"] == 14 and report["findings"] == []
+
+
+def test_an_edited_row_is_found_by_day_and_by_row(stored):
+    """Change the delta of the third row of day 7: the chain breaks on day 7 only (each day is
+    checked against the stored head before it), and the replay names row 2 of day 7."""
+    part, table = _ledger_part(stored, 7)
+    row = _rows_of(table, 7)[2]
+    delta = table.column("delta_milli").to_numpy().copy()
+    delta[row] += 1000
+    pq.write_table(table.set_column(table.schema.get_field_index("delta_milli"), "delta_milli",
+                                    pa.array(delta)), part)
+    report = audit(stored, full=True)
+    assert [(f["kind"], f["day"]) for f in report["findings"]] == [("edited", 7)]
+    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]] == [
+        ("edited", 7, 2)]
+
+
+@pytest.mark.parametrize("change", ["inserted", "deleted"])
+def test_an_inserted_or_deleted_row_is_found_by_day_and_by_row(stored, change):
+    """Duplicate (insert) or drop (delete) the first row of day 3: the chain flags day 3 with
+    the row counts; the replay names the first stored row that differs: row 1 for a duplicated
+    row 0 (the copy is indistinguishable from the original before it), row 0 for a deletion."""
+    part, table = _ledger_part(stored, 3)
+    first = int(_rows_of(table, 3)[0])
+    keep = np.arange(table.num_rows)
+    keep = np.insert(keep, first, first) if change == "inserted" else np.delete(keep, first)
+    pq.write_table(table.take(pa.array(keep)), part)
+    report = audit(stored, full=True)
+    assert [(f["kind"], f["day"]) for f in report["findings"]] == [(change, 3)]
+    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]] == [
+        (change, 3, 1 if change == "inserted" else 0)]
+
+
+def test_a_rewritten_chain_is_caught_by_the_manifest_head_and_the_replay(stored):
+    """Someone edits a row and rewrites the stored chain to match: the days hash again, but
+    the chain no longer ends at the manifest's head, and the replay still finds the row."""
+    from panopticon import ledger
+    from panopticon.audit import _by_day, stored_ledger
+    from panopticon.store.local import chain_table, read_manifest
+
+    part, table = _ledger_part(stored, 5)
+    row = _rows_of(table, 5)[0]
+    citizen = table.column("citizen").to_numpy().copy()
+    citizen[row] = (citizen[row] + 1) % 400
+    pq.write_table(table.set_column(table.schema.get_field_index("citizen"), "citizen",
+                                    pa.array(citizen)), part)
+    manifest = read_manifest(stored)
+    rows = _by_day(stored_ledger(stored, manifest), 14)
+    head, links = ledger.genesis(manifest["scenario_digest"]), []
+    for d in range(14):
+        head = ledger.chain(head, d, rows[d])
+        links.append((d, len(rows[d]["citizen"]), head))
+    for p in (stored / "ledger_chain").glob("*.parquet"):
+        p.unlink()
+    pq.write_table(chain_table(links), stored / "ledger_chain" / "part-00000-00013.parquet")
+    report = audit(stored, full=True)
+    assert [f["kind"] for f in report["findings"]] == ["chain"]
+    assert [(f["day"], f["row"]) for f in report["replay_findings"]] == [(5, 0)]
+
+
+def test_audit_command_exit_codes(stored, tmp_path):
+    """0 for an intact run (JSON report with --json), 1 once a row is changed, 2 for a run
+    that does not exist or a ledger file that is not Parquet (naming the file)."""
+    runner = CliRunner()
+    ok = runner.invoke(app, ["audit", str(stored), "--json"])
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["chain_intact"]
+    missing = runner.invoke(app, ["audit", "no-such-run", "--out", str(tmp_path / "runs")])
+    assert missing.exit_code == 2 and "no run 'no-such-run'" in missing.output
+    part, table = _ledger_part(stored, 1)
+    delta = table.column("delta_milli").to_numpy().copy()
+    delta[_rows_of(table, 1)[0]] -= 5
+    pq.write_table(table.set_column(table.schema.get_field_index("delta_milli"), "delta_milli",
+                                    pa.array(delta)), part)
+    assert runner.invoke(app, ["audit", str(stored)]).exit_code == 1
+    part.write_bytes(b"not parquet")
+    broken = runner.invoke(app, ["audit", stored.name, "--out", str(stored.parent)])
+    assert broken.exit_code == 2 and "corrupt Parquet" in broken.output
