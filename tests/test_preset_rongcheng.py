@@ -179,7 +179,7 @@ def test_a_year_of_rongcheng_runs_on_records_alone_and_reports_its_columns():
                 "missed_events", "misattributed", "phantoms", "false_observations",
                 "citizens_false_today", "citizens_ever_false", "citizens_false_standing",
                 "score_changes", *(f"denied_{s}" for s in C_SANCTIONS),
-                *(f"granted_{p}" for p in A_PERKS)}
+                *(f"granted_{p}" for p in A_PERKS), "citizens_wrongly_sanctioned"}
     assert expected == set(daily.columns)
     assert np.allclose(daily[tiers].sum(axis=1), 1.0)
     ledger = result.ledger.to_pandas()

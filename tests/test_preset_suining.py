@@ -129,7 +129,7 @@ def test_a_year_of_suining_runs_and_reports_its_columns():
                 "missed_events", "misattributed", "phantoms", "false_observations",
                 "citizens_false_today", "citizens_ever_false", "citizens_false_standing",
                 "score_changes", *(f"denied_{s}" for s in D_SANCTIONS),
-                *(f"granted_{p}" for p in A_PERKS)}
+                *(f"granted_{p}" for p in A_PERKS), "citizens_wrongly_sanctioned"}
     assert expected == set(daily.columns)
     assert np.allclose(daily[tiers].sum(axis=1), 1.0)
     scores = result.citizens.column("score").to_numpy()

@@ -26,6 +26,7 @@ from panopticon.behaviour import (
     respond,
     totals,
 )
+from panopticon.governance import FILED, REJECTED, UPHELD, AppealDay, Appeals, AppealState, appeals_today
 from panopticon.metrics.daily import behaviour_by_group, measure, rates_by_group, standing
 from panopticon.policy.runtime import (
     ListChanges,
@@ -74,6 +75,7 @@ class Simulation:
     """The scenario's own conditions (responses, loans), compiled by the policy runtime."""
     baseline: np.ndarray
     """(T, G) float64 expected events a day by type and group at the starting rates."""
+    appeals: Appeals | None = None
 
     @property
     def adapting(self) -> np.ndarray:
@@ -128,6 +130,7 @@ class State:
     sensors: SensorModel = field(repr=False)
     ties: dict[str, CSR] = field(repr=False)
     opportunities: OpportunityState = field(repr=False)
+    appeals: AppealState = field(repr=False)
     policy: PolicyRuntime = field(repr=False)
     chain: ledger.Chain = field(repr=False)
     born_with: dict[str, CSR] = field(default_factory=dict, repr=False)
@@ -153,6 +156,7 @@ class State:
                 out[f"ties.{layer}.indptr"] = csr.indptr
                 out[f"ties.{layer}.indices"] = csr.indices
         out.update(self.opportunities.snapshot())
+        out.update(self.appeals.snapshot())
         out.update(self.policy.snapshot())
         return out
 
@@ -181,7 +185,8 @@ class State:
                    heat=snap["heat"].astype(np.float64),
                    sensors=with_coverage(sim.sensors, snap["coverage"].astype(np.float64)),
                    ties=ties,
-                   opportunities=OpportunityState.restore(snap), policy=policy,
+                   opportunities=OpportunityState.restore(snap),
+                   appeals=AppealState.restore(snap), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
                    born_with=sim.society.ties)
 
@@ -192,7 +197,8 @@ class State:
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
                 h.update(np.ascontiguousarray(v).tobytes())
-        for name, v in sorted({**self.policy.snapshot(), **self.opportunities.snapshot()}.items()):
+        for name, v in sorted({**self.policy.snapshot(), **self.opportunities.snapshot(),
+                               **self.appeals.snapshot()}.items()):
             h.update(name.encode())
             h.update(np.ascontiguousarray(v).tobytes())
         for layer, csr in sorted(self.ties.items()):
@@ -212,6 +218,7 @@ class DayRecord:
         observations: the day's observations. ledger: columns as hashed (``ledger.LAYOUT``).
         lists: the day's list changes.
         opportunities: attempts and refusals at the gates (None without opportunities).
+        appeals: the day's appeals filed and decided (None without appeals).
         behaviour: ``true`` events and ``expected`` events (sum of today's rates) by event
             type and group, (T, G) each.
         network: tie statistics per layer (measured on survey days, every
@@ -226,6 +233,7 @@ class DayRecord:
     ledger: dict[str, np.ndarray]
     lists: ListChanges
     opportunities: OpportunityDay | None = None
+    appeals: AppealDay | None = None
     behaviour: dict[str, np.ndarray] = field(default_factory=dict)
     network: dict[str, dict[str, float]] = field(default_factory=dict)
     network_groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -262,6 +270,8 @@ def build(scenario: ScenarioSpec) -> Simulation:
         conditions=conditions,
         baseline=rates_by_group(initial_rates(scenario, events, pop, run.seed), pop.group,
                                 len(pop.labels["group"])),
+        appeals=None if scenario.governance.appeals is None
+        else Appeals.compile(scenario.governance.appeals, pop, run.seed),
     )
 
 
@@ -294,7 +304,8 @@ def initial_state(sim: Simulation) -> State:
                  false_points=np.zeros(n, dtype=np.int64), ever_false=np.zeros(n, dtype=bool),
                  partner=pop.partner.copy(), heat=np.zeros_like(sim.sensors.coverage),
                  sensors=sim.sensors, ties=ties,
-                 opportunities=OpportunityState.empty(sim.opportunities, n), policy=policy,
+                 opportunities=OpportunityState.empty(sim.opportunities, n),
+                 appeals=AppealState.empty(n), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest)),
                  born_with=sim.society.ties)
 
@@ -308,6 +319,29 @@ class PolicyDay:
     lists: ListChanges
     denied: dict[str, np.ndarray]
     granted: dict[str, np.ndarray]
+    appeals: AppealDay | None = None
+
+
+def wronged(state: State) -> np.ndarray:
+    """Citizens standing wrongly: false points, or a listing only false observations caused
+    (bool (n,))."""
+    out = state.false_points != 0
+    if len(state.policy.falsely):
+        out |= (state.policy.falsely & (state.policy.until > state.day)).any(axis=0)
+    return out
+
+
+def hear_appeals(sim: Simulation, state: State) -> tuple[LedgerRows, AppealDay]:
+    """Today's appeals (see :mod:`panopticon.governance`): upheld ones lose their false
+    points, false listings and the grade caps false observations set."""
+    rules = state.policy
+    rows, day = appeals_today(sim.seed, state.day, sim.appeals, state.appeals, wronged(state),
+                              sim.policy, state.scores, state.false_points, rules.falsely,
+                              rules.until)
+    upheld = day.citizen[day.outcome == UPHELD]
+    rules.tier_cap[upheld] = rules.true_cap[upheld]
+    rules.tier_cap_until[upheld] = rules.true_cap_until[upheld]
+    return rows, day
 
 
 def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
@@ -316,9 +350,12 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     This is the policy's half of :func:`step`; tests feed it planted observations.
     """
     d, rules, scores, ties = state.day, state.policy, state.scores, state.ties
+    heard, appeals = hear_appeals(sim, state) if sim.appeals is not None else (None, None)
     rules.remember(d, obs.citizen, obs.event)
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
+    if heard is not None:
+        changes.insert(0, heard)
     listings = rules.lists_today(d, obs, scores, state.tier)
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))  # before any pull
     changes.append(associate(d, sim.policy, ties, scores,
@@ -330,7 +367,7 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     denied, granted = rules.consequences(d, scores, state.tier)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
-    return PolicyDay(rows, listings, denied, granted)
+    return PolicyDay(rows, listings, denied, granted, appeals)
 
 
 def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
@@ -467,18 +504,47 @@ def step(sim: Simulation, state: State) -> DayRecord:
                             policy.denied, policy.granted))
     if tried is not None:
         metrics.update(opportunity_totals(tried))
+    if policy.appeals is not None:
+        metrics.update(appeal_totals(policy.appeals, state))
+    if sim.scenario.policy.sanctions:
+        metrics["citizens_wrongly_sanctioned"] = wrongly_sanctioned(sim, state, policy.denied)
     metrics.update(tie_changes)
     metrics.update(coverage_today(sim, state))
     every = sim.scenario.run.survey_every
     survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
     state.day = d + 1
     groups = len(pop.labels["group"])
-    return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists, tried,
+    return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists, tried, policy.appeals,
                      behaviour_by_group(true, pop.group, sim.baseline,
                                         state.rates if survey else None, sim.adapting),
                      measure_network(sim, state) if survey else {},
                      {layer: network.group_stats(csr, state.tier, pop.group, groups)
                       for layer, csr in state.ties.items()} if survey else {})
+
+
+def appeal_totals(day: AppealDay, state: State) -> dict[str, float]:
+    """``appeals_filed``, ``appeals_upheld``, ``appeals_rejected`` today, the ``appeal_backlog``
+    at the end of the day and the mean ``appeal_wait_days`` of today's decisions (NaN if none)."""
+    decided = day.outcome != FILED
+    return {"appeals_filed": int((day.outcome == FILED).sum()),
+            "appeals_upheld": int((day.outcome == UPHELD).sum()),
+            "appeals_rejected": int((day.outcome == REJECTED).sum()),
+            "appeal_backlog": int(np.count_nonzero(state.appeals.filed >= 0)),
+            "appeal_wait_days": float(day.waited[decided].mean()) if decided.any()
+            else float("nan")}
+
+
+def wrongly_sanctioned(sim: Simulation, state: State, denied: dict[str, np.ndarray]) -> int:
+    """Citizens denied a sanction today who would not be on their true standing (the
+    counterfactual of every sanction, worked out only for citizens standing wrongly)."""
+    who = np.flatnonzero(wronged(state))
+    if not len(who) or not denied:
+        return 0
+    honest_denied, _, _ = gates(sim, state, denied, {}).honest(who)
+    hit = np.zeros(len(who), dtype=bool)
+    for name, mask in denied.items():
+        hit |= mask[who] & ~honest_denied.get(name, np.zeros(len(who), dtype=bool))
+    return int(hit.sum())
 
 
 def coverage_today(sim: Simulation, state: State) -> dict[str, float]:

@@ -43,6 +43,7 @@ class Stage(enum.IntEnum):
     SCORE = 8
     OPPORTUNITY = 9
     NETWORK = 10
+    GOVERN = 11
     BENCHMARK = 99
 
 

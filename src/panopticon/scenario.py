@@ -373,6 +373,32 @@ class SourceSpec(Strict):
         return self.events if self.phantom_events is None else self.phantom_events
 
 
+# ---------------------------------------------------------------- governance
+class AppealsSpec(Strict):
+    """Due process: a citizen standing wrongly (false points, or a listing only false
+    observations caused) files an appeal with daily probability ``rate`` (times
+    ``multipliers`` and ``bands`` of income or age, as for behaviour: who appeals depends on
+    who they are). Reviewers decide ``capacity`` appeals a day, oldest first; an appeal is
+    upheld with probability ``success``, which reverses every false entry of the citizen (their
+    score loses its false points, false listings are lifted). After a rejection the citizen
+    may appeal again ``retry_after_days`` later."""
+
+    rate: Probability = 0.01
+    multipliers: dict[Literal["sex", "region", "group", "residency", "occupation"],
+                      dict[str, NonNegative]] = {}
+    bands: dict[Literal["age", "income"], Bands] = {}
+    min_age: NonNegative = 18
+    capacity: Annotated[int, Field(ge=0, le=10_000_000)] = 100
+    success: Probability = 0.5
+    retry_after_days: Annotated[int, Field(ge=1, le=36_500)] = 90
+
+
+class GovernanceSpec(Strict):
+    """Who watches the system: appeals (more to come: insiders and audits)."""
+
+    appeals: AppealsSpec | None = None
+
+
 # ---------------------------------------------------------------- run
 class RunSpec(Strict):
     """How big and how long, and the one root seed."""
@@ -397,6 +423,7 @@ class ScenarioSpec(Strict):
     behaviour: BehaviourSpec = BehaviourSpec()
     sensors: dict[str, SourceSpec] = {}
     opportunities: dict[str, OpportunitySpec] = {}
+    governance: GovernanceSpec = GovernanceSpec()
     policy: PolicySpec
 
     def with_run(self, **changes: Any) -> ScenarioSpec:

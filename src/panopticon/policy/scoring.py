@@ -27,7 +27,8 @@ class CompiledPolicy:
 
     Attributes:
         rule_labels: names of ledger rules: the policy's rules, then association rules, then
-            ``expired:<rule>`` for each policy rule, then ``formula``, ``abroad`` and ``ratings``.
+            ``expired:<rule>`` for each policy rule, then ``formula``, ``abroad``, ``ratings``
+            and ``appeal upheld`` (an appeal reversed the citizen's false entries).
         first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
             ``formula``.
         low, high: score bounds in milli-points.
@@ -56,10 +57,10 @@ class CompiledPolicy:
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{label}" for label in rule_labels]
-        labels += ["formula", "abroad", "ratings"]
+        labels += ["formula", "abroad", "ratings", "appeal upheld"]
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
-        return cls(tuple(labels), first_expiry, len(labels) - 3,
+        return cls(tuple(labels), first_expiry, labels.index("formula"),
                    INT64_MIN if s.min is None else to_milli(s.min),
                    INT64_MAX if s.max is None else to_milli(s.max),
                    tuple(policy.tier_names), np.asarray(floors, dtype=np.int64),

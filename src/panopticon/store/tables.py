@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
+from panopticon.governance import APPEAL_OUTCOMES
 from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.policy.schema import MILLI
 from panopticon.sanctions import MEASURES
@@ -182,6 +183,24 @@ def network_table(days: list[int], parts: list[dict[str, dict[str, float]]]) -> 
     return pa.Table.from_pylist(rows, schema=schema)
 
 
+def appeals_table(days: list[int], parts: list) -> pa.Table:
+    """Every appeal filed and decided: day, citizen, outcome (filed, upheld, rejected) and
+    waited (days from filing to the decision; 0 for a filing)."""
+    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
+    lengths = [len(p.citizen) for _, p in present]
+
+    def col(name, dtype):
+        return (np.concatenate([getattr(p, name) for _, p in present]) if present
+                else np.empty(0, dtype))
+
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
+        "citizen": pa.array(col("citizen", np.int32)),
+        "outcome": _dictionary(col("outcome", np.int8), APPEAL_OUTCOMES),
+        "waited": pa.array(col("waited", np.int32)),
+    })
+
+
 GROUP_TIE_STATS = ("mean_degree", "isolated_share", "same_tier_share")
 
 
@@ -236,6 +255,7 @@ class Collector:
         self.observations: list = []
         self.lists: list = []
         self.opportunities: list = []
+        self.appeals: list = []
         self.behaviour: list[dict[str, np.ndarray]] = []
         self.network: list[dict] = []
         self.network_groups: list[dict] = []
@@ -249,6 +269,7 @@ class Collector:
         self.observations.append(record.observations)
         self.lists.append(record.lists)
         self.opportunities.append(record.opportunities)
+        self.appeals.append(record.appeals)
         self.behaviour.append(record.behaviour)
         self.network.append(record.network)
         self.network_groups.append(record.network_groups)
@@ -267,6 +288,7 @@ class Collector:
                                  [x.name for x in sim.scenario.policy.lists]),
             "opportunities": opportunities_table(self.days, self.opportunities, kinds, groups),
             "refusals": refusals_table(self.days, self.opportunities, kinds),
+            "appeals": appeals_table(self.days, self.appeals),
             "behaviour": behaviour_table(self.days, self.behaviour, sim.events, groups),
             "network": network_table(self.days, self.network),
             "network_groups": network_groups_table(self.days, self.network_groups, groups),
