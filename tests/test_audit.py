@@ -120,3 +120,47 @@ def test_audit_command_exit_codes(stored, tmp_path):
     part.write_bytes(b"not parquet")
     broken = runner.invoke(app, ["audit", stored.name, "--out", str(stored.parent)])
     assert broken.exit_code == 2 and "corrupt Parquet" in broken.output
+
+
+INSIDERS = {
+    "run": {"citizens": 600, "days": 40, "seed": 9, "checkpoint_every": 10},
+    "governance": {"insiders": [
+        {"attack": "lower_targets", "officials": 2, "reach": 5, "every_days": 10,
+         "points": 20, "targets": 'count("red_light", 365) > 0'},
+        {"attack": "raise_cronies", "officials": 1, "reach": 4, "every_days": 10},
+        {"attack": "delete_entries", "officials": 1, "reach": 4, "every_days": 10,
+         "points": 5},
+        {"attack": "edit_rules", "region": "rural", "every_days": 5, "factor": 3}]},
+}
+
+
+def test_audit_finds_insider_actions_by_attack_type(tmp_path, tiny_data):
+    """Logged manual adjustments (lowering targets, raising cronies) are all listed with the
+    official who made them; a silent deletion leaves a score its ledger does not explain;
+    an edited rule leaves rows three times the rule's points. Against the lab's record each
+    attack type's share found is reported (here all of them: factor 3 is never hidden by a
+    bound of 0-120 points except when a score stops at 0, and scores start at 100)."""
+    data = {**tiny_data, **INSIDERS, "behaviour": tiny_data["behaviour"]}
+    result = api.run(build_scenario(data), out=tmp_path / "runs")
+    done = result.table("manipulations").to_pandas()
+    assert set(done.attack) == {"lower_targets", "raise_cronies", "delete_entries",
+                                "edit_rules"}
+    report = audit(result.path)
+    assert report["chain_intact"]  # the insiders wrote the ledger: the chain holds
+    logged = done[done.logged]
+    assert len(report["manual"]) == len(logged)
+    assert {m["official"] for m in report["manual"]} == {str(o) for o in logged.official}
+    assert {m["citizen"] for m in report["unexplained"]} >= set(
+        done[done.attack == "delete_entries"].citizen)
+    found = report["insider_actions_found"]
+    assert found["lower_targets"]["share"] == found["raise_cronies"]["share"] == 1.0
+    assert found["delete_entries"]["caught"] >= 1
+    assert found["edit_rules"]["share"] > 0.9
+
+
+def test_an_honest_run_shows_no_manual_entries_or_unexplained_scores(stored):
+    """Without insiders: no manual rows, every score is its start plus its ledger, and every
+    fixed-points rule row carries its points (or stops at a bound)."""
+    report = audit(stored)
+    assert report["manual"] == [] and report["unexplained"] == []
+    assert report["deviations"] == [] and report["insider_actions_found"] == {}

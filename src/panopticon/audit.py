@@ -146,11 +146,89 @@ def _compare(day: int, expected: dict[str, np.ndarray], stored: dict[str, np.nda
                     f"{len(a)}; the first difference is at row {first}")]
 
 
+def inspect(run_dir: Path) -> dict:
+    """What the ledger itself shows: every manual adjustment (and who made it); citizens
+    whose score is not their start plus their ledger rows (a change without an entry); and
+    rows of fixed-points rules whose delta is not the rule's points, unless the score stopped
+    at a bound (an edited rule).
+
+    Returns:
+        ``manual`` rows (day, citizen, official, delta), ``unexplained`` citizens (citizen,
+        ledger score, actual score), ``deviations`` rows (day, citizen, rule, delta, points),
+        each a list of dicts, and their positions for :func:`caught`.
+    """
+    from panopticon import engine
+    from panopticon.scenario import ScenarioSpec
+
+    manifest = read_manifest(run_dir)
+    spec = ScenarioSpec.model_validate_json((run_dir / "scenario.json").read_text())
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    rows = stored_ledger(run_dir, manifest)
+    labels = manifest["rules"]
+    manual_ids = np.asarray([k for k, x in enumerate(labels) if x.startswith("manual by")])
+    is_manual = np.isin(rows["rule"], manual_ids)
+    final = np.round(read_table(run_dir, "citizens").column("score").to_numpy() * 1000)
+    start = state.scores
+    total = start.copy()
+    np.add.at(total, rows["citizen"], rows["delta"])
+    unexplained = np.flatnonzero(total != final.astype(np.int64))
+    # running score after each row, citizen by citizen in ledger order
+    order = np.argsort(rows["citizen"], kind="stable")
+    c_sorted, d_sorted = rows["citizen"][order], rows["delta"][order]
+    run = np.cumsum(d_sorted)
+    first = np.r_[0, np.flatnonzero(np.diff(c_sorted)) + 1]
+    offset = np.repeat(run[first] - d_sorted[first], np.diff(np.r_[first, len(order)]))
+    after = np.empty(len(order), dtype=np.int64)
+    after[order] = start[c_sorted] + run - offset
+    table = state.policy.rules
+    n_rules = len(table.plain)
+    plain_rule = (rows["rule"] < n_rules) & table.plain[np.minimum(rows["rule"], n_rules - 1)]
+    points = table.delta[np.minimum(rows["rule"], n_rules - 1)]
+    at_bound = (after == sim.policy.low) | (after == sim.policy.high)
+    deviates = plain_rule & (rows["delta"] != points) & ~at_bound
+    return {
+        "manual": [{"day": int(rows["day"][k]), "citizen": int(rows["citizen"][k]),
+                    "official": labels[rows["rule"][k]].split()[3],
+                    "delta": rows["delta"][k] / 1000} for k in np.flatnonzero(is_manual)],
+        "unexplained": [{"citizen": int(c), "ledger_score": total[c] / 1000,
+                         "score": final[c] / 1000} for c in unexplained],
+        "deviations": [{"day": int(rows["day"][k]), "citizen": int(rows["citizen"][k]),
+                        "rule": labels[rows["rule"][k]], "delta": rows["delta"][k] / 1000,
+                        "points": points[k] / 1000} for k in np.flatnonzero(deviates)],
+    }
+
+
+def caught(run_dir: Path, found: dict) -> dict[str, dict[str, float]]:
+    """Against the lab's record of what insiders did: per attack, how many actions there
+    were and how many the audit found (a manual row of that citizen that day, a citizen
+    whose score the ledger does not explain, or a deviating row of that citizen that day)."""
+    try:
+        done = read_table(run_dir, "manipulations").to_pandas()
+    except UserError:
+        return {}
+    flagged_rows = {(m["day"], m["citizen"]) for m in found["manual"]} | {
+        (m["day"], m["citizen"]) for m in found["deviations"]}
+    flagged_citizens = {m["citizen"] for m in found["unexplained"]}
+    out = {}
+    for attack, group in done.groupby("attack", observed=True):
+        hit = [(int(d), int(c)) in flagged_rows or int(c) in flagged_citizens
+               for d, c in zip(group.day, group.citizen, strict=True)]
+        out[str(attack)] = {"actions": len(group), "caught": int(sum(hit)),
+                            "share": float(np.mean(hit)) if hit else float("nan")}
+    return out
+
+
 def audit(run_dir: Path, full: bool = False) -> dict:
-    """The audit report of a stored run: the chain check, and with ``full`` the replay."""
+    """The audit report of a stored run: the chain check, what the ledger shows (manual
+    adjustments, unexplained scores, edited rules) and, against the lab's record, what share
+    of insider actions that finds; with ``full`` the replay too."""
     findings, days = verify_chain(run_dir)
     report = {"run": str(run_dir), "days_checked": days, "chain_intact": not findings,
               "findings": [asdict(f) for f in findings]}
+    found = inspect(run_dir)
+    report.update(found)
+    report["insider_actions_found"] = caught(run_dir, found)
     if full:
         replayed = replay(run_dir)
         report["replay_matches"] = not replayed

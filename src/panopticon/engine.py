@@ -26,7 +26,19 @@ from panopticon.behaviour import (
     respond,
     totals,
 )
-from panopticon.governance import FILED, REJECTED, UPHELD, AppealDay, Appeals, AppealState, appeals_today
+from panopticon.governance import (
+    FILED,
+    REJECTED,
+    UPHELD,
+    AppealDay,
+    Appeals,
+    AppealState,
+    Insiders,
+    Manipulations,
+    appeals_today,
+    edit_rows,
+    insiders_act,
+)
 from panopticon.metrics.daily import behaviour_by_group, measure, rates_by_group, standing
 from panopticon.policy.runtime import (
     ListChanges,
@@ -76,6 +88,7 @@ class Simulation:
     baseline: np.ndarray
     """(T, G) float64 expected events a day by type and group at the starting rates."""
     appeals: Appeals | None = None
+    insiders: Insiders | None = None
 
     @property
     def adapting(self) -> np.ndarray:
@@ -219,6 +232,7 @@ class DayRecord:
         lists: the day's list changes.
         opportunities: attempts and refusals at the gates (None without opportunities).
         appeals: the day's appeals filed and decided (None without appeals).
+        manipulations: what insiders did (None without insiders; known to the lab only).
         behaviour: ``true`` events and ``expected`` events (sum of today's rates) by event
             type and group, (T, G) each.
         network: tie statistics per layer (measured on survey days, every
@@ -234,6 +248,7 @@ class DayRecord:
     lists: ListChanges
     opportunities: OpportunityDay | None = None
     appeals: AppealDay | None = None
+    manipulations: Manipulations | None = None
     behaviour: dict[str, np.ndarray] = field(default_factory=dict)
     network: dict[str, dict[str, float]] = field(default_factory=dict)
     network_groups: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
@@ -255,13 +270,17 @@ def build(scenario: ScenarioSpec) -> Simulation:
     events = scenario.active_events()
     society = generate_society(scenario.society, run.citizens, run.seed)
     pop = society.population
-    conditions = scenario_conditions(scenario.behaviour, scenario.opportunities)
+    conditions = scenario_conditions(scenario.behaviour, scenario.opportunities,
+                                     scenario.governance)
+    chosen = Insiders.choose(scenario.governance.insiders, pop, run.seed)
+    manual = Insiders.label_names(scenario.governance.insiders, chosen)
+    policy = CompiledPolicy.compile(scenario.policy, manual)
     return Simulation(
         scenario=scenario,
         events=tuple(events),
         society=society,
         sensors=compile_sensors(scenario, events, pop),
-        policy=CompiledPolicy.compile(scenario.policy),
+        policy=policy,
         deterrence=tuple(Deterrence.compile(d, scenario.policy.tier_names, events)
                          for d in scenario.behaviour.deterrence),
         responses=Responses.compile(scenario.behaviour.responses, events),
@@ -272,6 +291,8 @@ def build(scenario: ScenarioSpec) -> Simulation:
                                 len(pop.labels["group"])),
         appeals=None if scenario.governance.appeals is None
         else Appeals.compile(scenario.governance.appeals, pop, run.seed),
+        insiders=Insiders(tuple(scenario.governance.insiders), chosen, manual,
+                          len(policy.rule_labels) - len(manual)),
     )
 
 
@@ -320,6 +341,7 @@ class PolicyDay:
     denied: dict[str, np.ndarray]
     granted: dict[str, np.ndarray]
     appeals: AppealDay | None = None
+    manipulations: Manipulations | None = None
 
 
 def wronged(state: State) -> np.ndarray:
@@ -354,6 +376,12 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     rules.remember(d, obs.citizen, obs.event)
     changes = [rules.score(d, obs, sim.policy, scores, state.false_points, state.tier),
                rules.expire(d, sim.policy, scores, state.false_points)]
+    done = []
+    if sim.insiders.specs:
+        pop = sim.society.population
+        done.append(edit_rows(d, sim.insiders, changes[0], pop.region,
+                              {r: k for k, r in enumerate(pop.labels["region"])}, sim.policy,
+                              scores, state.false_points))
     if heard is not None:
         changes.insert(0, heard)
     listings = rules.lists_today(d, obs, scores, state.tier)
@@ -363,11 +391,21 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     changes.append(rules.listed_ties_today(d, sim.policy, ties, scores))
     changes.append(rules.abroad_today(d, sim.policy, scores))
     changes.append(rules.ratings_today(d, obs, sim.policy, ties, scores, state.tier))
+    if sim.insiders.specs:
+        manual, acted = insiders_act(
+            sim.seed, d, sim.insiders, sim.policy, scores, state.false_points, rules.start,
+            lambda i: rules.evaluate(f"governance.insiders[{i}].targets", d, scores, state.tier)
+            if sim.insiders.specs[i].targets else np.ones(len(scores), dtype=bool),
+            lambda official: np.concatenate([ties[k].neighbours(official)
+                                             for k in ("family", "friends")]))
+        changes.append(manual)
+        done.append(acted)
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
     denied, granted = rules.consequences(d, scores, state.tier)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
-    return PolicyDay(rows, listings, denied, granted, appeals)
+    return PolicyDay(rows, listings, denied, granted, appeals,
+                     Manipulations.concat(done) if done else None)
 
 
 def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
@@ -514,7 +552,10 @@ def step(sim: Simulation, state: State) -> DayRecord:
     survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
     state.day = d + 1
     groups = len(pop.labels["group"])
+    if policy.manipulations is not None:
+        metrics["manipulations"] = len(policy.manipulations.citizen)
     return DayRecord(d, metrics, tally, obs, policy.ledger, policy.lists, tried, policy.appeals,
+                     policy.manipulations,
                      behaviour_by_group(true, pop.group, sim.baseline,
                                         state.rates if survey else None, sim.adapting),
                      measure_network(sim, state) if survey else {},

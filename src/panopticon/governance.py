@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba as nb
 import numpy as np
 
 from panopticon.behaviour import rate_from_traits
@@ -120,3 +121,164 @@ def appeals_today(seed: int, day: int, appeals: Appeals, state: AppealState,
                               np.full(len(filing), FILED)]).astype(np.int8)
     took = np.concatenate([waited[won], waited[~won], np.zeros(len(filing), np.int64)])
     return rows, AppealDay(citizen, outcome, took.astype(np.int32))
+
+
+# ---------------------------------------------------------------- insiders
+ATTACKS = ("lower_targets", "raise_cronies", "delete_entries", "edit_rules")
+"""Insider attacks (see :class:`panopticon.scenario.InsiderSpec`)."""
+
+
+@dataclass(frozen=True)
+class Insiders:
+    """The scenario's insiders bound to a population.
+
+    Attributes:
+        specs: the insider specs. officials: per spec, the citizen ids of its insiders.
+        labels: the ledger label of each insider's manual adjustments, in spec then insider
+            order (``manual by official <id>``); first_rule: ledger rule id of the first.
+    """
+
+    specs: tuple
+    officials: tuple[np.ndarray, ...]
+    labels: tuple[str, ...]
+    first_rule: int
+
+    @staticmethod
+    def choose(specs: list, pop: Population, seed: int) -> tuple[np.ndarray, ...]:
+        """Each spec's insiders: officials (adults if there are none) in a seeded order."""
+        occ = pop.labels["occupation"]
+        pool = np.flatnonzero(pop.occupation == occ.index("official")) if "official" in occ \
+            else np.empty(0, np.int64)
+        if not len(pool):
+            pool = np.flatnonzero(pop.age >= 18)
+        out = []
+        for i, spec in enumerate(specs):
+            u = uniforms_at(stream_key(seed, Stage.GOVERN, 0, 1000 + i), pool)
+            out.append(pool[np.argsort(u, kind="stable")[:spec.officials]])
+        return tuple(out)
+
+    @staticmethod
+    def label_names(specs: list, officials: tuple[np.ndarray, ...]) -> tuple[str, ...]:
+        """Ledger labels of the manual adjustments, one per insider (distinct: one official
+        may be an insider of two attacks)."""
+        names = [f"manual by official {int(c)} ({spec.attack})"
+                 for spec, group in zip(specs, officials, strict=True) for c in group]
+        return tuple(f"{x} #{names[:k].count(x) + 1}" if names[:k].count(x) else x
+                     for k, x in enumerate(names))
+
+
+@dataclass(frozen=True)
+class Manipulations:
+    """What insiders did on one day (known to the lab, not to the system): citizen int32,
+    official int32, attack int8 (:data:`ATTACKS`), delta int64 milli-points, logged bool
+    (a ledger row shows it as a manual adjustment)."""
+
+    citizen: np.ndarray
+    official: np.ndarray
+    attack: np.ndarray
+    delta: np.ndarray
+    logged: np.ndarray
+
+    @staticmethod
+    def concat(parts: list) -> Manipulations:
+        """One day's manipulations from several insiders."""
+        fields = (("citizen", np.int32), ("official", np.int32), ("attack", np.int8),
+                  ("delta", np.int64), ("logged", bool))
+        return Manipulations(*(np.concatenate([getattr(p, f) for p in parts]).astype(dt)
+                               if parts else np.empty(0, dt) for f, dt in fields))
+
+
+def _pick(seed: int, day: int, slot: int, pool: np.ndarray, k: int) -> np.ndarray:
+    """Up to ``k`` of ``pool``, chosen by a seeded shuffle (sorted)."""
+    if len(pool) <= k:
+        return np.sort(pool)
+    u = uniforms_at(stream_key(seed, Stage.GOVERN, day, slot), pool)
+    return np.sort(pool[np.argsort(u, kind="stable")[:k]])
+
+
+def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy,
+                 scores: np.ndarray, false_points: np.ndarray, start: np.ndarray,
+                 targets, cronies) -> tuple[LedgerRows, Manipulations]:
+    """Insiders whose day it is lower targets, raise or silently restore cronies (scores in
+    place); edits of rules are applied by :func:`edit_rows`.
+
+    Args:
+        start: (n,) start scores (a silent deletion restores at most back to them).
+        targets: callable(spec index) -> bool (n,), whom a ``lower_targets`` insider picks.
+        cronies: callable(official) -> citizen ids of the official's family and friends.
+    """
+    rows, done = [], []
+    label = insiders.first_rule
+    for i, spec in enumerate(insiders.specs):
+        acting = (day + 1) % spec.every_days == 0 and spec.attack != "edit_rules"
+        for j, official in enumerate(insiders.officials[i]):
+            rule = label
+            label += 1
+            if not acting:
+                continue
+            slot = 10_000 + 100 * i + j
+            if spec.attack == "lower_targets":
+                pool = np.flatnonzero(targets(i))
+            else:
+                pool = np.setdiff1d(cronies(official), [official])
+            who = _pick(seed, day, slot, pool, spec.reach)
+            points = round(spec.points * 1000)
+            if spec.attack == "delete_entries":
+                delta = np.minimum(points, np.maximum(start[who] - scores[who], 0))
+            else:
+                delta = np.full(len(who), -points if spec.attack == "lower_targets" else points)
+            new = np.clip(scores[who] + delta, policy.low, policy.high)
+            applied = new - scores[who]
+            logged = spec.attack != "delete_entries"
+            if logged:
+                full = np.zeros(len(scores), dtype=np.int64)
+                full[who] = applied
+                rows.append(apply_deltas(full, scores, rule))
+            else:
+                scores[who] = new  # no ledger row: the entry is gone
+            hit = applied != 0
+            done.append(Manipulations(who[hit], np.full(int(hit.sum()), official),
+                                      np.full(int(hit.sum()), ATTACKS.index(spec.attack)),
+                                      applied[hit], np.full(int(hit.sum()), logged)))
+    ledger_rows = LedgerRows.concat(rows) if rows else LedgerRows.empty()
+    return ledger_rows, Manipulations.concat(done)
+
+
+@nb.njit(cache=True, nogil=True)
+def _add_in_order(citizen, delta, truth, idx, extra, low, high, scores, false_points):
+    """Add ``extra`` to rows ``idx`` one after another, clamped to the score bounds; ``extra``
+    becomes what was applied."""
+    for j in range(idx.shape[0]):
+        k = idx[j]
+        i = citizen[k]
+        new = min(max(scores[i] + extra[j], low), high)
+        extra[j] = new - scores[i]
+        scores[i] = new
+        delta[k] += extra[j]
+        if truth[k] == 0:
+            false_points[i] += extra[j]
+
+
+def edit_rows(day: int, insiders: Insiders, rows: LedgerRows, region: np.ndarray,
+              region_code: dict[str, int], policy: CompiledPolicy, scores: np.ndarray,
+              false_points: np.ndarray) -> Manipulations:
+    """Edited rules: while an ``edit_rules`` insider's edit is in force (the ``every_days``
+    days after they act), deductions of citizens in their region are ``factor`` times the
+    rule's, under the rule's own name (rows, scores and false points in place)."""
+    done = []
+    for i, spec in enumerate(insiders.specs):
+        if spec.attack != "edit_rules" or day < spec.every_days - 1 or not len(rows):
+            continue  # the first edit is made at the end of day every_days - 1
+        mine = (region[rows.citizen] == region_code[spec.region]) & (rows.delta < 0) \
+            & (rows.observation >= 0)
+        idx = np.flatnonzero(mine)
+        if not len(idx):
+            continue
+        extra = np.round(rows.delta[idx] * (spec.factor - 1)).astype(np.int64)
+        _add_in_order(rows.citizen, rows.delta, rows.truth, idx, extra, policy.low,
+                      policy.high, scores, false_points)
+        official = insiders.officials[i][0]
+        done.append(Manipulations(rows.citizen[idx], np.full(len(idx), official),
+                                  np.full(len(idx), ATTACKS.index("edit_rules")), extra,
+                                  np.zeros(len(idx), bool)))
+    return Manipulations.concat(done)

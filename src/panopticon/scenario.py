@@ -393,10 +393,41 @@ class AppealsSpec(Strict):
     retry_after_days: Annotated[int, Field(ge=1, le=36_500)] = 90
 
 
+class InsiderSpec(Strict):
+    """Officials who abuse their access, each acting every ``every_days`` days:
+
+    ``lower_targets``: deducts ``points`` from ``reach`` citizens for whom ``targets`` holds
+    (critics, petitioners, a rival; anyone if not given), logged as a manual adjustment by
+    that official. ``raise_cronies``: adds ``points`` to ``reach`` of their own family and
+    friends, logged. ``delete_entries``: silently gives back up to ``points`` of deductions to
+    ``reach`` cronies, with no ledger entry. ``edit_rules``: from day ``every_days`` on,
+    deductions of citizens in ``region`` are multiplied by ``factor`` under the rules' own
+    names. ``officials``: how many insiders (drawn among officials; among adults if the
+    society has none) [A]."""
+
+    attack: Literal["lower_targets", "raise_cronies", "delete_entries", "edit_rules"]
+    officials: Annotated[int, Field(ge=1, le=1000)] = 1
+    reach: Annotated[int, Field(ge=1, le=100_000)] = 10
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    points: Annotated[float, Field(gt=0, le=1e6)] = 50.0
+    targets: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    region: str | None = None
+    factor: Annotated[float, Field(gt=0, le=100)] = 2.0
+
+    @model_validator(mode="after")
+    def _region(self):
+        if (self.attack == "edit_rules") != (self.region is not None):
+            raise ValueError("edit_rules needs a region; only edit_rules takes one")
+        if self.targets is not None and self.attack != "lower_targets":
+            raise ValueError("only lower_targets picks its victims by a condition")
+        return self
+
+
 class GovernanceSpec(Strict):
-    """Who watches the system: appeals (more to come: insiders and audits)."""
+    """Who watches the system: appeals, and insiders who manipulate it."""
 
     appeals: AppealsSpec | None = None
+    insiders: Annotated[list[InsiderSpec], Field(max_length=50)] = []
 
 
 # ---------------------------------------------------------------- run
@@ -475,13 +506,15 @@ class _Sections:
     behaviour: BehaviourSpec | None
     sensors: dict[str, SourceSpec] | None
     opportunities: dict[str, OpportunitySpec] | None
+    governance: GovernanceSpec | None
     policy: PolicySpec | None
 
 
 _SECTION_MODELS: dict[str, Any] = {
     "society": TypeAdapter(SocietySpec), "behaviour": TypeAdapter(BehaviourSpec),
     "sensors": TypeAdapter(dict[str, SourceSpec]),
-    "opportunities": TypeAdapter(dict[str, OpportunitySpec]), "policy": TypeAdapter(PolicySpec)}
+    "opportunities": TypeAdapter(dict[str, OpportunitySpec]),
+    "governance": TypeAdapter(GovernanceSpec), "policy": TypeAdapter(PolicySpec)}
 
 
 def _valid_sections(data: dict) -> _Sections:
@@ -605,7 +638,14 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         out += [(("policy", *path), msg) for path, msg in check_policy(policy, labels, traits)]
         if labels is not None and beh_spec is not None:
             out += _check_conditions(policy, labels, traits,
-                                     scenario_conditions(beh_spec, spec.opportunities or {}))
+                                     scenario_conditions(beh_spec, spec.opportunities or {},
+                                                         spec.governance))
+    for i, insider in enumerate(spec.governance.insiders if spec.governance else ()):
+        if insider.region is not None and categories and insider.region not in categories[
+                "region"]:
+            out.append((("governance", "insiders", i, "region"),
+                        f"unknown region {insider.region!r}; this society has "
+                        f"{categories['region']}"))
     return out
 
 
@@ -658,11 +698,15 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
     return out
 
 
-def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, OpportunitySpec]
+def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, OpportunitySpec],
+                        governance: GovernanceSpec | None = None
                         ) -> dict[str, tuple[str, str, bool]]:
     """The scenario's own conditions by key path: (text, "bool"/"number", fixed attributes
     only). They are compiled with the policy's (same columns and functions)."""
     found: dict[str, tuple[str, str, bool]] = {}
+    for i, insider in enumerate(governance.insiders if governance else ()):
+        if insider.targets is not None:
+            found[f"governance.insiders[{i}].targets"] = (insider.targets, "bool", False)
     for i, resp in enumerate(behaviour.responses):
         found[f"behaviour.responses[{i}].when"] = (resp.when, "bool", False)
     for name, opp in opportunities.items():

@@ -28,7 +28,8 @@ class CompiledPolicy:
     Attributes:
         rule_labels: names of ledger rules: the policy's rules, then association rules, then
             ``expired:<rule>`` for each policy rule, then ``formula``, ``abroad``, ``ratings``
-            and ``appeal upheld`` (an appeal reversed the citizen's false entries).
+            and ``appeal upheld`` (an appeal reversed the citizen's false entries), then one
+            ``manual by official <id>`` per insider.
         first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
             ``formula``.
         low, high: score bounds in milli-points.
@@ -46,8 +47,9 @@ class CompiledPolicy:
     association: tuple[tuple[int, str, int, int], ...]
 
     @classmethod
-    def compile(cls, policy: PolicySpec) -> CompiledPolicy:
-        """Resolve labels, bounds and tier floors."""
+    def compile(cls, policy: PolicySpec, manual: tuple[str, ...] = ()) -> CompiledPolicy:
+        """Resolve labels, bounds and tier floors; ``manual``: labels of manual adjustments
+        (one per insider), after every other label."""
         labels = _distinct([r.label for r in policy.rules])
         rule_labels = list(labels)
         assoc = []
@@ -57,7 +59,8 @@ class CompiledPolicy:
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{label}" for label in rule_labels]
-        labels += ["formula", "abroad", "ratings", "appeal upheld"]
+        labels += ["formula", "abroad", "ratings", "appeal upheld", *manual]
+        labels = _distinct(labels)  # a stored ledger names rules by label: one per rule
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
         return cls(tuple(labels), first_expiry, labels.index("formula"),

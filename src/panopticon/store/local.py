@@ -32,7 +32,7 @@ from panopticon.errors import UserError
 from panopticon.store.tables import Collector, citizens_table
 
 TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
-          "appeals", "behaviour", "network", "network_groups", "ledger_chain")
+          "appeals", "manipulations", "behaviour", "network", "network_groups", "ledger_chain")
 """A run's tables, each a folder of Parquet parts. ``ledger_chain`` (day, rows, head: the
 ledger's hash chain after each day) is written by the store only."""
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"

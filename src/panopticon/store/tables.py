@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pyarrow as pa
 
-from panopticon.governance import APPEAL_OUTCOMES
+from panopticon.governance import APPEAL_OUTCOMES, ATTACKS
 from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.policy.schema import MILLI
 from panopticon.sanctions import MEASURES
@@ -201,6 +201,26 @@ def appeals_table(days: list[int], parts: list) -> pa.Table:
     })
 
 
+def manipulations_table(days: list[int], parts: list) -> pa.Table:
+    """What insiders did (the lab's ground truth): day, citizen, official, attack, delta_milli
+    and logged (shown in the ledger as a manual adjustment)."""
+    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
+    lengths = [len(p.citizen) for _, p in present]
+
+    def col(name, dtype):
+        return (np.concatenate([getattr(p, name) for _, p in present]) if present
+                else np.empty(0, dtype))
+
+    return pa.table({
+        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
+        "citizen": pa.array(col("citizen", np.int32)),
+        "official": pa.array(col("official", np.int32)),
+        "attack": _dictionary(col("attack", np.int8), ATTACKS),
+        "delta_milli": pa.array(col("delta", np.int64)),
+        "logged": pa.array(col("logged", bool)),
+    })
+
+
 GROUP_TIE_STATS = ("mean_degree", "isolated_share", "same_tier_share")
 
 
@@ -256,6 +276,7 @@ class Collector:
         self.lists: list = []
         self.opportunities: list = []
         self.appeals: list = []
+        self.manipulations: list = []
         self.behaviour: list[dict[str, np.ndarray]] = []
         self.network: list[dict] = []
         self.network_groups: list[dict] = []
@@ -270,6 +291,7 @@ class Collector:
         self.lists.append(record.lists)
         self.opportunities.append(record.opportunities)
         self.appeals.append(record.appeals)
+        self.manipulations.append(record.manipulations)
         self.behaviour.append(record.behaviour)
         self.network.append(record.network)
         self.network_groups.append(record.network_groups)
@@ -289,6 +311,7 @@ class Collector:
             "opportunities": opportunities_table(self.days, self.opportunities, kinds, groups),
             "refusals": refusals_table(self.days, self.opportunities, kinds),
             "appeals": appeals_table(self.days, self.appeals),
+            "manipulations": manipulations_table(self.days, self.manipulations),
             "behaviour": behaviour_table(self.days, self.behaviour, sim.events, groups),
             "network": network_table(self.days, self.network),
             "network_groups": network_groups_table(self.days, self.network_groups, groups),
