@@ -143,3 +143,30 @@ def test_an_association_rule_is_either_a_pull_or_listed_ties():
     for rule in ({"ties": "friends"}, {"ties": "friends", "weight": 0.1, "listed": "x", "points": -1}):
         with pytest.raises(UserError, match="either a pull weight, or listed and points"):
             build_scenario(policy={"association": [rule]})
+
+
+def test_exempting_officials_above_a_rank_shows_what_exemption_does_to_the_rest():
+    """seed_article with officials of rank 2 and above exempt: they are never scored, so they
+    hold the start score of 1000 while everyone else drifts down (mean below 1000). Through
+    the weekly pull toward friends, their frozen 1000 props up their friends, who end higher
+    than the same citizens in the same society without the exemption; citizens with no
+    exempt friend are unaffected on average (the pull is all that links them)."""
+    from panopticon.scenario import load_preset
+
+    base = load_preset("seed_article").with_run(citizens=20_000, days=365)
+    exempt = base.model_copy(update={"policy": base.policy.model_copy(update={
+        "scope": base.policy.scope.model_copy(update={"exempt": "rank >= 2"})})})
+    sim = engine.build(exempt)
+    with_exemption = engine.run(sim)
+    without = engine.run(engine.build(base))
+    pop = sim.society.population
+    frozen = pop.rank >= 2
+    assert frozen.sum() > 20 and (with_exemption.scores[frozen] == 1_000_000).all()
+    friends = sim.society.ties["friends"]
+    rows = np.repeat(np.arange(pop.n), friends.degree)
+    near = np.zeros(pop.n, dtype=bool)
+    near[friends.indices[frozen[rows]]] = True
+    near &= ~frozen
+    gain = (with_exemption.scores - without.scores) / 1000
+    assert gain[near].mean() > 0.2
+    assert abs(gain[~near & ~frozen].mean()) < gain[near].mean() / 5
