@@ -297,7 +297,8 @@ def audit(
         report = run_audit(find_run(run, store), full=replay)
     except UserError as exc:
         _fail(exc)
-    clean = report["chain_intact"] and report.get("replay_matches", True)
+    clean = report["chain_intact"] and report.get("replay_matches", True) and not (
+        report["unexplained"] or report["deviations"])
     if as_json:
         print(json.dumps(report, indent=2))
     else:
@@ -309,7 +310,51 @@ def audit(
                                     if report["replay_matches"] else "[red]rows differ[/]"))
         for f in [*report["findings"], *report.get("replay_findings", [])][:50]:
             out.print(f"  [red]{f['kind']}[/] {f['detail']}")
+        officials = sorted({m["official"] for m in report["manual"]})
+        out.print(f"manual adjustments: {len(report['manual'])}"
+                  + (f" by officials {', '.join(officials[:10])}" if officials else ""))
+        out.print(f"scores the ledger does not explain: {len(report['unexplained'])}")
+        out.print(f"rule entries off their rule's points: {len(report['deviations'])}")
+        for attack, found in report["insider_actions_found"].items():
+            out.print(f"  insider {attack}: {found['caught']} of {found['actions']} actions "
+                      f"found ({found['share']:.0%})")
     raise typer.Exit(0 if clean else 1)
+
+
+@app.command()
+def explain(
+    run: Annotated[str, typer.Argument(help="Run folder or run id (see `panopticon runs`).")],
+    citizen: Annotated[str, typer.Option(
+        "--citizen", "-c", help="The citizen's id, from 0 to the run's citizens - 1.",
+        show_default=False)],
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the story as JSON.")] = False,
+) -> None:
+    """Tell one citizen's story from a stored run: every score change with its rule and the
+    observation behind it (true or false), tier and list changes, every refused opportunity."""
+    from panopticon.explain import explain as tell
+    from panopticon.explain import locate
+
+    try:
+        story = tell(locate(run, store), citizen)
+    except UserError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(story.to_dict(), indent=2, default=str))
+        return
+    out.print(Text(story.header(), style="bold"), highlight=False)
+    table = Table(title=f"run {story.run_id}", title_justify="left")
+    table.add_column("day", justify="right", no_wrap=True)
+    table.add_column("what", no_wrap=True)
+    table.add_column("story")
+    colour = {"start": "bold", "score": "", "tier": "cyan", "list": "yellow", "refusal": "magenta"}
+    for line in story.lines:
+        style = "red" if line.alarm else colour.get(line.kind, "")
+        table.add_row(str(line.day), Text(line.kind, style=style), Text(line.text, style=style))
+    out.print(table)
+    out.print(Text("summary: ", style="bold") + Text(story.summary_text()), highlight=False)
+    for note in story.notes:
+        out.print(Text("note: ", style="yellow") + Text(note), highlight=False)
 
 
 @app.command()
