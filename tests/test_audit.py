@@ -164,3 +164,31 @@ def test_an_honest_run_shows_no_manual_entries_or_unexplained_scores(stored):
     report = audit(stored)
     assert report["manual"] == [] and report["unexplained"] == []
     assert report["deviations"] == [] and report["insider_actions_found"] == {}
+
+
+def test_an_edited_deduction_expires_with_what_it_really_took():
+    """A -10 rule that expires after 2 days, doubled by an edited rule: the red light takes
+    20 points on day 0 and its expiry gives back all 20 (not the rule's 10)."""
+    from test_opportunities import GATED
+
+    from panopticon import engine
+    from panopticon.sensors import Observations
+
+    spec = build_scenario(GATED, policy={"score": {"start": 100}, "sanctions": [], "rules": [
+        {"event": "red_light", "points": -10, "expires_after_days": 2}]},
+        society={"region": {"values": ["urban"], "weights": [1]}},
+        governance={"insiders": [{"attack": "edit_rules", "region": "urban", "every_days": 1,
+                                  "factor": 2}]})
+    sim = engine.build(spec)
+    state = engine.initial_state(sim)
+    t = sim.events.index("red_light")
+    one = Observations(np.asarray([5], np.int32), np.asarray([t], np.int16),
+                       np.zeros(1, np.int8), np.asarray([True]), np.asarray([5], np.int32))
+    policy = engine.apply_policy(sim, state, one)
+    assert state.scores[5] == 80_000 and policy.manipulations.delta.tolist() == [-10_000]
+    none = Observations(*(np.empty(0, dt) for dt in (np.int32, np.int16, np.int8, bool,
+                                                      np.int32)))
+    for day in (1, 2):
+        state.day = day
+        engine.apply_policy(sim, state, none)
+    assert state.scores[5] == 100_000

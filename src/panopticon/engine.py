@@ -379,9 +379,13 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
     done = []
     if sim.insiders.specs:
         pop = sim.society.population
-        done.append(edit_rows(d, sim.insiders, changes[0], pop.region,
-                              {r: k for k, r in enumerate(pop.labels["region"])}, sim.policy,
-                              scores, state.false_points))
+        edits, rows_edited, added = edit_rows(
+            d, sim.insiders, changes[0], pop.region,
+            {r: k for k, r in enumerate(pop.labels["region"])}, sim.policy, scores,
+            state.false_points)
+        rules.add_to_due(changes[0].observation[rows_edited], changes[0].rule[rows_edited],
+                         added)
+        done.append(edits)
     if heard is not None:
         changes.insert(0, heard)
     listings = rules.lists_today(d, obs, scores, state.tier)

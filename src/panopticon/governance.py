@@ -216,7 +216,7 @@ def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy
             label += 1
             if not acting:
                 continue
-            slot = 10_000 + 100 * i + j
+            slot = 100_000 + 1000 * i + j  # at most 1000 officials an entry
             if spec.attack == "lower_targets":
                 pool = np.flatnonzero(targets(i))
             else:
@@ -261,14 +261,19 @@ def _add_in_order(citizen, delta, truth, idx, extra, low, high, scores, false_po
 
 def edit_rows(day: int, insiders: Insiders, rows: LedgerRows, region: np.ndarray,
               region_code: dict[str, int], policy: CompiledPolicy, scores: np.ndarray,
-              false_points: np.ndarray) -> Manipulations:
-    """Edited rules: while an ``edit_rules`` insider's edit is in force (the ``every_days``
-    days after they act), deductions of citizens in their region are ``factor`` times the
-    rule's, under the rule's own name (rows, scores and false points in place)."""
-    done = []
+              false_points: np.ndarray) -> tuple[Manipulations, np.ndarray, np.ndarray]:
+    """Edited rules: from day ``every_days - 1`` to the end of the run, deductions of citizens
+    in an ``edit_rules`` insider's region are ``factor`` times the rule's, under the rule's
+    own name (rows, scores and false points in place).
+
+    Returns:
+        The edits (those that changed a score), and the rows edited with what was added to
+        each (so that a deduction that expires gives back what was really taken).
+    """
+    done, edited, added = [], [], []
     for i, spec in enumerate(insiders.specs):
         if spec.attack != "edit_rules" or day < spec.every_days - 1 or not len(rows):
-            continue  # the first edit is made at the end of day every_days - 1
+            continue
         mine = (region[rows.citizen] == region_code[spec.region]) & (rows.delta < 0) \
             & (rows.observation >= 0)
         idx = np.flatnonzero(mine)
@@ -277,8 +282,14 @@ def edit_rows(day: int, insiders: Insiders, rows: LedgerRows, region: np.ndarray
         extra = np.round(rows.delta[idx] * (spec.factor - 1)).astype(np.int64)
         _add_in_order(rows.citizen, rows.delta, rows.truth, idx, extra, policy.low,
                       policy.high, scores, false_points)
+        hit = extra != 0  # a bound can swallow the whole edit: then nothing happened
+        idx, extra = idx[hit], extra[hit]
         official = insiders.officials[i][0]
         done.append(Manipulations(rows.citizen[idx], np.full(len(idx), official),
                                   np.full(len(idx), ATTACKS.index("edit_rules")), extra,
                                   np.zeros(len(idx), bool)))
-    return Manipulations.concat(done)
+        edited.append(idx)
+        added.append(extra)
+    return (Manipulations.concat(done),
+            np.concatenate(edited) if edited else np.empty(0, np.int64),
+            np.concatenate(added) if added else np.empty(0, np.int64))

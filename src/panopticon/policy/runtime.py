@@ -585,6 +585,18 @@ class PolicyRuntime:
         np.maximum.at(self.true_cap, who, cap)
         np.maximum.at(self.true_cap_until, who, until)
 
+    def add_to_due(self, observation: np.ndarray, rule: np.ndarray, added: np.ndarray) -> None:
+        """Rows changed after they were scored (an edited rule) expire with their new delta:
+        ``added`` (milli-points) goes to the queued expiry of each (observation, rule)."""
+        if not len(observation) or not len(self.due):
+            return
+        queued = self.due_obs * 65536 + self.due_rule  # (observation, rule) is one row
+        order = np.argsort(queued, kind="stable")
+        wanted = observation.astype(np.int64) * 65536 + rule
+        at = np.minimum(np.searchsorted(queued[order], wanted), len(order) - 1)
+        found = queued[order[at]] == wanted
+        self.due_delta[order[at[found]]] += added[found]
+
     def expire(self, day: int, policy: CompiledPolicy, scores: np.ndarray,
                false_points: np.ndarray) -> LedgerRows:
         """Reverse the changes whose expiry day is today (ledger rule ``expired:<rule>``)."""
