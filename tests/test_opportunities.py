@@ -295,3 +295,30 @@ def test_a_grade_override_from_a_true_observation_is_part_of_true_standing():
     assert state.tier[9] == state.tier[10] == 1 and (state.scores[[9, 10]] == 104 * MILLI).all()
     assert dict(zip(day.refusals.citizen.tolist(), day.refusals.wrongful.tolist(),
                     strict=True)) == {9: True, 10: False}
+
+
+def test_true_standing_of_a_few_citizens_equals_that_of_everyone():
+    """The true standing worked out for a subset of citizens (as for refusals) equals the
+    same citizens' entries of the standing worked out for everyone, with sanctions that read
+    the score, the tier, a grade cap and friends' mean score."""
+    spec = build_scenario(GATED, run={"days": 20}, policy={
+        "score": {"start": 104},
+        "rules": [{"event": "red_light", "points": -3},
+                  {"event": "drunk_driving", "override": {"max_tier": "B", "days": 5}}],
+        "sanctions": [{"when": 'tier == "B"', "deny": ["loans"]},
+                      {"when": 'ties_mean("friends") < 103.5', "deny": ["flights"]},
+                      {"when": "score > 110", "grant": ["deposit_free_rental"]}]},
+        behaviour={"events": {"red_light": {"rate": 0.1, "min_age": 0},
+                              "drunk_driving": {"rate": 0.02, "min_age": 0}}},
+        sensors={"cameras": {"events": ["red_light"], "misattribution": 0.5},
+                 "police": {"events": ["drunk_driving"], "misattribution": 0.5}})
+    sim = engine.build(spec)
+    state = engine.run(sim)
+    state.day -= 1  # the standing as of the last day
+    some = np.flatnonzero(state.false_points != 0)[:40]
+    assert len(some) > 10
+    lazy = engine.gates(sim, state, {}, {}).honest(some)
+    eager = engine.gates(sim, state, {}, {}, now=True).honest(some)
+    for a, b in zip(lazy[:2], eager[:2], strict=True):
+        assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    assert (lazy[2] == eager[2]).all()

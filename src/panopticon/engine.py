@@ -421,10 +421,17 @@ def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
     d, rules = state.day, state.policy
 
     def honest(citizens: np.ndarray | None):
-        scores = state.scores - state.false_points
-        tier = rules.cap_tiers(d, classify(sim.policy, scores), honest=True)
-        hd, hg = rules.consequences(d, scores, tier, honest=True, subset=citizens)
-        return hd, hg, scores if citizens is None else scores[citizens]
+        if citizens is None:
+            scores = state.scores - state.false_points
+            tier = rules.cap_tiers(d, classify(sim.policy, scores), honest=True)
+            return (*rules.consequences(d, scores, tier, honest=True), scores)
+        # only these citizens: their true scores and tiers, everyone's only if a condition
+        # asks for ties' scores
+        scores = state.scores[citizens] - state.false_points[citizens]
+        tier = rules.cap_tiers(d, classify(sim.policy, scores), honest=True, subset=citizens)
+        return (*rules.consequences(d, scores, tier, honest=True, subset=citizens,
+                                    everyone=lambda: state.scores - state.false_points),
+                scores)
 
     if not now:
         return Gates(denied, granted, state.scores, honest)

@@ -408,16 +408,19 @@ class PolicyRuntime:
 
     # ------------------------------------------------------------------ conditions
     def context(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
-                subset: np.ndarray | None = None):
+                subset: np.ndarray | None = None, everyone=None):
         """(columns, call) for evaluating conditions today. ``honest``: listings entered only
         by false observations do not count (with scores and tiers net of false points, this
         is the citizen's standing on true events alone). ``subset``: evaluate for these
-        citizens only (scores and tier still cover everyone). Columns are computed only when
-        a condition names them."""
+        citizens only; scores and tier cover everyone, or with ``everyone`` (a callable
+        giving all citizens' scores, for ``ties_mean``) they are already the subset's.
+        Columns are computed only when a condition names them."""
         pick = (lambda a: a) if subset is None else (lambda a: a[subset])
+        mine = pick if everyone is None else (lambda a: a)
         columns = _Lazy({name: (lambda v=v: pick(v)) for name, v in self.static.items()})
-        columns.factories["score"] = lambda: pick(scores) / MILLI
-        columns.factories["tier"] = lambda: pick(tier)
+        columns.factories["score"] = lambda: mine(scores) / MILLI
+        columns.factories["tier"] = lambda: mine(tier)
+        all_scores = (lambda: scores) if everyone is None else everyone
 
         def listed(k: int) -> np.ndarray:
             on = pick(self.until[k]) > day
@@ -433,7 +436,7 @@ class PolicyRuntime:
                 return pick(self.abroad).copy()
             if name == "ties_mean":
                 layer = self.ties[args[0]]
-                return pick(_ties_mean(layer.indptr, layer.indices, scores)) / MILLI
+                return pick(_ties_mean(layer.indptr, layer.indices, all_scores())) / MILLI
             if name == "days_since":
                 last = pick(self.last_seen[self.tracked[args[0]]])
                 return np.minimum(np.subtract(day, last, dtype=np.float64), NEVER)
@@ -445,9 +448,11 @@ class PolicyRuntime:
         return next(k for k, x in enumerate(self.lists) if x.name == name)
 
     def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray,
-                 honest: bool = False, subset: np.ndarray | None = None) -> np.ndarray:
+                 honest: bool = False, subset: np.ndarray | None = None,
+                 everyone=None) -> np.ndarray:
         """One compiled condition, evaluated on today's state (see :meth:`context`)."""
-        return self.conditions[path](*self.context(day, scores, tier, honest, subset))
+        return self.conditions[path](*self.context(day, scores, tier, honest, subset,
+                                                   everyone))
 
     # ------------------------------------------------------------------ the day
     def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
@@ -679,20 +684,24 @@ class PolicyRuntime:
             parts.append(apply_deltas(np.where(count > 0, delta, 0), scores, rule_id))
         return LedgerRows.concat(parts) if parts else LedgerRows.empty()
 
-    def cap_tiers(self, day: int, tier: np.ndarray, honest: bool = False) -> np.ndarray:
+    def cap_tiers(self, day: int, tier: np.ndarray, honest: bool = False,
+                  subset: np.ndarray | None = None) -> np.ndarray:
         """Tiers after overrides, no better than an active override's tier (``tier`` is
-        changed in place and returned). ``honest``: only the overrides true observations
-        set (a real drunk driver stays capped; a misidentified one does not)."""
+        changed in place and returned; with ``subset``, the tiers of those citizens).
+        ``honest``: only the overrides true observations set (a real drunk driver stays
+        capped; a misidentified one does not)."""
         if not (self.rules.override_tier >= 0).any():
             return tier
         cap, until = (self.true_cap, self.true_cap_until) if honest else (
             self.tier_cap, self.tier_cap_until)
+        if subset is not None:
+            cap, until = cap[subset], until[subset]
         capped = np.flatnonzero(until > day)  # few: index them, not everyone
         tier[capped] = np.maximum(tier[capped], cap[capped])
         return tier
 
     def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
-                     subset: np.ndarray | None = None
+                     subset: np.ndarray | None = None, everyone=None
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Who is denied each sanction and granted each perk today: name -> bool (n,), or
         aligned with ``subset``. Exempt citizens are never denied anything. ``honest``: see
@@ -707,7 +716,8 @@ class PolicyRuntime:
                 found[name] = found[name] | mask if name in found else mask
 
         for k, c in enumerate(self.policy.sanctions):
-            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest, subset)
+            mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest, subset,
+                                 everyone)
             add(denied, c.deny, mask & ~exempt if c.deny and self.any_exempt else mask)
             add(granted, c.grant, mask)
         return denied, granted
