@@ -126,23 +126,29 @@ def opportunities_table(days: list[int], parts: list, kinds: Sequence[str],
     })
 
 
+def _day_rows(days: list[int], parts: list, columns: dict) -> pa.Table:
+    """Row records of several days as one table: ``day``, then ``columns`` (output name ->
+    (the record's field, its dtype, how to make the Arrow array)). ``parts`` holds each day's
+    record (columns of equal length), or None for a day without one."""
+    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
+    lengths = [len(p.citizen) for _, p in present]
+    out = {"day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32),
+                                     lengths))}
+    for name, (field, dtype, arrow) in columns.items():
+        out[name] = arrow(np.concatenate([getattr(p, field) for _, p in present]) if present
+                          else np.empty(0, dtype))
+    return pa.table(out)
+
+
 def refusals_table(days: list[int], parts: list, kinds: Sequence[str]) -> pa.Table:
     """Every refused attempt: day, citizen, opportunity, ``wrongful`` (the gates would not
     have refused on the citizen's true standing), ``evaded`` (succeeded anyway), ``retry``."""
-    present = [(d, p.refusals) for d, p in zip(days, parts, strict=True) if p is not None]
-    lengths = [len(r) for _, r in present]
-
-    def col(name, dtype):
-        return (np.concatenate([getattr(r, name) for _, r in present]) if present
-                else np.empty(0, dtype))
-
-    return pa.table({
-        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
-        "citizen": pa.array(col("citizen", np.int32)),
-        "opportunity": _dictionary(col("kind", np.int16), kinds or ["none"]),
-        "wrongful": pa.array(col("wrongful", bool)),
-        "evaded": pa.array(col("evaded", bool)),
-        "retry": pa.array(col("retry", bool)),
+    return _day_rows(days, [p and p.refusals for p in parts], {
+        "citizen": ("citizen", np.int32, pa.array),
+        "opportunity": ("kind", np.int16, lambda v: _dictionary(v, kinds or ["none"])),
+        "wrongful": ("wrongful", bool, pa.array),
+        "evaded": ("evaded", bool, pa.array),
+        "retry": ("retry", bool, pa.array),
     })
 
 
@@ -186,38 +192,22 @@ def network_table(days: list[int], parts: list[dict[str, dict[str, float]]]) -> 
 def appeals_table(days: list[int], parts: list) -> pa.Table:
     """Every appeal filed and decided: day, citizen, outcome (filed, upheld, rejected) and
     waited (days from filing to the decision; 0 for a filing)."""
-    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
-    lengths = [len(p.citizen) for _, p in present]
-
-    def col(name, dtype):
-        return (np.concatenate([getattr(p, name) for _, p in present]) if present
-                else np.empty(0, dtype))
-
-    return pa.table({
-        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
-        "citizen": pa.array(col("citizen", np.int32)),
-        "outcome": _dictionary(col("outcome", np.int8), APPEAL_OUTCOMES),
-        "waited": pa.array(col("waited", np.int32)),
+    return _day_rows(days, parts, {
+        "citizen": ("citizen", np.int32, pa.array),
+        "outcome": ("outcome", np.int8, lambda v: _dictionary(v, APPEAL_OUTCOMES)),
+        "waited": ("waited", np.int32, pa.array),
     })
 
 
 def manipulations_table(days: list[int], parts: list) -> pa.Table:
     """What insiders did (the lab's ground truth): day, citizen, official, attack, delta_milli
     and logged (shown in the ledger as a manual adjustment)."""
-    present = [(d, p) for d, p in zip(days, parts, strict=True) if p is not None]
-    lengths = [len(p.citizen) for _, p in present]
-
-    def col(name, dtype):
-        return (np.concatenate([getattr(p, name) for _, p in present]) if present
-                else np.empty(0, dtype))
-
-    return pa.table({
-        "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), lengths)),
-        "citizen": pa.array(col("citizen", np.int32)),
-        "official": pa.array(col("official", np.int32)),
-        "attack": _dictionary(col("attack", np.int8), ATTACKS),
-        "delta_milli": pa.array(col("delta", np.int64)),
-        "logged": pa.array(col("logged", bool)),
+    return _day_rows(days, parts, {
+        "citizen": ("citizen", np.int32, pa.array),
+        "official": ("official", np.int32, pa.array),
+        "attack": ("attack", np.int8, lambda v: _dictionary(v, ATTACKS)),
+        "delta_milli": ("delta", np.int64, pa.array),
+        "logged": ("logged", bool, pa.array),
     })
 
 
