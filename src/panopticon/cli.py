@@ -358,6 +358,55 @@ def explain(
 
 
 @app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="Scenario YAML file or preset name.")],
+    settings: Annotated[list[str], typer.Option(
+        "--set", help="KEY=V1,V2,...: a dotted scenario key and the values to try "
+                      "(repeat for a grid), e.g. sensors.cameras.misattribution=0,0.01.")],
+    replicates: Annotated[int, typer.Option(
+        min=1, help="Runs per grid point (seeds run.seed, run.seed + 1, ...).")] = 3,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
+    citizens: Annotated[int | None, typer.Option(help="Override the number of citizens.")] = None,
+    days: Annotated[int | None, typer.Option(help="Override the number of days.")] = None,
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Run a scenario over a grid of settings x replicates in parallel processes; store every
+    run and print each grid point's metrics with 95% confidence intervals."""
+    import panopticon as pc
+    from panopticon.sweep import Setting, run_sweep, save
+
+    try:
+        base = pc.load(scenario).with_run(citizens=citizens, days=days)
+        grid_settings = [Setting.parse(s) for s in settings]
+        with _progress(as_json) as progress:
+            task = progress.add_task("sweeping", total=None)
+            report = run_sweep(base, grid_settings, replicates, store, workers,
+                               lambda done, total: progress.update(task, completed=done,
+                                                                   total=total))
+        path = save(report, store)
+    except UserError as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+        return
+    keys = [s.key for s in grid_settings]
+    shown = ("mean_score", "gini", "share_wrongly_sanctioned", "wrongful_refusals",
+             "refusals", "false_observations")
+    for point in report["points"]:
+        names = [m for m in shown if m in point["metrics"]] or sorted(point["metrics"])[:6]
+        table = Table(title=", ".join(f"{k}={point['point'][k]}" for k in keys))
+        for col in ("metric", "mean", "95% CI", "n"):
+            table.add_column(col)
+        for m in names:
+            v = point["metrics"][m]
+            table.add_row(m, f"{v['mean']:.4g}", f"{v['ci_low']:.4g} to {v['ci_high']:.4g}",
+                          str(v["n"]))
+        out.print(table)
+    out.print(f"{len(report['runs'])} runs stored in {store}/; report: {path}")
+
+
+@app.command()
 def opportunities() -> None:
     """List the opportunity catalogue: what citizens try, what blocks it, default rate."""
     from panopticon.catalogue import OPPORTUNITY_TYPES
