@@ -19,9 +19,11 @@ $(DEV_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $@
 
-## run: create the virtualenv, install, run the default scenario (seed_article)
+## run: create the virtualenv, install, run the default scenario (seed_article), then write
+## its report (runs/report.html, one offline HTML file) and print the report's path
 run: $(STAMP)
 	$(BIN)/panopticon run
+	$(BIN)/panopticon report "$$(ls -td runs/*/ | head -n 1)" -o runs/report.html
 
 ## test: install dev extras and run the whole suite
 test: $(DEV_STAMP)

@@ -358,6 +358,99 @@ def explain(
 
 
 @app.command()
+def report(
+    runs: Annotated[list[str], typer.Argument(
+        help="Run folders or run ids (see `panopticon runs`); several are shown side by side.",
+        show_default=False)],
+    output: Annotated[Path, typer.Option(
+        "--output", "-o", help="The HTML file to write.")] = Path("report.html"),
+    store: Annotated[Path, typer.Option("--out", help="Run store folder.")] = DEFAULT_STORE,
+    charts: Annotated[Path | None, typer.Option(
+        "--charts", help="Also write every chart as PNG and SVG into this folder.",
+        show_default=False)] = None,
+) -> None:
+    """Write one self-contained HTML report of one or several runs: scenario, headline
+    numbers, charts, refusals, disparate impact, behaviour and network change, audit and
+    citizens' stories. It works offline: no request leaves the page."""
+    from panopticon.report import write_report
+
+    try:
+        path = write_report(runs, output, store, charts_dir=charts)
+    except UserError as exc:
+        _fail(exc)
+    out.print(Text("report: ") + Text(str(path), style="bold"), highlight=False)
+    if charts is not None:
+        out.print(Text("charts: ") + Text(str(charts), style="bold"), highlight=False)
+
+
+@app.command()
+def compare(
+    refs: Annotated[list[str], typer.Argument(
+        help="Two or more run folders or run ids (see `panopticon runs`); the first is the "
+             "baseline.", metavar="RUN_A RUN_B [RUN ...]", show_default=False)],
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare stored runs side by side: their headline metrics (see docs/metrics.md) and each
+    run's difference from the first."""
+    import panopticon as pc
+    from panopticon.metrics.run import summary
+    from panopticon.store.local import find_run
+
+    try:
+        if len(refs) < 2:
+            raise UserError("compare needs at least two runs, e.g. "
+                            "`panopticon compare RUN_A RUN_B`")
+        results = [pc.open_run(find_run(ref, store)) for ref in refs]
+        for ref, r in zip(refs, results, strict=True):
+            if r.manifest.get("status") != "complete":
+                raise UserError(f"{ref}: the run is {r.manifest.get('status')!r}, not complete; "
+                                f"finish it with `panopticon run --resume {r.path}`")
+        summaries = [summary(r) for r in results]
+    except UserError as exc:
+        _fail(exc)
+    names = list(dict.fromkeys(k for s in summaries for k in s))
+    base = summaries[0]
+    runs = [{"run": r.manifest.get("run_id") or str(r.path), "path": str(r.path),
+             "scenario": r.manifest.get("scenario"), "seed": r.manifest.get("seed"),
+             "citizens": r.manifest.get("citizens"), "days": r.manifest.get("days_completed"),
+             "summary": s,
+             "difference": {k: s[k] - base[k] for k in names if k in s and k in base}}
+            for r, s in zip(results, summaries, strict=True)]
+    if as_json:
+        print(json.dumps({"metrics": names, "baseline": runs[0]["run"], "runs": runs}, indent=2))
+        return
+    letters = [chr(ord("A") + k) if k < 26 else f"R{k + 1}" for k in range(len(runs))]
+    for letter, r in zip(letters, runs, strict=True):
+        out.print(Text(f"{letter}: ", style="bold") + Text(
+            f"{r['run']} ({r['scenario']}, seed {r['seed']}, {r['citizens']:,} citizens, "
+            f"{r['days']} days)"), highlight=False)
+    table = Table(title="differences against A")
+    table.add_column("metric", style="bold", no_wrap=True)
+    for k, letter in enumerate(letters):
+        table.add_column(letter, justify="right")
+        if k:
+            table.add_column(f"{letter} − A", justify="right")
+
+    def fmt(name: str, v: float | None, diff: bool = False) -> Text:
+        if v is None:
+            return Text("-", style="dim")
+        text = (f"{v:+.1%}" if diff else f"{v:.1%}") if name.startswith("share_") else \
+            (f"{v:+,.4g}" if diff else f"{v:,.4g}")
+        style = "" if not diff else ("dim" if v == 0 else "cyan")
+        return Text(text, style=style)
+
+    for name in names:
+        cells = []
+        for k, r in enumerate(runs):
+            cells.append(fmt(name, r["summary"].get(name)))
+            if k:
+                cells.append(fmt(name, r["difference"].get(name), diff=True))
+        table.add_row(name.replace("_", " "), *cells)
+    out.print(table)
+
+
+@app.command()
 def sweep(
     scenario: Annotated[str, typer.Argument(help="Scenario YAML file or preset name.")],
     settings: Annotated[list[str], typer.Option(

@@ -1,0 +1,613 @@
+"""Metrics of a finished run: pure functions of its stored tables (no simulation, no writing).
+
+Every function takes a run (:class:`panopticon.api.RunResult`, stored or in memory, or any
+object with ``table(name)``, ``manifest`` and ``path``) and reads only the small tables
+(``daily``, ``opportunities``, ``refusals``, ``citizens``, ``behaviour``, ``network``,
+``appeals``, ``manipulations``), never the ledger unless a policy's start score is an
+expression (see :func:`mobility`). Stored runs are read column by column from Parquet.
+
+A table a run does not have (or that is empty) makes the metrics built on it absent: the
+functions return ``None`` or an empty dict, and :func:`summary` leaves those keys out. A
+corrupt file raises :class:`panopticon.errors.UserError`. docs/metrics.md lists every metric.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from panopticon.errors import UserError
+
+ATTRIBUTES = ("group", "sex", "region", "residency")
+"""Citizen attributes whose categories disparate impact compares."""
+
+FOUR_FIFTHS = 0.8
+"""A category whose favourable-outcome rate is below this share of the best category's is
+flagged (the US EEOC "four-fifths rule" of adverse impact)."""
+
+VALENCE_LABEL = {-1: "misconduct", 0: "legitimate", 1: "rewarded"}
+
+
+# ---------------------------------------------------------------------------- reading tables
+
+
+def read(result: Any, name: str, columns: list[str] | None = None) -> pa.Table | None:
+    """One of a run's tables (only ``columns`` if given), or None if the run has none or it is
+    empty. Stored runs are read straight from their Parquet parts."""
+    path = getattr(result, "path", None)
+    if path is None:
+        try:
+            table = result.table(name)
+        except (UserError, KeyError):
+            return None
+        if columns is not None:
+            if any(c not in table.column_names for c in columns):
+                return None
+            table = table.select(columns)
+        return table if table.num_rows else None
+    path = Path(path)
+    files = [path / "citizens.parquet"] if name == "citizens" else \
+        sorted((path / name).glob("part-*.parquet"))
+    files = [f for f in files if f.exists()]
+    if not files:
+        return None
+    try:
+        parts = []
+        for f in files:
+            names = pq.read_schema(f).names
+            if columns is not None and any(c not in names for c in columns):
+                return None
+            parts.append(pq.read_table(f, columns=columns))
+        table = pa.concat_tables(parts, promote_options="default")
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise UserError(f"{path}/{name}: corrupt or unreadable Parquet file "
+                        f"({str(exc).splitlines()[0]})") from None
+    return table if table.num_rows else None
+
+
+def _col(table: pa.Table, name: str) -> np.ndarray:
+    column = table.column(name)
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.to_numpy(zero_copy_only=False)
+
+
+def _tiers(result: Any) -> list[str]:
+    tiers = (getattr(result, "manifest", None) or {}).get("tiers")
+    if tiers:
+        return list(tiers)
+    daily = read(result, "daily")
+    return [c[len("share_"):] for c in daily.column_names if c.startswith("share_")] \
+        if daily is not None else []
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+# ---------------------------------------------------------------- 1. scores, tiers, inequality
+
+
+def gini(values: Any) -> float:
+    """Gini coefficient of ``values`` shifted to be non-negative.
+
+    With ``x = values - min(values)`` when the minimum is negative (else ``x = values``):
+    ``G = sum_i sum_j |x_i - x_j| / (2 n^2 mean(x))``, computed from the sorted values as
+    ``G = sum_i (2 i - n - 1) x_(i) / (n^2 mean(x))`` (i = 1..n). 0: everyone equal; close
+    to 1: one citizen holds everything. 0 for an empty input or when all values are 0.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64))
+    n = len(x)
+    if n == 0:
+        return 0.0
+    if x[0] < 0:
+        x = x - x[0]
+    total = x.sum()
+    if total == 0:
+        return 0.0
+    i = np.arange(1, n + 1, dtype=np.float64)
+    return float(((2 * i - n - 1) * x).sum() / (n * total))
+
+
+def score_distribution(result: Any) -> dict[str, list] | None:
+    """Mean and median score by day (from ``daily``): columns ``day``, ``mean_score``,
+    ``median_score`` (points, at the end of each day)."""
+    daily = read(result, "daily", ["day", "mean_score", "median_score"])
+    return None if daily is None else daily.to_pydict()
+
+
+def tier_shares(result: Any) -> dict[str, list] | None:
+    """Share of citizens in each tier by day (from ``daily``): ``day`` and one column per tier
+    (highest first), each ``citizens in the tier / citizens``."""
+    daily = read(result, "daily")
+    if daily is None:
+        return None
+    tiers = [t for t in _tiers(result) if f"share_{t}" in daily.column_names]
+    return {"day": daily.column("day").to_pylist(),
+            **{t: daily.column(f"share_{t}").to_pylist() for t in tiers}}
+
+
+def final_gini(result: Any) -> float | None:
+    """:func:`gini` of the final scores (``citizens.score``)."""
+    citizens = read(result, "citizens", ["score"])
+    return None if citizens is None else gini(_col(citizens, "score"))
+
+
+# ------------------------------------------------------------------------------ 2. mobility
+
+
+def _spec(result: Any, spec: Any) -> Any:
+    if spec is not None:
+        return spec
+    path = getattr(result, "path", None)
+    if path is None or not (Path(path) / "scenario.json").exists():
+        return None
+    from panopticon.scenario import ScenarioSpec
+
+    try:
+        return ScenarioSpec.model_validate_json((Path(path) / "scenario.json").read_text())
+    except ValueError as exc:
+        raise UserError(f"{path}/scenario.json: corrupt ({str(exc).splitlines()[0]})") from None
+
+
+def tier_of(scores: np.ndarray, floors: list[float | None]) -> np.ndarray:
+    """Tier index (0 = highest) of each score: the first tier, highest first, whose ``min``
+    the score reaches; a tier without ``min`` takes every score (the lowest tier)."""
+    out = np.full(len(scores), len(floors) - 1, dtype=np.int64)
+    assigned = np.zeros(len(scores), dtype=bool)
+    for k, floor in enumerate(floors):
+        hit = ~assigned & (True if floor is None else scores >= floor)
+        out[hit] = k
+        assigned |= hit
+    return out
+
+
+def _ledger_sums(result: Any, n: int) -> np.ndarray:
+    """Each citizen's total score change in points (sum of ledger deltas / 1000)."""
+    path = getattr(result, "path", None)
+    sums = np.zeros(n, dtype=np.float64)
+    if path is not None:
+        files = sorted((Path(path) / "ledger").glob("part-*.parquet"))
+        if not files:
+            return sums
+        import duckdb
+
+        try:
+            rows = duckdb.connect().execute(
+                "select citizen, sum(delta_milli) from read_parquet($f) group by citizen",
+                {"f": [str(f) for f in files]}).fetchnumpy()
+        except duckdb.Error as exc:
+            raise UserError(f"{path}/ledger: cannot read ({str(exc).splitlines()[0]})") from None
+        citizen, total = rows["citizen"], rows[list(rows)[1]]
+    else:
+        ledger = read(result, "ledger", ["citizen", "delta_milli"])
+        if ledger is None:
+            return sums
+        grouped = ledger.group_by("citizen").aggregate([("delta_milli", "sum")])
+        citizen, total = _col(grouped, "citizen"), _col(grouped, "delta_milli_sum")
+    sums[np.asarray(citizen, dtype=np.int64)] = np.asarray(total, dtype=np.float64) / 1000
+    return sums
+
+
+def mobility(result: Any, spec: Any = None) -> dict | None:
+    """Transition matrix from each citizen's start tier to their final tier.
+
+    Start tier: the tier of the policy's ``score.start`` when it is a number (every citizen
+    starts there); when it is an expression, of ``citizens.score - sum of the citizen's ledger
+    deltas`` (the start score the ledger implies). Tier bounds come from the run's scenario
+    (``scenario.json`` of a stored run, or ``spec``); final tier is ``citizens.tier``.
+
+    Returns ``tiers`` (highest first), ``counts[s][e]`` (citizens starting in tier s and ending
+    in e), ``shares[s][e] = counts[s][e] / sum_e counts[s][e]`` (row shares; NaN for an empty
+    row), and ``up``/``down``/``stayed``: share of all citizens ending above, below, in their
+    start tier. None without a scenario or a citizens table.
+    """
+    spec = _spec(result, spec)
+    citizens = read(result, "citizens", ["score", "tier"])
+    if spec is None or citizens is None:
+        return None
+    tiers = list(spec.policy.tier_names)
+    floors = [t.min for t in spec.policy.tiers]
+    final = _tier_codes(citizens, tiers)
+    n = citizens.num_rows
+    start_value = spec.policy.score.start
+    if isinstance(start_value, int | float):
+        start = tier_of(np.full(n, float(start_value)), floors)
+    else:
+        start = tier_of(_col(citizens, "score") - _ledger_sums(result, n), floors)
+    k = len(tiers)
+    counts = np.bincount(start * k + final, minlength=k * k).reshape(k, k)
+    rows = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = counts / rows
+    return {"tiers": tiers, "counts": counts.tolist(), "shares": shares.tolist(),
+            "up": float((final < start).mean()) if n else math.nan,
+            "down": float((final > start).mean()) if n else math.nan,
+            "stayed": float((final == start).mean()) if n else math.nan}
+
+
+def _tier_codes(citizens: pa.Table, tiers: list[str]) -> np.ndarray:
+    column = citizens.column("tier").combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        labels = column.dictionary.to_pylist()
+        remap = np.array([tiers.index(x) for x in labels], dtype=np.int64)
+        return remap[column.indices.to_numpy(zero_copy_only=False)]
+    return np.array([tiers.index(t) for t in column.to_pylist()], dtype=np.int64)
+
+
+# ------------------------------------------------------------------ 3. sanctions and perks
+
+
+def opportunity_outcomes(result: Any) -> dict[str, dict[str, float]]:
+    """Per opportunity (from ``opportunities``, summed over days and groups): ``attempts``,
+    ``refused``, ``wrongful``, ``evaded``, ``granted``, ``retries``, and
+
+    - ``refusal_rate = refused / attempts``
+    - ``wrongful_share = wrongful / refused`` (refusals the true standing would not have caused)
+    - ``evasion_rate = evaded / refused`` (refused, but succeeded anyway)
+
+    Empty when the run has no opportunities."""
+    table = read(result, "opportunities")
+    if table is None:
+        return {}
+    measures = ["attempts", "retries", "refused", "wrongful", "evaded", "granted"]
+    measures = [m for m in measures if m in table.column_names]
+    table = table.select(["opportunity", *measures])
+    table = table.set_column(0, "opportunity", _as_string(table.column("opportunity")))
+    grouped = table.group_by("opportunity").aggregate([(m, "sum") for m in measures])
+    out: dict[str, dict[str, float]] = {}
+    for row in grouped.to_pylist():
+        d = {m: float(row[f"{m}_sum"]) for m in measures}
+        if not d.get("attempts"):
+            continue
+        d["refusal_rate"] = _ratio(d["refused"], d["attempts"])
+        d["wrongful_share"] = _ratio(d["wrongful"], d["refused"])
+        d["evasion_rate"] = _ratio(d["evaded"], d["refused"])
+        out[row["opportunity"]] = d
+    return dict(sorted(out.items()))
+
+
+def _as_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
+# ------------------------------------------------------ 4. wrongful observations and sanctions
+
+
+def wrongful(result: Any) -> dict[str, float]:
+    """Errors and their damage, from ``daily`` (sums over days unless said):
+
+    - ``false_observations``: observations naming someone for an event they did not commit
+    - ``observations = observed_true + false_observations``;
+      ``false_observation_share = false_observations / observations``
+    - ``citizens_ever_false``: citizens named falsely at least once (last day);
+      ``share_ever_false`` = that / citizens
+    - ``citizens_false_standing``: citizens whose score differs because of false observations
+      (last day)
+    - ``citizens_wrongly_sanctioned``: citizens under a sanction their true record would not
+      have brought (last day) and ``citizens_wrongly_sanctioned_max`` (over days);
+      ``share_wrongly_sanctioned`` = last day's / citizens
+    - ``refusals``, ``wrongful_refusals`` (refused attempts the true standing would have
+      allowed), ``wrongful_refusal_share = wrongful_refusals / refusals``
+    """
+    daily = read(result, "daily")
+    if daily is None:
+        return {}
+    cols = set(daily.column_names)
+    last = {c: daily.column(c)[-1].as_py() for c in cols}
+    n = _citizen_count(result)
+    out: dict[str, float] = {}
+    if "false_observations" in cols:
+        false = float(pc.sum(daily.column("false_observations")).as_py() or 0)
+        out["false_observations"] = false
+        if "observed_true" in cols:
+            obs = false + float(pc.sum(daily.column("observed_true")).as_py() or 0)
+            out["observations"] = obs
+            out["false_observation_share"] = _ratio(false, obs)
+    for c in ("citizens_ever_false", "citizens_false_standing"):
+        if c in cols:
+            out[c] = float(last[c])
+    if "citizens_ever_false" in cols and n:
+        out["share_ever_false"] = out["citizens_ever_false"] / n
+    if "citizens_wrongly_sanctioned" in cols:
+        out["citizens_wrongly_sanctioned"] = float(last["citizens_wrongly_sanctioned"])
+        out["citizens_wrongly_sanctioned_max"] = float(
+            pc.max(daily.column("citizens_wrongly_sanctioned")).as_py())
+        if n:
+            out["share_wrongly_sanctioned"] = out["citizens_wrongly_sanctioned"] / n
+    if "refused" in cols and read(result, "opportunities", ["attempts"]) is not None:
+        out["attempts"] = float(pc.sum(daily.column("attempts")).as_py() or 0)
+        out["refusals"] = float(pc.sum(daily.column("refused")).as_py() or 0)
+        out["refusal_rate"] = _ratio(out["refusals"], out["attempts"])
+        out["wrongful_refusals"] = float(pc.sum(daily.column("wrongful_refusals")).as_py() or 0)
+        out["wrongful_refusal_share"] = _ratio(out["wrongful_refusals"], out["refusals"])
+        if "evaded" in cols:
+            out["evaded"] = float(pc.sum(daily.column("evaded")).as_py() or 0)
+    return out
+
+
+def _citizen_count(result: Any) -> int:
+    n = (getattr(result, "manifest", None) or {}).get("citizens")
+    if n:
+        return int(n)
+    citizens = read(result, "citizens", ["citizen"])
+    return 0 if citizens is None else citizens.num_rows
+
+
+# ----------------------------------------------------------------------- 5. disparate impact
+
+
+def disparate_impact(result: Any, attribute: str) -> dict[str, dict[str, float]]:
+    """Rates of harm per category of a citizen ``attribute`` (group, sex, region, residency).
+
+    For each category c with N_c citizens (from ``citizens``):
+
+    - ``refused_per_1000 = 1000 * (citizens of c refused at least once) / N_c``
+      (``refusals`` joined with ``citizens``; absent without opportunities)
+    - ``wrongful_per_1000 = 1000 * (citizens of c wrongfully refused at least once) / N_c``
+    - ``false_per_1000 = 1000 * (citizens of c with ever_false) / N_c``
+
+    and for each rate r, ``<r>_ratio = r_c / r_best`` where best is the category with the
+    lowest rate (the most favoured; NaN when that rate is 0 and r_c > 0 is infinite, so
+    ``inf``), and ``<r>_four_fifths = (1 - r_c/1000) / (1 - r_best/1000)``: the category's
+    favourable-outcome rate (not harmed) over the best category's; ``<r>_flag`` is 1.0 when
+    that is below :data:`FOUR_FIFTHS`, else 0.0. Empty when the citizens table lacks the
+    attribute.
+    """
+    citizens = read(result, "citizens", [attribute, "ever_false"])
+    if citizens is None:
+        citizens = read(result, "citizens", [attribute])
+        if citizens is None:
+            return {}
+    labels = _col(citizens, attribute).astype(str)
+    categories, code = np.unique(labels, return_inverse=True)
+    size = np.bincount(code, minlength=len(categories)).astype(np.float64)
+    rates: dict[str, np.ndarray] = {}
+    refusals = read(result, "refusals", ["citizen", "wrongful"])
+    if refusals is not None:
+        who = _col(refusals, "citizen").astype(np.int64)
+        bad = _col(refusals, "wrongful").astype(bool)
+        n = len(labels)
+        refused = np.zeros(n, dtype=bool)
+        refused[who] = True
+        wrong = np.zeros(n, dtype=bool)
+        wrong[who[bad]] = True
+        rates["refused_per_1000"] = 1000 * np.bincount(code[refused], minlength=len(size)) / size
+        rates["wrongful_per_1000"] = 1000 * np.bincount(code[wrong], minlength=len(size)) / size
+    if "ever_false" in citizens.column_names:
+        ever = _col(citizens, "ever_false").astype(bool)
+        rates["false_per_1000"] = 1000 * np.bincount(code[ever], minlength=len(size)) / size
+    out: dict[str, dict[str, float]] = {str(c): {"citizens": float(size[k])}
+                                       for k, c in enumerate(categories)}
+    for name, r in rates.items():
+        best = float(r.min())
+        for k, c in enumerate(categories):
+            rc = float(r[k])
+            ratio = 1.0 if rc == best else (rc / best if best > 0 else math.inf)
+            fav = (1 - rc / 1000) / (1 - best / 1000) if best < 1000 else math.nan
+            out[str(c)][name] = rc
+            out[str(c)][f"{name}_ratio"] = ratio
+            out[str(c)][f"{name}_four_fifths"] = fav
+            out[str(c)][f"{name}_flag"] = float(fav < FOUR_FIFTHS)
+    return out
+
+
+def disparate_impact_all(result: Any) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`disparate_impact` for each of :data:`ATTRIBUTES` the run's citizens have."""
+    out = {}
+    for attribute in ATTRIBUTES:
+        d = disparate_impact(result, attribute)
+        if d:
+            out[attribute] = d
+    return out
+
+
+# ------------------------------------------------------------------- 6. behaviour change
+
+
+def behaviour_change(result: Any, window: int = 7) -> dict[str, dict[str, float]]:
+    """Per event type, how behaviour moved (from ``behaviour``, summed over groups):
+
+    - ``change = sum(expected) / sum(baseline) - 1`` on the last survey day (a day where
+      ``expected`` is not null): the day's modelled rate against the starting rates.
+      Below 0: fewer such acts (deterrence for misconduct, chilling for legitimate acts).
+    - ``true_start``, ``true_end``: mean true events per day over the first and the last
+      ``window`` days (``min(window, days // 2)``, at least 1), and
+      ``true_change = true_end / true_start - 1`` (NaN when true_start is 0).
+    - ``valence`` from the catalogue: -1 penalised misconduct, 0 a legitimate act some
+      systems penalise (a fall is *chilling*), +1 rewarded; ``kind`` is its label.
+
+    Empty without a behaviour table."""
+    from panopticon.catalogue import EVENTS_BY_NAME
+
+    table = read(result, "behaviour", ["day", "event", "true", "expected", "baseline"])
+    if table is None:
+        return {}
+    day = _col(table, "day").astype(np.int64)
+    event = _col(table, "event").astype(str)
+    true = _col(table, "true").astype(np.float64)
+    expected = _col(table, "expected").astype(np.float64)
+    baseline = _col(table, "baseline").astype(np.float64)
+    surveyed = ~np.isnan(expected)
+    last_survey = int(day[surveyed].max()) if surveyed.any() else None
+    first_day, last_day = int(day.min()), int(day.max())
+    w = max(1, min(window, (last_day - first_day + 1) // 2))
+    out: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys(event):
+        m = event == name
+        d: dict[str, Any] = {}
+        if last_survey is not None:
+            s = m & (day == last_survey) & surveyed
+            d["change"] = _ratio(float(expected[s].sum()), float(baseline[s].sum())) - 1 \
+                if baseline[s].sum() else math.nan
+        start = float(true[m & (day < first_day + w)].sum()) / w
+        end = float(true[m & (day > last_day - w)].sum()) / w
+        d["true_start"], d["true_end"] = start, end
+        d["true_change"] = end / start - 1 if start else math.nan
+        spec = EVENTS_BY_NAME.get(name)
+        d["valence"] = float(spec.valence) if spec else math.nan
+        d["kind"] = VALENCE_LABEL.get(spec.valence, "?") if spec else "?"
+        out[name] = d
+    return out
+
+
+# ------------------------------------------------------------------------- 7. network
+
+
+NETWORK_FIELDS = ("mean_degree", "isolated_share", "tier_assortativity", "components",
+                  "largest_component_share")
+
+
+def network_change(result: Any) -> dict[str, dict[str, float]]:
+    """Per tie layer, first and last survey day (from ``network``): ``<stat>_first``,
+    ``<stat>_last`` and ``<stat>_change = last - first`` for ``mean_degree``,
+    ``isolated_share``, ``tier_assortativity`` (Newman's assortativity of ties by tier:
+    1 = ties only within a tier), ``components``, ``largest_component_share`` and
+    ``fragmentation = 1 - largest_component_share``. Empty without a network table."""
+    table = read(result, "network")
+    if table is None:
+        return {}
+    rows = table.to_pylist()
+    out: dict[str, dict[str, float]] = {}
+    for layer in dict.fromkeys(r["layer"] for r in rows):
+        mine = sorted((r for r in rows if r["layer"] == layer), key=lambda r: r["day"])
+        first, last = dict(mine[0]), dict(mine[-1])
+        for r in (first, last):
+            r["fragmentation"] = 1 - r["largest_component_share"]
+        d = {"first_day": float(first["day"]), "last_day": float(last["day"])}
+        for f in (*NETWORK_FIELDS, "fragmentation"):
+            if f in first and first[f] is not None and last[f] is not None:
+                d[f"{f}_first"], d[f"{f}_last"] = float(first[f]), float(last[f])
+                d[f"{f}_change"] = float(last[f]) - float(first[f])
+        out[layer] = d
+    return out
+
+
+# ------------------------------------------------------------------ 8. appeals and audit
+
+
+def appeals(result: Any) -> dict[str, float]:
+    """Appeals (from ``appeals``): ``filed``, ``upheld``, ``rejected`` (rows of each outcome),
+    ``decided = upheld + rejected``, ``upheld_share = upheld / decided``,
+    ``backlog = filed - decided`` (waiting at the end), ``mean_wait``: mean ``waited`` days of
+    the decided ones. Empty when no appeal was filed."""
+    table = read(result, "appeals", ["outcome", "waited"])
+    if table is None:
+        return {}
+    outcome = _col(table, "outcome").astype(str)
+    waited = _col(table, "waited").astype(np.float64)
+    filed = float((outcome == "filed").sum())
+    upheld = float((outcome == "upheld").sum())
+    rejected = float((outcome == "rejected").sum())
+    decided = upheld + rejected
+    dec = outcome != "filed"
+    return {"filed": filed, "upheld": upheld, "rejected": rejected, "decided": decided,
+            "upheld_share": _ratio(upheld, decided), "backlog": filed - decided,
+            "mean_wait": float(waited[dec].mean()) if dec.any() else math.nan}
+
+
+def manipulations(result: Any) -> dict[str, dict[str, float]]:
+    """Insider manipulations per attack (from ``manipulations``): ``actions`` (rows),
+    ``citizens`` (distinct targets), ``logged`` (rows shown as manual adjustments),
+    ``points = sum(delta_milli) / 1000``. Empty when there were none."""
+    table = read(result, "manipulations", ["citizen", "attack", "delta_milli", "logged"])
+    if table is None:
+        return {}
+    attack = _col(table, "attack").astype(str)
+    citizen = _col(table, "citizen")
+    delta = _col(table, "delta_milli").astype(np.float64)
+    logged = _col(table, "logged").astype(bool)
+    out = {}
+    for a in sorted(set(attack)):
+        m = attack == a
+        out[a] = {"actions": float(m.sum()), "citizens": float(len(np.unique(citizen[m]))),
+                  "logged": float(logged[m].sum()), "points": float(delta[m].sum() / 1000)}
+    return out
+
+
+# -------------------------------------------------------------------------- 9. summary
+
+
+def summary(result: Any, spec: Any = None) -> dict[str, float]:
+    """Headline numbers of a run as a flat ``name -> float`` dict (for ``compare`` and sweeps).
+
+    Keys (each absent when its table is): ``mean_score``, ``median_score`` (last day),
+    ``gini`` (final scores), ``share_<tier>`` (last day), ``mobility_up`` / ``_down`` /
+    ``_stayed``; the keys of :func:`wrongful`; ``worst_four_fifths`` (lowest
+    ``*_four_fifths`` over every attribute, category and rate of :func:`disparate_impact`),
+    ``four_fifths_flags`` (how many are flagged), ``max_refused_ratio`` and
+    ``max_false_ratio`` (highest ``*_ratio`` of those rates, finite ones);
+    ``behaviour_change_<event>`` (:func:`behaviour_change`'s ``change``, else
+    ``true_change``); ``tier_assortativity_<layer>``, ``mean_degree_<layer>`` and
+    ``fragmentation_<layer>`` (last survey); ``appeals_<figure>``;
+    ``manipulations_<attack>``. Undefined values (a ratio over 0, NaN, infinity) are left
+    out. Never raises for a missing table.
+    """
+    out: dict[str, float] = {}
+    dist = score_distribution(result)
+    if dist is not None:
+        out["mean_score"] = float(dist["mean_score"][-1])
+        out["median_score"] = float(dist["median_score"][-1])
+    g = final_gini(result)
+    if g is not None:
+        out["gini"] = g
+    shares = tier_shares(result)
+    if shares is not None:
+        for t, v in shares.items():
+            if t != "day" and v:
+                out[f"share_{t}"] = float(v[-1])
+    moves = mobility(result, spec)
+    if moves is not None:
+        for k in ("up", "down", "stayed"):
+            out[f"mobility_{k}"] = moves[k]
+    out.update(wrongful(result))
+    impact = disparate_impact_all(result)
+    fifths = [v for cats in impact.values() for row in cats.values()
+              for k, v in row.items() if k.endswith("_four_fifths") and not math.isnan(v)]
+    if fifths:
+        out["worst_four_fifths"] = min(fifths)
+        out["four_fifths_flags"] = float(sum(v < FOUR_FIFTHS for v in fifths))
+    for rate, key in (("refused_per_1000", "max_refused_ratio"),
+                      ("false_per_1000", "max_false_ratio"),
+                      ("wrongful_per_1000", "max_wrongful_ratio")):
+        ratios = [row[f"{rate}_ratio"] for cats in impact.values() for row in cats.values()
+                  if f"{rate}_ratio" in row and math.isfinite(row[f"{rate}_ratio"])]
+        if ratios:
+            out[key] = max(ratios)
+    for event, d in behaviour_change(result).items():
+        value = d.get("change", math.nan)
+        if math.isnan(value):
+            value = d["true_change"]
+        if not math.isnan(value):
+            out[f"behaviour_change_{event}"] = float(value)
+    for layer, d in network_change(result).items():
+        for f in ("tier_assortativity", "mean_degree", "fragmentation"):
+            v = d.get(f"{f}_last")
+            if v is not None and not math.isnan(v):
+                out[f"{f}_{layer}"] = v
+    for k, v in appeals(result).items():
+        if not math.isnan(v):
+            out[f"appeals_{k}"] = v
+    for attack, d in manipulations(result).items():
+        out[f"manipulations_{attack}"] = d["actions"]
+    return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+
+
+def to_json(obj: Any) -> str:
+    """JSON of a metric's result (NaN and infinity written as null)."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        return x
+    return json.dumps(clean(obj), indent=2)

@@ -1,0 +1,277 @@
+"""Run metrics on hand-built tables, checked against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pyarrow as pa
+import pytest
+
+import panopticon as pc
+from panopticon.errors import UserError
+from panopticon.metrics import run as m
+
+
+class Fake:
+    """A run with hand-built tables (an in-memory RunResult look-alike)."""
+
+    def __init__(self, manifest=None, **tables):
+        self.manifest = manifest or {}
+        self.path = None
+        self.tables = {k: pa.table(v) for k, v in tables.items()}
+
+    def table(self, name):
+        if name not in self.tables:
+            raise UserError(f"no table {name!r}")
+        return self.tables[name]
+
+
+def spec(start, tiers):
+    policy = SimpleNamespace(score=SimpleNamespace(start=start),
+                             tiers=[SimpleNamespace(name=n, min=lo) for n, lo in tiers],
+                             tier_names=[n for n, _ in tiers])
+    return SimpleNamespace(policy=policy)
+
+
+DAILY = {"day": [0, 1, 2], "mean_score": [100.0, 99.0, 98.0], "median_score": [100.0, 100.0, 99.0],
+         "share_A": [1.0, 0.75, 0.5], "share_B": [0.0, 0.25, 0.5],
+         "observed_true": [10, 20, 30], "false_observations": [1, 2, 6],
+         "citizens_ever_false": [1, 2, 2], "citizens_false_standing": [1, 1, 2],
+         "citizens_wrongly_sanctioned": [0, 3, 1],
+         "attempts": [10, 10, 20], "refused": [2, 3, 5], "wrongful_refusals": [0, 1, 1],
+         "evaded": [0, 0, 1]}
+CITIZENS = {"citizen": [0, 1, 2, 3], "group": ["x", "x", "y", "y"], "sex": ["f", "m", "f", "m"],
+            "score": [100.0, 110.0, 90.0, 100.0], "tier": ["A", "A", "B", "B"],
+            "ever_false": [False, False, True, False]}
+
+
+# ------------------------------------------------------------------------------------- gini
+
+def test_gini_hand_worked():
+    # x = 1,2,3,4: sum|xi-xj| over ordered pairs = 2*(1+2+3+1+2+1) = 20; 20/(2*16*2.5) = 0.25
+    assert m.gini([1, 2, 3, 4]) == pytest.approx(0.25)
+    assert m.gini([5, 5, 5]) == 0.0
+    assert m.gini([0, 0, 0, 10]) == pytest.approx(0.75)  # 6*10/(2*16*2.5)
+    # negatives are shifted by the minimum: -1,0,1,2 -> 0,1,2,3: sum = 20, mean 1.5 -> 20/48
+    assert m.gini([-1, 0, 1, 2]) == pytest.approx(20 / 48)
+    assert m.gini([]) == 0.0 and m.gini([0, 0]) == 0.0
+
+
+def test_gini_matches_the_double_sum():
+    import numpy as np
+
+    x = np.random.default_rng(1).gamma(2.0, size=200)
+    double = np.abs(x[:, None] - x[None, :]).sum() / (2 * len(x) ** 2 * x.mean())
+    assert m.gini(x) == pytest.approx(double)
+
+
+# ---------------------------------------------------------------------- distribution, tiers
+
+def test_score_distribution_and_tier_shares():
+    run = Fake({"tiers": ["A", "B"]}, daily=DAILY, citizens=CITIZENS)
+    assert m.score_distribution(run) == {"day": [0, 1, 2], "mean_score": [100.0, 99.0, 98.0],
+                                         "median_score": [100.0, 100.0, 99.0]}
+    assert m.tier_shares(run) == {"day": [0, 1, 2], "A": [1.0, 0.75, 0.5], "B": [0.0, 0.25, 0.5]}
+    # final scores 100,110,90,100: sum|diff| = 2*(10+10+0+20+10+10) = 120; 120/(2*16*100)
+    assert m.final_gini(run) == pytest.approx(120 / 3200)
+
+
+# ------------------------------------------------------------------------------- mobility
+
+def test_mobility_numeric_start():
+    run = Fake(citizens=CITIZENS)
+    moves = m.mobility(run, spec(100, [("A", 100), ("B", None)]))
+    # everyone starts at 100 = tier A; two end in A, two in B
+    assert moves["counts"] == [[2, 2], [0, 0]]
+    assert moves["shares"][0] == [0.5, 0.5] and all(math.isnan(x) for x in moves["shares"][1])
+    assert (moves["up"], moves["down"], moves["stayed"]) == (0.0, 0.5, 0.5)
+
+
+def test_mobility_expression_start_uses_the_ledger():
+    ledger = {"citizen": [0, 0, 2, 3], "delta_milli": [-5000, -5000, 10000, 1000]}
+    run = Fake(citizens=CITIZENS, ledger=ledger)
+    moves = m.mobility(run, spec("100 + income", [("A", 100), ("B", None)]))
+    # start = score - ledger sum: 110 (A), 110 (A), 80 (B), 99 (B); end A, A, B, B
+    assert moves["counts"] == [[2, 0], [0, 2]]
+    assert moves["stayed"] == 1.0
+
+
+def test_tier_of():
+    import numpy as np
+
+    got = m.tier_of(np.array([120.0, 100.0, 99.9, -5.0]), [110, 100, None])
+    assert got.tolist() == [0, 1, 2, 2]
+
+
+def test_mobility_absent_without_a_scenario():
+    assert m.mobility(Fake(citizens=CITIZENS)) is None
+
+
+# ---------------------------------------------------------------------- opportunities
+
+def test_opportunity_outcomes():
+    opp = {"day": [0, 0, 1, 1], "opportunity": ["flight", "loan", "flight", "loan"],
+           "group": ["x", "x", "y", "y"], "attempts": [10, 4, 10, 0], "retries": [0, 1, 0, 0],
+           "refused": [4, 2, 1, 0], "wrongful": [1, 0, 1, 0], "evaded": [0, 1, 0, 0],
+           "granted": [6, 2, 9, 0], "loans": [0, 1, 0, 0]}
+    got = m.opportunity_outcomes(Fake(opportunities=opp))
+    assert got["flight"]["attempts"] == 20 and got["flight"]["refused"] == 5
+    assert got["flight"]["refusal_rate"] == 0.25          # 5 / 20
+    assert got["flight"]["wrongful_share"] == 0.4         # 2 / 5
+    assert got["flight"]["evasion_rate"] == 0.0
+    assert got["loan"]["refusal_rate"] == 0.5             # 2 / 4
+    assert got["loan"]["evasion_rate"] == 0.5             # 1 / 2
+    assert m.opportunity_outcomes(Fake()) == {}
+
+
+# ----------------------------------------------------------------------------- wrongful
+
+def test_wrongful_from_daily():
+    opp = {"attempts": [1]}
+    got = m.wrongful(Fake({"citizens": 4}, daily=DAILY, opportunities=opp))
+    assert got["false_observations"] == 9                 # 1 + 2 + 6
+    assert got["observations"] == 69                      # 60 true + 9 false
+    assert got["false_observation_share"] == pytest.approx(9 / 69)
+    assert got["citizens_ever_false"] == 2 and got["share_ever_false"] == 0.5
+    assert got["citizens_false_standing"] == 2
+    assert got["citizens_wrongly_sanctioned"] == 1 and got["citizens_wrongly_sanctioned_max"] == 3
+    assert got["share_wrongly_sanctioned"] == 0.25
+    assert (got["attempts"], got["refusals"], got["wrongful_refusals"]) == (40, 10, 2)
+    assert got["refusal_rate"] == 0.25 and got["wrongful_refusal_share"] == 0.2
+    assert got["evaded"] == 1
+
+
+def test_wrongful_without_opportunities_has_no_refusal_keys():
+    got = m.wrongful(Fake({"citizens": 4}, daily=DAILY))
+    assert "refusals" not in got and "false_observations" in got
+
+
+# --------------------------------------------------------------------- disparate impact
+
+def test_disparate_impact_by_group():
+    citizens = {"citizen": list(range(10)), "group": ["x"] * 5 + ["y"] * 5,
+                "ever_false": [False] * 5 + [True, True, False, False, False]}
+    # x: citizens 0 and 1 refused (1 twice), none wrongfully; y: 5,6,7,8 refused, 5 and 6 wrongly
+    refusals = {"citizen": [0, 1, 1, 5, 6, 7, 8], "wrongful": [False, False, False, True, True,
+                                                              False, False]}
+    got = m.disparate_impact(Fake(citizens=citizens, refusals=refusals), "group")
+    x, y = got["x"], got["y"]
+    assert x["citizens"] == 5 and x["refused_per_1000"] == 400  # 2 of 5
+    assert y["refused_per_1000"] == 800                           # 4 of 5
+    assert y["refused_per_1000_ratio"] == 2.0 and x["refused_per_1000_ratio"] == 1.0
+    # favourable: x 0.6, y 0.2 -> 0.2 / 0.6 = 1/3 < 0.8: flagged
+    assert y["refused_per_1000_four_fifths"] == pytest.approx(1 / 3)
+    assert y["refused_per_1000_flag"] == 1.0 and x["refused_per_1000_flag"] == 0.0
+    assert y["wrongful_per_1000"] == 400 and x["wrongful_per_1000"] == 0
+    assert y["wrongful_per_1000_ratio"] == math.inf
+    assert y["wrongful_per_1000_four_fifths"] == pytest.approx(0.6)
+    assert y["false_per_1000"] == 400 and x["false_per_1000"] == 0
+
+
+def test_disparate_impact_without_refusals_has_false_rates_only():
+    got = m.disparate_impact(Fake(citizens=CITIZENS), "sex")
+    # f: citizens 0, 2 -> one ever false = 500 per 1000; m: none
+    assert got["f"]["false_per_1000"] == 500 and got["m"]["false_per_1000"] == 0
+    assert "refused_per_1000" not in got["f"]
+    assert m.disparate_impact(Fake(citizens=CITIZENS), "region") == {}
+    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS))) == {"group", "sex"}
+
+
+# ------------------------------------------------------------------------------ behaviour
+
+def test_behaviour_change():
+    nan = float("nan")
+    rows = {"day": [0, 0, 1, 1, 2, 2, 3, 3] * 2,
+            "event": ["drunk_driving"] * 8 + ["critical_post"] * 8,
+            "group": ["x", "y"] * 8,
+            "true": [4, 2, 3, 1, 1, 1, 0, 2] + [1, 1, 1, 1, 0, 0, 1, 0],
+            "expected": [1.0, 1.0, nan, nan, nan, nan, 0.6, 0.2] + [2.0, 2.0] + [nan] * 4 +
+                        [1.0, 1.0],
+            "baseline": [1.0, 1.0, nan, nan, nan, nan, 1.0, 1.0] + [2.0, 2.0] + [nan] * 4 +
+                        [2.0, 2.0]}
+    got = m.behaviour_change(Fake(behaviour=rows), window=2)
+    dd, cp = got["drunk_driving"], got["critical_post"]
+    assert dd["change"] == pytest.approx(0.8 / 2 - 1)             # last survey day 3
+    assert cp["change"] == pytest.approx(2 / 4 - 1)
+    # window 2: days 0-1 vs 2-3: drunk driving (4+2+3+1)/2 = 5 -> (1+1+0+2)/2 = 2
+    assert (dd["true_start"], dd["true_end"]) == (5.0, 2.0)
+    assert dd["true_change"] == pytest.approx(-0.6)
+    assert dd["valence"] == -1 and dd["kind"] == "misconduct"
+    assert cp["valence"] == 0 and cp["kind"] == "legitimate"
+    assert m.behaviour_change(Fake()) == {}
+
+
+# -------------------------------------------------------------------------------- network
+
+def test_network_change():
+    rows = {"day": [0, 0, 9, 9], "layer": ["friends", "work", "friends", "work"],
+            "mean_degree": [10.0, 4.0, 8.0, 4.0], "isolated_share": [0.0, 0.1, 0.05, 0.1],
+            "tier_assortativity": [0.0, 0.1, 0.3, 0.1], "score_correlation": [0.0] * 4,
+            "components": [1.0, 50.0, 3.0, 50.0], "largest_component_share": [1.0, 0.2, 0.9, 0.2]}
+    got = m.network_change(Fake(network=rows))
+    f = got["friends"]
+    assert (f["first_day"], f["last_day"]) == (0, 9)
+    assert f["mean_degree_change"] == -2.0 and f["tier_assortativity_last"] == 0.3
+    assert f["fragmentation_first"] == 0.0 and f["fragmentation_last"] == pytest.approx(0.1)
+    assert f["components_change"] == 2.0
+    assert got["work"]["mean_degree_change"] == 0.0
+
+
+# ---------------------------------------------------------------------------------- appeals
+
+def test_appeals_and_manipulations():
+    rows = {"day": [1, 2, 3, 5, 6], "citizen": [0, 1, 2, 0, 1],
+            "outcome": ["filed", "filed", "filed", "upheld", "rejected"], "waited": [0, 0, 0, 4, 6]}
+    got = m.appeals(Fake(appeals=rows))
+    assert (got["filed"], got["upheld"], got["rejected"], got["decided"]) == (3, 1, 1, 2)
+    assert got["backlog"] == 1 and got["upheld_share"] == 0.5 and got["mean_wait"] == 5.0
+    man = {"day": [1, 2, 3], "citizen": [4, 4, 5], "official": [0, 0, 1],
+           "attack": ["lower_targets", "lower_targets", "raise_cronies"],
+           "delta_milli": [-50000, -20000, 30000], "logged": [True, False, True]}
+    got = m.manipulations(Fake(manipulations=man))
+    assert got["lower_targets"] == {"actions": 2, "citizens": 1, "logged": 1, "points": -70.0}
+    assert got["raise_cronies"]["points"] == 30.0
+    assert m.appeals(Fake()) == {} and m.manipulations(Fake()) == {}
+
+
+# ---------------------------------------------------------------------------------- summary
+
+def test_summary_of_hand_built_run():
+    refusals = {"citizen": [2, 2, 3], "wrongful": [True, False, False]}
+    run = Fake({"tiers": ["A", "B"], "citizens": 4}, daily=DAILY, citizens=CITIZENS,
+               refusals=refusals, opportunities={"attempts": [1]})
+    s = m.summary(run, spec(100, [("A", 100), ("B", None)]))
+    assert s["mean_score"] == 98.0 and s["median_score"] == 99.0
+    assert s["share_A"] == 0.5 and s["gini"] == pytest.approx(120 / 3200)
+    assert s["mobility_down"] == 0.5
+    assert s["refusals"] == 10 and s["wrongful_refusals"] == 2
+    # group y refused 2 of 2 (favourable 0) vs x 0 of 2: ratio 0 -> worst four-fifths 0
+    assert s["worst_four_fifths"] == 0.0 and s["four_fifths_flags"] >= 1
+    assert all(isinstance(v, float) and math.isfinite(v) for v in s.values())
+
+
+def test_summary_with_no_tables_is_empty_not_an_error():
+    assert m.summary(Fake()) == {}
+
+
+# ----------------------------------------------------------------------- real runs, stored
+
+def test_summary_same_for_stored_and_memory(tmp_path):
+    stored = pc.run("seed_article", citizens=600, days=20, seed=3, out=tmp_path)
+    memory = pc.run("seed_article", citizens=600, days=20, seed=3)
+    a, b = m.summary(stored), m.summary(memory, m._spec(stored, None))
+    assert a == pytest.approx(b)
+    for key in ("mean_score", "gini", "share_wrongly_sanctioned", "refusals",
+                "wrongful_refusals", "false_observations", "mobility_stayed"):
+        assert key in a
+    # a run without opportunities has no refusal metrics, and no error
+    court = m.summary(pc.run("court_blacklist", citizens=300, days=5, out=tmp_path))
+    assert "refusals" not in court and "mean_score" in court
+
+
+def test_corrupt_table_is_a_user_error(tmp_path):
+    run = pc.run("seed_article", citizens=300, days=5, seed=1, out=tmp_path)
+    (run.path / "citizens.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match="corrupt"):
+        m.summary(pc.open_run(run.path))
