@@ -228,14 +228,14 @@ def test_four_fifths_rule_by_hand():
     import pandas as pd
 
     frame = pd.DataFrame({"value": ["a", "b", "c"], "citizens": [100, 100, 100],
-                          "refused": [0.10, 0.12, 0.20], "wrongly_refused": [0.0, 0.0, 0.01],
+                          "refused": [0.10, 0.12, 0.30], "wrongly_refused": [0.0, 0.0, 0.01],
                           "falsely_named": [0.05, 0.05, 0.05]})
     t = _rate_table(frame).set_index("value")
-    # b: 0.10 / 0.12 = 0.83 >= 0.8, not flagged; c: 0.10 / 0.20 = 0.5, flagged
+    # spared shares: a 0.90, b 0.88, c 0.70. b: 0.88 / 0.90 = 0.978 >= 0.8, not flagged;
+    # c: 0.70 / 0.90 = 0.778 < 0.8, flagged. Harm ratios: b 1.2x, c 3x the lowest.
     assert t.loc["b", "refused_ratio"] == pytest.approx(1.2)
     assert not t.loc["b", "refused_flag"]
-    assert t.loc["c", "refused_ratio"] == pytest.approx(2.0) and t.loc["c", "refused_flag"]
-    # best share 0: any harm at all is an infinite ratio and flagged
+    assert t.loc["c", "refused_ratio"] == pytest.approx(3.0) and t.loc["c", "refused_flag"]
+    # best share 0: a harm ratio is infinite, but 0.99 of c is spared: not flagged
     assert t.loc["c", "wrongly_refused_ratio"] == float("inf")
-    assert t.loc["c", "wrongly_refused_flag"] and not t.loc["a", "wrongly_refused_flag"]
-    assert not t["falsely_named_flag"].any()
+    assert not t["wrongly_refused_flag"].any() and not t["falsely_named_flag"].any()

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from panopticon.errors import UserError
+from panopticon.metrics.run import FOUR_FIFTHS
 from panopticon.report.template import CSS, PAGE, SCRIPT
 
 #: (id, heading) of every section, in page order.
@@ -37,8 +38,6 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 #: citizen attributes compared in the disparate-impact tables.
 ATTRIBUTES = ("group", "sex", "region", "residency")
-#: the four-fifths rule: a group whose rate of a harm is above best / 0.8 is flagged.
-FOUR_FIFTHS = 0.8
 STORY_LINES = 40
 STORY_SEED = 20260101
 
@@ -268,24 +267,16 @@ def _headline(run: RunData) -> list[tuple[str, str]]:
 
 
 def _rate_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Ratios of each harm's rate to the best (lowest) group's rate, and the four-fifths flag:
-    ``best / rate < 0.8``, i.e. the group suffers the harm more than 1.25 times as often."""
+    """Ratios of each harm's share to the best (lowest) group's, and the four-fifths flag as
+    in :func:`panopticon.metrics.run.disparate_impact`: the group's favourable-outcome rate
+    (1 - share) below :data:`FOUR_FIFTHS` of the best group's (1 - best)."""
     out = frame.copy()
     for col in ("refused", "wrongly_refused", "falsely_named"):
         best = float(out[col].min())
-        ratio, flag = [], []
-        for rate in out[col]:
-            if rate == best:
-                ratio.append(1.0)
-                flag.append(False)
-            elif best == 0:
-                ratio.append(math.inf)
-                flag.append(True)
-            else:
-                ratio.append(rate / best)
-                flag.append(best / rate < FOUR_FIFTHS)
-        out[col + "_ratio"] = ratio
-        out[col + "_flag"] = flag
+        out[col + "_ratio"] = [1.0 if rate == best else math.inf if best == 0 else rate / best
+                               for rate in out[col]]
+        out[col + "_flag"] = [(1 - rate) / (1 - best) < FOUR_FIFTHS if best < 1 else False
+                              for rate in out[col]]
     return out
 
 
@@ -544,9 +535,9 @@ def _section_body(sid: str, runs: list[RunData], specs: dict) -> str:
                 + '<p class="explain">Shares of each group\'s citizens ever refused an '
                   'opportunity, ever wrongly refused (refused because of a false '
                   'observation), and ever falsely named. The ratio is to the group with the '
-                  'lowest share; the four-fifths rule flags a group whose share is more than '
-                  f'{1 / FOUR_FIFTHS:.2f} times the lowest (lowest / share &lt; '
-                  f'{FOUR_FIFTHS}).</p>' + _side_by_side(runs, tables))
+                  'lowest share; the four-fifths rule flags a group whose share spared '
+                  '(1 − share) is below four fifths of the best group\'s ((1 − share) / '
+                  f'(1 − lowest) &lt; {FOUR_FIFTHS}).</p>' + _side_by_side(runs, tables))
     if sid == "behaviour":
         missing = [r.label for r in runs if r.behaviour is None]
         return ('<p class="explain">Expected events over the baseline (what citizens would '
