@@ -12,6 +12,13 @@ from panopticon import api, engine
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import Observations
 
+MISNAMED = {**GATED, "run": {"citizens": 400, "days": 30, "seed": 4, "checkpoint_every": 10},
+            "behaviour": {"events": {"red_light": {"rate": 0.02, "min_age": 0}}},
+            "sensors": {"cameras": {"events": ["red_light"], "misattribution": 0.5}},
+            "policy": {**GATED["policy"], "score": {"start": 104}, "rules": [
+                {"event": "red_light", "points": -10}]}}
+"""A month of red lights (-10) seen by cameras that pin half of them on someone else."""
+
 APPEALING = {"governance": {"appeals": {"rate": 1.0, "capacity": 10, "success": 1.0}}}
 
 
@@ -83,12 +90,7 @@ def test_reviewers_decide_the_oldest_appeals_first_within_their_capacity():
 def test_appeals_are_recorded_and_counted_in_a_stored_run(tmp_path):
     """A run with appeals stores every filing and decision; the daily counts add up to the
     table, the backlog is never negative, and the run resumes bit for bit."""
-    data = {**GATED, "run": {"citizens": 400, "days": 30, "seed": 4, "checkpoint_every": 10},
-            "behaviour": {"events": {"red_light": {"rate": 0.02, "min_age": 0}}},
-            "sensors": {"cameras": {"events": ["red_light"], "misattribution": 0.5}},
-            "policy": {**GATED["policy"], "score": {"start": 104}, "rules": [
-                {"event": "red_light", "points": -10}]}}
-    spec = build_scenario(data, governance={"appeals": {"rate": 0.3, "capacity": 3,
+    spec = build_scenario(MISNAMED, governance={"appeals": {"rate": 0.3, "capacity": 3,
                                                         "success": 0.7}})
     result = api.run(spec, out=tmp_path)
     appeals = result.table("appeals").to_pandas()

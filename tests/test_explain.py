@@ -496,14 +496,9 @@ def test_a_won_appeal_is_part_of_the_story(tmp_path):
     """A citizen named by false red lights appeals and wins: the story tells the filing, the
     decision with its wait, and the 'appeal upheld' change that gives the false points back
     (so the false points in the summary add up to zero)."""
-    from test_appeals import GATED
+    from test_appeals import MISNAMED
 
-    data = {**GATED, "run": {"citizens": 400, "days": 30, "seed": 4, "checkpoint_every": 10},
-            "behaviour": {"events": {"red_light": {"rate": 0.02, "min_age": 0}}},
-            "sensors": {"cameras": {"events": ["red_light"], "misattribution": 0.5}},
-            "policy": {**GATED["policy"], "score": {"start": 104}, "rules": [
-                {"event": "red_light", "points": -10}]}}
-    spec = build_scenario(data, governance={"appeals": {"rate": 1.0, "capacity": 100,
+    spec = build_scenario(MISNAMED, governance={"appeals": {"rate": 1.0, "capacity": 100,
                                                         "success": 1.0}})
     result = api.run(spec, out=tmp_path)
     appeals = result.table("appeals").to_pandas()
