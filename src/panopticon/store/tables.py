@@ -254,55 +254,38 @@ class Collector:
 
     def __init__(self, sim):
         self.sim = sim
-        self.clear()
+        self.records: list = []
 
-    def clear(self) -> None:
-        """Forget what was buffered."""
-        self.days: list[int] = []
-        self.metrics: list[dict] = []
-        self.events: list[dict[str, np.ndarray]] = []
-        self.ledger: list[dict[str, np.ndarray]] = []
-        self.observations: list = []
-        self.lists: list = []
-        self.opportunities: list = []
-        self.appeals: list = []
-        self.manipulations: list = []
-        self.behaviour: list[dict[str, np.ndarray]] = []
-        self.network: list[dict] = []
-        self.network_groups: list[dict] = []
+    @property
+    def days(self) -> list[int]:
+        """The buffered days, in order."""
+        return [r.day for r in self.records]
 
     def add(self, record) -> None:
         """Buffer one day."""
-        self.days.append(record.day)
-        self.metrics.append(record.metrics)
-        self.events.append(record.events)
-        self.ledger.append(record.ledger)
-        self.observations.append(record.observations)
-        self.lists.append(record.lists)
-        self.opportunities.append(record.opportunities)
-        self.appeals.append(record.appeals)
-        self.manipulations.append(record.manipulations)
-        self.behaviour.append(record.behaviour)
-        self.network.append(record.network)
-        self.network_groups.append(record.network_groups)
+        self.records.append(record)
 
     def tables(self) -> dict[str, pa.Table]:
         """The buffered days as tables (see :data:`panopticon.store.local.TABLES`)."""
-        sim = self.sim
+        sim, days = self.sim, self.days
         kinds, groups = sim.opportunities.names, sim.society.population.labels["group"]
+
+        def each(name: str) -> list:
+            return [getattr(r, name) for r in self.records]
+
         return {
-            "daily": daily_table(self.metrics),
-            "events": events_table(self.days, self.events, sim.events),
-            "ledger": ledger_table(self.days, self.ledger, sim.policy.rule_labels),
-            "observations": observations_table(self.days, self.observations, sim.events,
+            "daily": daily_table(each("metrics")),
+            "events": events_table(days, each("events"), sim.events),
+            "ledger": ledger_table(days, each("ledger"), sim.policy.rule_labels),
+            "observations": observations_table(days, each("observations"), sim.events,
                                                sim.sensors.names),
-            "lists": lists_table(self.days, self.lists,
+            "lists": lists_table(days, each("lists"),
                                  [x.name for x in sim.scenario.policy.lists]),
-            "opportunities": opportunities_table(self.days, self.opportunities, kinds, groups),
-            "refusals": refusals_table(self.days, self.opportunities, kinds),
-            "appeals": appeals_table(self.days, self.appeals),
-            "manipulations": manipulations_table(self.days, self.manipulations),
-            "behaviour": behaviour_table(self.days, self.behaviour, sim.events, groups),
-            "network": network_table(self.days, self.network),
-            "network_groups": network_groups_table(self.days, self.network_groups, groups),
+            "opportunities": opportunities_table(days, each("opportunities"), kinds, groups),
+            "refusals": refusals_table(days, each("opportunities"), kinds),
+            "appeals": appeals_table(days, each("appeals")),
+            "manipulations": manipulations_table(days, each("manipulations")),
+            "behaviour": behaviour_table(days, each("behaviour"), sim.events, groups),
+            "network": network_table(days, each("network")),
+            "network_groups": network_groups_table(days, each("network_groups"), groups),
         }
