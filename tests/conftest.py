@@ -113,3 +113,24 @@ def adults(sim, k: int) -> list[int]:
 def tier_name(sim, state, i: int) -> str:
     """Citizen i's tier, by name."""
     return sim.policy.tier_names[state.tier[i]]
+
+
+def reseal(run_dir) -> None:
+    """Play an attacker who can rewrite the manifest too: record every file now in the run's
+    table folders (and its top-level files) with its current size and SHA-256, as if the run
+    had written them."""
+    import json
+
+    from panopticon.store.local import TABLES, sha256_of
+
+    path = run_dir / "manifest.json"
+    manifest = json.loads(path.read_text())
+    files = {}
+    for rel in manifest["files"]:
+        if (run_dir / rel).is_file() and "/" not in rel:
+            files[rel] = [(run_dir / rel).stat().st_size, sha256_of(run_dir / rel)]
+    for table in TABLES:
+        for p in sorted((run_dir / table).glob("part-*.parquet")):
+            files[f"{table}/{p.name}"] = [p.stat().st_size, sha256_of(p)]
+    manifest["files"] = files
+    path.write_text(json.dumps(manifest, indent=2))

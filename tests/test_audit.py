@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_scenario
+from conftest import build_scenario, reseal
 from typer.testing import CliRunner
 
 from panopticon import api
-from panopticon.audit import audit
+from panopticon.audit import LEDGER_KINDS, audit
 from panopticon.cli import app
 
 
@@ -37,6 +37,15 @@ def _rows_of(table: pa.Table, day: int) -> np.ndarray:
     return np.flatnonzero(table.column("day").to_numpy() == day)
 
 
+def _ledger_findings(findings: list[dict]) -> list[tuple]:
+    """(kind, day) of the findings about the ledger's rows and chain."""
+    return [(f["kind"], f["day"]) for f in findings if f["kind"] in LEDGER_KINDS]
+
+
+def _named(findings: list[dict], kind: str) -> list[str]:
+    return [f["detail"] for f in findings if f["kind"] == kind]
+
+
 def test_an_untouched_run_passes_the_chain_and_the_replay(stored):
     """Every day re-hashes to its stored head, the last head is the manifest's, and a fresh
     simulation writes the same rows."""
@@ -55,9 +64,14 @@ def test_an_edited_row_is_found_by_day_and_by_row(stored):
     pq.write_table(table.set_column(table.schema.get_field_index("delta_milli"), "delta_milli",
                                     pa.array(delta)), part)
     report = audit(stored, full=True)
-    assert [(f["kind"], f["day"]) for f in report["findings"]] == [("edited", 7)]
-    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]] == [
-        ("edited", 7, 2)]
+    assert _ledger_findings(report["findings"]) == [("edited", 7)]
+    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]
+            if f["kind"] in LEDGER_KINDS] == [("edited", 7, 2)]
+    # the file's hash, the day's digest and the fingerprint say so too; the replay names the table
+    assert [x for x in _named(report["findings"], "file") if str(part) in x]
+    assert [f["day"] for f in report["findings"] if f["kind"] == "digest"] == [7]
+    assert _named(report["findings"], "fingerprint") and not report["intact"]
+    assert [f["day"] for f in report["replay_findings"] if f["kind"] == "replay"] == [7]
 
 
 @pytest.mark.parametrize("change", ["inserted", "deleted"])
@@ -71,9 +85,10 @@ def test_an_inserted_or_deleted_row_is_found_by_day_and_by_row(stored, change):
     keep = np.insert(keep, first, first) if change == "inserted" else np.delete(keep, first)
     pq.write_table(table.take(pa.array(keep)), part)
     report = audit(stored, full=True)
-    assert [(f["kind"], f["day"]) for f in report["findings"]] == [(change, 3)]
-    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]] == [
-        (change, 3, 1 if change == "inserted" else 0)]
+    assert _ledger_findings(report["findings"]) == [(change, 3)]
+    assert [(f["kind"], f["day"], f["row"]) for f in report["replay_findings"]
+            if f["kind"] in LEDGER_KINDS] == [(change, 3, 1 if change == "inserted" else 0)]
+    assert any(str(part) in x for x in _named(report["findings"], "file"))
 
 
 def test_a_rewritten_chain_is_caught_by_the_manifest_head_and_the_replay(stored):
@@ -91,16 +106,18 @@ def test_a_rewritten_chain_is_caught_by_the_manifest_head_and_the_replay(stored)
                                     pa.array(citizen)), part)
     manifest = read_manifest(stored)
     rows = _by_day(stored_ledger(stored, manifest), 14)
-    head, links = ledger.genesis(manifest["scenario_digest"]), []
+    head, links = ledger.genesis(manifest["scenario_digest"], manifest["rules"]), []
     for d in range(14):
         head = ledger.chain(head, d, rows[d])
         links.append((d, len(rows[d]["citizen"]), head))
     for p in (stored / "ledger_chain").glob("*.parquet"):
         p.unlink()
     pq.write_table(chain_table(links), stored / "ledger_chain" / "part-00000-00013.parquet")
+    reseal(stored)  # and the manifest's record of the files
     report = audit(stored, full=True)
-    assert [f["kind"] for f in report["findings"]] == ["chain"]
-    assert [(f["day"], f["row"]) for f in report["replay_findings"]] == [(5, 0)]
+    assert _ledger_findings(report["findings"]) == [("chain", 13)]
+    assert [(f["day"], f["row"]) for f in report["replay_findings"]
+            if f["kind"] in LEDGER_KINDS] == [(5, 0)]
 
 
 def test_audit_command_exit_codes(stored, tmp_path):
@@ -119,7 +136,9 @@ def test_audit_command_exit_codes(stored, tmp_path):
     assert runner.invoke(app, ["audit", str(stored)]).exit_code == 1
     part.write_bytes(b"not parquet")
     broken = runner.invoke(app, ["audit", stored.name, "--out", str(stored.parent)])
-    assert broken.exit_code == 2 and "corrupt Parquet" in broken.output
+    assert broken.exit_code == 1 and broken.exception is None or isinstance(
+        broken.exception, SystemExit)
+    assert part.name in broken.output and "NOT intact" in broken.output
 
 
 INSIDERS = {
@@ -207,4 +226,5 @@ def test_quick_audit_checks_row_counts_and_lists_manual_entries(stored):
     pq.write_table(table.take(pa.array(np.delete(np.arange(table.num_rows),
                                                  int(_rows_of(table, 4)[0])))), part)
     report = quick_audit(stored)
-    assert [(f["kind"], f["day"]) for f in report["findings"]] == [("deleted", 4)]
+    assert _ledger_findings(report["findings"]) == [("deleted", 4)]
+    assert any(str(part) in x for x in _named(report["findings"], "file"))

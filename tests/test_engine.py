@@ -193,7 +193,7 @@ def _recompute_head(manifest: dict, table: pa.Table, days: int) -> str:
     """Recompute the hash chain from a stored ledger table alone (rules by label, nulls as -1)."""
     rules = manifest["rules"]
     df = table.to_pandas()
-    head = ledger.genesis(manifest["scenario_digest"])
+    head = ledger.genesis(manifest["scenario_digest"], rules)
     for d in range(days):
         rows = df[df["day"] == d]
         truth = rows["observation_true"]
@@ -221,9 +221,12 @@ def test_ledger_chain_recomputed_from_store_equals_ledger_head(stored):
     assert _recompute_head(manifest, tampered, manifest["days"]) != manifest["result"]["ledger_head"]
 
 
-def test_ledger_genesis_depends_on_the_scenario():
-    """Two scenarios differing only in seed have different genesis heads (the ledger is bound to its run)."""
-    assert ledger.genesis(_scenario().digest) != ledger.genesis(_scenario(seed=8).digest)
+def test_ledger_genesis_depends_on_the_scenario_and_the_rule_names():
+    """Two scenarios differing only in seed have different genesis heads (the ledger is bound to its run),
+    and so do two orders of the same rule names (rows hash a rule by index, the genesis binds the names)."""
+    rules = ["red_light", "volunteering"]
+    assert ledger.genesis(_scenario().digest, rules) != ledger.genesis(_scenario(seed=8).digest, rules)
+    assert ledger.genesis(_scenario().digest, rules) != ledger.genesis(_scenario().digest, rules[::-1])
 
 
 def test_ledger_rows_point_to_their_observations(stored):
@@ -316,7 +319,8 @@ def test_manifest_records_the_run(stored):
     assert m["scenario_digest"] == spec.digest
     assert m["seed"] == 7 and m["days_completed"] == 14 and m["citizens"] == 1500
     assert m["code_version"] == panopticon.api.code_version()
-    assert set(m["result"]) == {"fingerprint", "ledger_head"}
+    assert set(m["result"]) == {"fingerprint", "state_fingerprint", "ledger_head", "content_head",
+                                "citizens_digest"}
     reloaded = panopticon.ScenarioSpec.model_validate_json((run.path / "scenario.json").read_text())
     assert reloaded.digest == spec.digest
 

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_scenario, policy_day
+from conftest import build_scenario, policy_day, reseal
 from typer.testing import CliRunner
 
 from panopticon import api, engine
@@ -175,6 +175,7 @@ def golden_store(tmp_path_factory):
     result = api.run(build_scenario(STORY), out=store)
     _write_parts(result.path, result.manifest)
     _write_citizens(result.path)
+    reseal(result.path)  # the hand-built rows stand in for the simulated ones
     return store, result.path
 
 
@@ -434,6 +435,8 @@ def test_missing_last_part_of_every_table_exits_2_naming_the_day(golden_copy):
 
     for table in STORY_TABLES:
         (run_dir / table / "part-00006-00006.parquet").unlink()
+    assert_exit_2(invoke(str(run_dir), "-c", str(CITIZEN)), "part-00006-00006.parquet: missing")
+    reseal(run_dir)  # even if the manifest is rewritten to match, the gap is named
     assert_exit_2(invoke(str(run_dir), "-c", str(CITIZEN)), "missing Parquet part for day 6")
 
 

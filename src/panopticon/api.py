@@ -12,6 +12,8 @@ pc.open_run(stored.path).ledger
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,7 +26,7 @@ import pyarrow as pa
 from panopticon import engine
 from panopticon.errors import RunInterrupted, UserError
 from panopticon.scenario import ScenarioSpec, load_preset, load_scenario
-from panopticon.store import local
+from panopticon.store import digest, local
 from panopticon.store.tables import Collector, citizens_table
 
 
@@ -65,7 +67,7 @@ class RunResult:
                 raise UserError(f"no table {name!r}; tables are {sorted(self._tables)}")
             return self._tables[name]
         assert self.path is not None
-        return local.read_table(self.path, name)
+        return local.read_table(self.path, name)  # checks the run's files first
 
     @cached_property
     def daily(self) -> pa.Table:
@@ -122,6 +124,44 @@ class _Tee:
             s.checkpoint(state)
 
 
+class _Stop:
+    """Ctrl-C (SIGINT) or SIGTERM during a run stops it at the end of the day: a signal that
+    arrives while a compiled kernel runs must not raise inside it (it would surface as a
+    ``SystemError`` and lose the run). A second Ctrl-C stops at once. Handlers are installed
+    only while a run is going (in the main thread) and restored after."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def __enter__(self) -> _Stop:
+        if threading.current_thread() is threading.main_thread():
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def day(self, record, state) -> None:  # a sink: checked after every day
+        self.check()
+
+    def checkpoint(self, state) -> None:
+        pass
+
+
 class _Memory:
     def __init__(self, sim):
         self.collector = Collector(sim)
@@ -145,70 +185,100 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         progress: optional sink (``day(record, state)``, ``checkpoint(state)``), e.g. a bar.
         threads: CPU threads for the day loop (default: see ``engine.run``); results do not
             depend on it.
+
+    Raises:
+        RunInterrupted: Ctrl-C or SIGTERM during a stored run (it is marked ``interrupted``
+            at its last checkpoint, or was completed if the signal came during the final
+            write); KeyboardInterrupt before the run folder was made or for a run in memory.
     """
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days, seed=seed)
-    t0 = time.perf_counter()
-    sim = engine.build(spec)
-    state = engine.initial_state(sim)
-    setup_s = time.perf_counter() - t0
-    if out is None:
+    with _Stop() as stop:
+        t0 = time.perf_counter()
+        sim = engine.build(spec)
+        state = engine.initial_state(sim)
+        setup_s = time.perf_counter() - t0
+        stop.check()
+        if out is not None:
+            writer = local.RunWriter.create(sim, Path(out), code_version())
+            return _drive(sim, state, writer, progress, setup_s, threads, stop)
         memory = _Memory(sim)
         t1 = time.perf_counter()
-        state = engine.run(sim, state, _Tee(memory, progress), threads=threads)
+        state = engine.run(sim, state, _Tee(memory, progress, stop), threads=threads)
         loop_s = time.perf_counter() - t1
-        tables = memory.collector.tables()
-        tables["citizens"] = citizens_table(sim, state)
-        manifest = {**local.describe(sim, code_version()), "run_id": None,
-                    "status": local.COMPLETE, "days_completed": state.day,
-                    "timings": {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)},
-                    "result": local.result_of(state)}
-        return RunResult(manifest, None, tables)
-    writer = local.RunWriter.create(sim, Path(out), code_version())
-    return _drive(sim, state, writer, progress, setup_s, threads)
+    tables = memory.collector.tables()
+    tables["digests"] = (digester := local.Digester(digest.genesis(spec.digest))).add(
+        tables, memory.collector.days)
+    tables["citizens"] = citizens_table(sim, state)
+    manifest = {**local.describe(sim, code_version()), "run_id": None,
+                "status": local.COMPLETE, "days_completed": state.day,
+                "timings": {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)},
+                "result": local.result_of(state, digester.head.hex(), tables["citizens"])}
+    return RunResult(manifest, None, tables)
 
 
 def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
-           threads: int | None = None) -> RunResult:
+           threads: int | None, stop: _Stop) -> RunResult:
     t1 = time.perf_counter()
     try:
-        state = engine.run(sim, state, _Tee(writer, progress), threads=threads)
+        state = engine.run(sim, state, _Tee(writer, progress, stop), threads=threads)
+        loop_s = time.perf_counter() - t1
+        writer.finish(state, {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)})
     except KeyboardInterrupt:
         writer.mark(local.INTERRUPTED, "interrupted")
         raise RunInterrupted(writer.dir, writer.manifest["days_completed"]) from None
     except Exception as exc:
-        writer.mark(local.FAILED, f"{type(exc).__name__}: {exc}")
+        writer.mark(local.FAILED, local.describe_error(exc))
+        if isinstance(exc, OSError):
+            raise UserError(f"{writer.dir}: {local.describe_error(exc)}; the run is marked "
+                            "failed") from None
         raise
-    loop_s = time.perf_counter() - t1
-    writer.finish(state, {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)})
+    if stop.requested:
+        raise RunInterrupted(writer.dir, writer.manifest["days_completed"], complete=True)
     return RunResult(writer.manifest, writer.dir)
 
 
 def open_run(path: str | Path) -> RunResult:
-    """A stored run by folder."""
+    """A stored run by folder, once its files are checked against its manifest."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: no such run folder")
-    return RunResult(local.read_manifest(path), path)
+    return RunResult(local.open_checked(path), path)
 
 
 def resume(path: str | Path, progress: Any = None, threads: int | None = None) -> RunResult:
     """Continue an interrupted run from its last checkpoint (from day 0 if it stopped before
-    the first); the result is bit-identical to an uninterrupted run."""
+    the first); the result is bit-identical to an uninterrupted run.
+
+    Everything is checked before anything is changed (see
+    :func:`panopticon.store.local.prepare_resume`): one writer at a time, the scenario and
+    the files the run wrote as its manifest records them, and the checkpoint's arrays against
+    the state of this scenario's simulation.
+    """
     path = Path(path)
-    manifest = local.read_manifest(path) if path.exists() else None
-    if manifest is None:
-        raise UserError(f"{path}: no such run folder")
-    if manifest["status"] == local.COMPLETE:
-        raise UserError(f"{path}: the run is already complete")
-    try:
-        spec = ScenarioSpec.model_validate_json((path / "scenario.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}/scenario.json: missing or corrupt ({exc})") from None
-    t0 = time.perf_counter()
-    sim = engine.build(spec)
-    snapshot = local.load_checkpoint(path)
-    state = engine.initial_state(sim) if snapshot is None else engine.State.restore(snapshot, sim)
-    setup_s = time.perf_counter() - t0
-    writer = local.RunWriter.reopen(sim, path, manifest, state.day)
-    return _drive(sim, state, writer, progress, setup_s, threads)
+    with _Stop() as stop:
+        t0 = time.perf_counter()
+        manifest, spec, snapshot, lock = local.prepare_resume(path)
+        try:
+            sim = engine.build(spec)
+            state = engine.initial_state(sim) if snapshot is None else \
+                _restore(path, manifest, snapshot, sim)
+            stop.check()
+        except BaseException:
+            lock.release()
+            raise
+        setup_s = time.perf_counter() - t0
+        writer = local.RunWriter.reopen(sim, path, manifest, lock)
+        return _drive(sim, state, writer, progress, setup_s, threads, stop)
+
+
+def _restore(path: Path, manifest: dict, snapshot: dict, sim) -> engine.State:
+    where = path / manifest["checkpoint"]["file"]
+    problems = engine.State.check_snapshot(snapshot, sim)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UserError(f"{where}: not a checkpoint of this run: {problems[0]}{more}")
+    state = engine.State.restore(snapshot, sim)
+    if state.ledger_head.hex() != manifest["checkpoint"]["ledger_head"]:
+        raise UserError(f"{where}: its ledger head is not the one the manifest recorded")
+    return state

@@ -121,20 +121,30 @@ def run(
     except UserError as exc:
         _fail(exc)
     except RunInterrupted as exc:
-        err.print(Text("\ninterrupted", style="yellow") + Text(
-            f": {exc.path} is marked 'interrupted' with {exc.days_completed} days "
-            f"checkpointed; continue it with\n  panopticon run --resume {exc.path}"),
-            highlight=False)
+        if exc.complete:
+            err.print(Text("\ninterrupted", style="yellow") + Text(
+                f" during the final write, which finished: {exc.path} is complete"),
+                highlight=False)
+        else:
+            err.print(Text("\ninterrupted", style="yellow") + Text(
+                f": {exc.path} is marked 'interrupted' with {exc.days_completed} days "
+                f"checkpointed; continue it with\n  panopticon run --resume {exc.path}"),
+                highlight=False)
         raise typer.Exit(130) from None
     except KeyboardInterrupt:
         err.print("\n[yellow]interrupted[/] before the run store was created; nothing was written")
         raise typer.Exit(130) from None
-    summary = result.summary()
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-        return
-    out.print(_summary_table(summary))
-    out.print(Text("stored in ") + Text(str(result.path), style="bold"))
+    try:
+        summary = result.summary()
+        if as_json:
+            print(json.dumps(summary, indent=2, default=str))
+            return
+        out.print(_summary_table(summary))
+        out.print(Text("stored in ") + Text(str(result.path), style="bold"))
+    except KeyboardInterrupt:
+        err.print(Text("\ninterrupted", style="yellow") + Text(
+            f" after the run was completed: it is stored in {result.path}"), highlight=False)
+        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -285,40 +295,51 @@ def audit(
     run: Annotated[str, typer.Argument(help="Run folder or run id (see `panopticon runs`).")],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     replay: Annotated[bool, typer.Option(
-        "--replay", help="Also simulate the run again and compare every ledger row.")] = False,
+        "--replay", help="Also simulate the run again and compare every table, every ledger "
+                         "row, the final scores and the fingerprint.")] = False,
+    expect: Annotated[str | None, typer.Option(
+        "--expect", help="The fingerprint you kept when the run was made (`panopticon runs "
+                         "--json`): the run's must be this one.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Check a stored run's ledger: re-hash its chain day by day (and with --replay compare
-    it row by row with a fresh simulation). Exit code 1 if anything was changed."""
+    """Check that a stored run is whole and untampered: every file against its recorded size
+    and SHA-256, the manifest against the scenario, every day's rows of every table against
+    their digests, the ledger's hash chain day by day, the fingerprint (and with --replay a
+    fresh simulation). Exit code 0 if intact, 1 with what was found, 2 for bad input. See
+    docs/audit.md for what this guarantees."""
     from panopticon.audit import audit as run_audit
     from panopticon.store.local import find_run
 
     try:
-        report = run_audit(find_run(run, store), full=replay)
+        report = run_audit(find_run(run, store), full=replay, expect=expect)
     except UserError as exc:
         _fail(exc)
-    clean = report["chain_intact"] and report.get("replay_matches", True) and not (
-        report["unexplained"] or report["deviations"])
     if as_json:
         print(json.dumps(report, indent=2))
-    else:
-        out.print(f"{report['run']}: {report['days_checked']} days of ledger checked")
-        out.print("hash chain: " + ("[green]intact[/]" if report["chain_intact"]
-                                    else "[red]broken[/]"))
-        if replay:
-            out.print("replay: " + ("[green]every row as simulated[/]"
-                                    if report["replay_matches"] else "[red]rows differ[/]"))
-        for f in [*report["findings"], *report.get("replay_findings", [])][:50]:
-            out.print(f"  [red]{f['kind']}[/] {f['detail']}")
+        raise typer.Exit(0 if report["intact"] else 1)
+    out.print(f"{report['run']}: {report['days_checked']} days checked")
+    out.print("verdict: " + ("[green]intact[/]" if report["intact"] else "[red]NOT intact[/]"))
+    out.print("ledger hash chain: " + ("[green]intact[/]" if report["chain_intact"]
+                                       else "[red]broken[/]"))
+    if replay:
+        out.print("replay: " + ("[green]every table and row as simulated[/]"
+                                if report["replay_matches"] else "[red]differs[/]"))
+    shown = [*report["findings"], *report.get("replay_findings", [])]
+    for f in shown[:50]:
+        out.print(Text("  ") + Text(f["kind"], style="red") + Text(f" {f['detail']}"),
+                  highlight=False)
+    if len(shown) > 50:
+        out.print(f"  ... {len(shown) - 50} more (see --json)")
+    if report["unexplained"] is not None:
         officials = sorted({m["official"] for m in report["manual"]})
         out.print(f"manual adjustments: {len(report['manual'])}"
                   + (f" by officials {', '.join(officials[:10])}" if officials else ""))
         out.print(f"scores the ledger does not explain: {len(report['unexplained'])}")
         out.print(f"rule entries off their rule's points: {len(report['deviations'])}")
-        for attack, found in report["insider_actions_found"].items():
-            out.print(f"  insider {attack}: {found['caught']} of {found['actions']} actions "
-                      f"found ({found['share']:.0%})")
-    raise typer.Exit(0 if clean else 1)
+    for attack, found in report["insider_actions_found"].items():
+        out.print(f"  insider {attack}: {found['caught']} of {found['actions']} actions "
+                  f"found ({found['share']:.0%})")
+    raise typer.Exit(0 if report["intact"] else 1)
 
 
 @app.command()

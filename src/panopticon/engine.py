@@ -203,6 +203,69 @@ class State:
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
                    born_with=sim.society.ties)
 
+    @classmethod
+    def check_snapshot(cls, snap: dict[str, np.ndarray], sim: Simulation) -> list[str]:
+        """What makes ``snap`` unfit for :meth:`restore` into ``sim``: a missing or unknown
+        array, another dtype or shape than this simulation's state has, a day outside the
+        run, or an index (citizen, partner, tier, tie) out of range. The compiled kernels
+        trust these arrays, so a checkpoint is checked before it is restored.
+
+        Returns:
+            One line per problem (empty: restorable).
+        """
+        n, days = sim.n, sim.scenario.run.days
+        reference = initial_state(sim).snapshot()
+        ties = {f"ties.{layer}.{part}" for layer in sim.society.ties for part in ("indptr",
+                                                                                  "indices")}
+        problems = [f"{k}: missing" for k in sorted(set(reference) - set(snap))]
+        problems += [f"{k}: not part of this run's state" for k in sorted(
+            set(snap) - set(reference) - ties)]
+        for key in sorted(set(reference) & set(snap)):
+            want, got = reference[key], snap[key]
+            if got.dtype != want.dtype or got.ndim != want.ndim:
+                problems.append(f"{key}: {got.dtype} {got.shape}, expected {want.dtype} with "
+                                f"{want.ndim} dimensions")
+            elif got.shape != want.shape and not (want.ndim == 1 and n not in want.shape
+                                                  and key.startswith("policy.")):
+                problems.append(f"{key}: shape {got.shape}, expected {want.shape}")
+        if problems:
+            return problems
+        if not 0 < int(snap["day"]) <= days:
+            problems.append(f"day: {int(snap['day'])}, expected 1 to {days}")
+
+        def out_of_range(key: str, low: int, high: int) -> None:
+            a = snap[key]
+            if a.size and (a.min() < low or a.max() >= high):
+                problems.append(f"{key}: values outside {low} to {high - 1}")
+
+        out_of_range("partner", -1, n)
+        out_of_range("tier", 0, len(sim.policy.tier_names))
+        for key in snap:
+            if key.startswith("policy.") and key.endswith(("citizen", "citizens")):
+                out_of_range(key, 0, n)
+        dues = {len(snap[k]) for k in snap if k.startswith("policy.due")}
+        if len(dues) > 1:
+            problems.append("policy.due*: queues of different lengths")
+        for key in snap:
+            if key.startswith("policy.log.") and key.endswith(".sizes"):
+                log = key[:-len(".sizes")]
+                sizes = snap[key]
+                if (sizes < 0).any() or sizes.sum() != len(snap[f"{log}.citizens"]) \
+                        or len(sizes) != len(snap[f"{log}.days"]):
+                    problems.append(f"{log}: sizes do not match its days and citizens")
+        for layer in sim.society.ties:
+            indptr, indices = snap.get(f"ties.{layer}.indptr"), snap.get(f"ties.{layer}.indices")
+            if indptr is None and indices is None:
+                continue
+            if indptr is None or indices is None or indptr.dtype != np.int64 \
+                    or indices.dtype != np.int32 or indptr.shape != (n + 1,) \
+                    or indptr[0] != 0 or indptr[-1] != len(indices) \
+                    or (np.diff(indptr) < 0).any():
+                problems.append(f"ties.{layer}: not a valid tie layer of {n} citizens")
+            else:
+                out_of_range(f"ties.{layer}.indices", 0, n)
+        return problems
+
     def fingerprint(self) -> str:
         """SHA-256 over every state array and the ledger head: equal iff the runs agree bitwise."""
         h = hashlib.sha256(self.ledger_head)
@@ -327,7 +390,8 @@ def initial_state(sim: Simulation) -> State:
                  sensors=sim.sensors, ties=ties,
                  opportunities=OpportunityState.empty(sim.opportunities, n),
                  appeals=AppealState.empty(n), policy=policy,
-                 chain=ledger.Chain(ledger.genesis(sim.scenario.digest)),
+                 chain=ledger.Chain(ledger.genesis(sim.scenario.digest,
+                                                    sim.policy.rule_labels)),
                  born_with=sim.society.ties)
 
 

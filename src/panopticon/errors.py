@@ -46,9 +46,13 @@ class UserError(Exception):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a stored run: the run folder is marked ``interrupted`` and can be resumed."""
+    """Ctrl-C during a stored run: the run folder is marked ``interrupted`` and can be resumed
+    (or, with ``complete``, the signal came during the final write and the run completed)."""
 
-    def __init__(self, path, days_completed: int):
+    def __init__(self, path, days_completed: int, complete: bool = False):
         self.path = path
         self.days_completed = days_completed
-        super().__init__(f"interrupted; {days_completed} days are checkpointed in {path}")
+        self.complete = complete
+        """The signal came during the final write, which finished: the run is complete."""
+        super().__init__(f"interrupted after the run was completed in {path}" if complete else
+                         f"interrupted; {days_completed} days are checkpointed in {path}")

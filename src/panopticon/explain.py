@@ -351,14 +351,6 @@ def locate(ref: str | Path, store: str | Path) -> Path:
     return find_run(ref, Path(store))
 
 
-def _policy(scenario_json: Path) -> ScenarioSpec:
-    try:
-        return ScenarioSpec.model_validate_json(scenario_json.read_text())
-    except (OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{scenario_json}: missing or corrupt ({first})") from None
-
-
 def _parts(run_dir: Path, days: int) -> dict[str, list[Path]]:
     """Each story table's Parquet parts, checked to cover days 0 to ``days - 1`` once."""
     found: dict[str, dict[str, Path]] = {}
@@ -482,7 +474,7 @@ def explain(run: Any, citizen: int | str, scenario: ScenarioSpec | None = None) 
             manifest, scenario or Parquet file (named).
     """
     from panopticon.policy.scoring import CompiledPolicy
-    from panopticon.store.local import COMPLETE, read_manifest
+    from panopticon.store.local import COMPLETE, open_checked, read_scenario
 
     in_memory = hasattr(run, "manifest") and run.path is None
     if in_memory:
@@ -494,13 +486,13 @@ def explain(run: Any, citizen: int | str, scenario: ScenarioSpec | None = None) 
         path = Path(run.path if hasattr(run, "manifest") else run)
         if not path.is_dir():
             raise UserError(f"{path}: no such run folder")
-        manifest = read_manifest(path)
+        manifest = open_checked(path)
         if manifest.get("status") != COMPLETE:
             raise UserError(f"{path}: the run is {manifest.get('status')!r} "
                             f"({manifest.get('days_completed', 0)} of {manifest.get('days')} "
                             f"days); explain reads complete runs (`panopticon run --resume "
                             f"{path}` finishes it)")
-        spec = _policy(path / "scenario.json")
+        spec = read_scenario(path, manifest)
         days = int(manifest.get("days_completed", spec.run.days))
         source = _Stored(path, days)
     who = parse_citizen(citizen, int(manifest.get("citizens") or spec.run.citizens))

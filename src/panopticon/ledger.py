@@ -2,13 +2,14 @@
 
 Each day's rows are serialised in a fixed little-endian layout and hashed together with the
 previous day's head: ``head[d] = sha256(head[d-1] || day || rows[d])``. The genesis head hashes
-the scenario digest, so a ledger cannot be moved to another run unnoticed. Changing, adding or
-removing any row changes every later head.
+the scenario digest and the rules' names, so a ledger cannot be moved to another run, nor a
+rule renamed, unnoticed. Changing, adding or removing any row changes every later head.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -19,9 +20,13 @@ LAYOUT = (("citizen", "<i4"), ("rule", "<i2"), ("delta", "<i8"), ("observation",
           ("truth", "<i1"))
 
 
-def genesis(scenario_digest: str) -> bytes:
-    """The head before day 0."""
-    return hashlib.sha256(b"panopticon-ledger-v1:" + scenario_digest.encode()).digest()
+def genesis(scenario_digest: str, rule_labels: Sequence[str]) -> bytes:
+    """The head before day 0: it binds the scenario and the names of the rules, so that rows
+    (which hash a rule by its index) cannot be given another rule's name unnoticed."""
+    h = hashlib.sha256(b"panopticon-ledger-v2:" + scenario_digest.encode())
+    for label in rule_labels:
+        h.update(b"\0" + label.encode())
+    return h.digest()
 
 
 def chain(head: bytes, day: int, columns: dict[str, np.ndarray]) -> bytes:

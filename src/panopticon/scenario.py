@@ -475,8 +475,13 @@ class ScenarioSpec(Strict):
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the canonical scenario (run settings included)."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+        """SHA-256 of the canonical scenario: run settings included, except
+        ``run.checkpoint_every``, which changes how a run is written, never what it computes
+        (runs that differ only there have one digest and one fingerprint)."""
+        data = self.model_dump(mode="json")
+        del data["run"]["checkpoint_every"]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def active_events(self) -> list[str]:
         """Event types that happen (have a rate) or can be observed, in catalogue order."""

@@ -186,13 +186,10 @@ def _audit(run: RunData) -> None:
 
 
 def _load(path: Path, label: str, con) -> RunData:
-    from panopticon.store.local import read_manifest
+    from panopticon.store.local import open_checked, read_scenario
 
-    manifest = read_manifest(path)
-    try:
-        scenario = json.loads((path / "scenario.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path / 'scenario.json'}: missing or corrupt ({exc})") from None
+    manifest = open_checked(path)
+    scenario = read_scenario(path, manifest).model_dump(mode="json")
     daily = _table(path, "daily")
     if daily is None or daily.empty:
         raise UserError(f"{path}: no daily table; the run has no days to report")

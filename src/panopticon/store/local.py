@@ -2,21 +2,36 @@
 
 ```
 <run>/manifest.json        status (running | complete | interrupted | failed), scenario digest,
-                           seed, code version, timings, result fingerprint
+                           seed, code version, timings, result fingerprint, and ``files``: the
+                           size and SHA-256 of every file below (what the run wrote)
 <run>/scenario.json        the resolved scenario (re-run it bit for bit)
 <run>/daily/part-*.parquet events/… ledger/… observations/…   written at each checkpoint
+<run>/digests/part-*.parquet    per day and table: rows and a digest of their values
+<run>/ledger_chain/part-*.parquet   per day: the ledger's rows and hash-chain head
 <run>/citizens.parquet     attributes and final standing (written last)
-<run>/checkpoint.npz       state at the last checkpoint, with checkpoint.json
+<run>/checkpoint-DDDDD.npz state after day DDDDD - 1 (for --resume), named in the manifest
+<run>/.lock                held by the one process writing the run
 ```
-Part files are written before the checkpoint that names them, and the manifest is replaced
-atomically, so a run killed at any moment is either resumable from its last checkpoint or
-clearly marked as not complete. A reader never mistakes a partial run for a finished one.
+Part files and the checkpoint are written before the manifest that names them, and the
+manifest is replaced atomically, so a run killed at any moment is either resumable from its
+last checkpoint or clearly marked as not complete; files a killed process wrote after its last
+manifest are leftovers that no reader reads and resume removes.
+
+Every reader opens a run through :func:`open_checked`: a file the manifest lists that is
+missing or of another size, and a part it does not list, make the run unreadable (a
+:class:`~panopticon.errors.UserError` naming the file). ``panopticon audit`` checks the
+SHA-256 of every file too.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
+import io
 import json
 import os
+import re
 import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -29,29 +44,50 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from panopticon.errors import UserError
+from panopticon.store import digest
 from panopticon.store.tables import Collector, citizens_table
 
-TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
-          "appeals", "manipulations", "behaviour", "network", "network_groups", "ledger_chain")
-"""A run's tables, each a folder of Parquet parts. ``ledger_chain`` (day, rows, head: the
-ledger's hash chain after each day) is written by the store only."""
+DATA_TABLES = ("daily", "events", "ledger", "observations", "lists", "opportunities",
+               "refusals", "appeals", "manipulations", "behaviour", "network", "network_groups")
+"""The tables a run's days produce, each a folder of Parquet parts with a ``day`` column."""
+TABLES = (*DATA_TABLES, "ledger_chain", "digests")
+"""Every table folder of a run. The store writes two of its own: ``ledger_chain`` (day, rows,
+head: the ledger's hash chain after each day) and ``digests`` (day, table, rows, digest: what
+each day's rows of each data table hash to, see :mod:`panopticon.store.digest`)."""
 COMPLETE, RUNNING, INTERRUPTED, FAILED = "complete", "running", "interrupted", "failed"
+PART = re.compile(r"^part-(\d{5})-(\d{5})\.parquet$")
+CHECKPOINT = re.compile(r"^checkpoint-(\d{5})\.npz$")
+MANIFEST_KEYS = {"scenario": str, "scenario_digest": str, "seed": int, "citizens": int,
+                 "days": int, "days_completed": int, "status": str, "files": dict,
+                 "rules": list}
+"""Keys every manifest has, with their types (a manifest without them is corrupt)."""
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """Parquet with fast zstd; dictionary pages only for the columns that are categories."""
+    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd", compression_level=1,
+                   use_dictionary=categories or False)
+    return out.getvalue()
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Parquet with fast zstd; dictionary pages only for the columns that are categories."""
-    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
-    pq.write_table(table, path, compression="zstd", compression_level=1,
-                   use_dictionary=categories or False)
+    """Write ``table`` to ``path`` as :func:`parquet_bytes` (atomically)."""
+    _atomic_write(path, parquet_bytes(table))
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave half a file behind (a full disk frees it)
+        raise
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -59,16 +95,50 @@ def write_json(path: Path, obj: Any) -> None:
     _atomic_write(path, json.dumps(obj, indent=2, sort_keys=True).encode())
 
 
+def file_entry(data: bytes) -> list:
+    """What the manifest records of a file: [bytes, sha256]."""
+    return [len(data), hashlib.sha256(data).hexdigest()]
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------- reading
 def read_manifest(run_dir: Path) -> dict:
-    """A run's manifest, with ``status`` corrected for a process that died while running."""
+    """A run's manifest, with ``status`` corrected for a process that died while running.
+
+    Raises:
+        UserError: no manifest, or one that is not a run's (unreadable, not JSON, not an
+            object, a key missing or of the wrong type), naming the file and the problem.
+    """
     path = run_dir / "manifest.json"
     if not path.exists():
         raise UserError(f"{run_dir}: not a panopticon run (no manifest.json)")
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: corrupt manifest ({exc})") from None
-    if manifest.get("status") == RUNNING and not _alive(manifest):
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: corrupt manifest (a JSON object expected, found "
+                        f"{type(manifest).__name__})")
+    for key, kind in MANIFEST_KEYS.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UserError(f"{path}: corrupt manifest ({key!r} should be a "
+                            f"{kind.__name__}, found {value!r:.60})")
+    for key in ("checkpoint", "result", "timings"):
+        if not isinstance(manifest.get(key, {}), dict):
+            raise UserError(f"{path}: corrupt manifest ({key!r} should be an object)")
+    if not 0 <= manifest["days_completed"] <= manifest["days"]:
+        raise UserError(f"{path}: corrupt manifest (days_completed "
+                        f"{manifest['days_completed']} is not within 0-{manifest['days']})")
+    if manifest["status"] == RUNNING and not _alive(manifest):
         manifest["status"] = "incomplete"
         manifest["note"] = "the process that wrote this run is gone; resume it or delete it"
     return manifest
@@ -79,11 +149,164 @@ def _alive(manifest: dict) -> bool:
         return True  # cannot tell; trust the status
     try:
         os.kill(int(manifest.get("pid", -1)), 0)
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError):
         return False
     return True
 
 
+def leftover(name: str, manifest: dict) -> bool:
+    """A file the writer left that its manifest does not list and no reader reads: a part a
+    run that stopped early wrote after its last manifest (starting at or after
+    ``days_completed``), or a checkpoint other than the one the manifest names. Resume
+    removes them."""
+    if CHECKPOINT.match(name):
+        return True  # unlisted: a newer one not yet recorded, or an old one not yet removed
+    part = PART.match(name)
+    return manifest["status"] != COMPLETE and part is not None \
+        and int(part.group(1)) >= manifest["days_completed"]
+
+
+def check_files(run_dir: Path, manifest: dict, deep: bool = False) -> list[str]:
+    """What is wrong with a run's files against its manifest: a listed file missing or of
+    another size (with ``deep``, of another SHA-256), a part or checkpoint it does not list.
+
+    Returns:
+        One line per problem, each naming the file (empty: the files are as written).
+    """
+    problems = []
+    listed = manifest["files"]
+    for rel, entry in sorted(listed.items()):
+        path = run_dir / rel
+        if not (isinstance(entry, list) and len(entry) == 2 and Path(rel).parts
+                and ".." not in Path(rel).parts and not Path(rel).is_absolute()):
+            problems.append(f"{path}: the manifest's entry is corrupt")
+        elif not path.is_file():
+            problems.append(f"{path}: missing (the run wrote it)")
+        elif path.stat().st_size != entry[0]:
+            problems.append(f"{path}: {path.stat().st_size:,} bytes, the run wrote "
+                            f"{entry[0]:,}")
+        elif deep and sha256_of(path) != entry[1]:
+            problems.append(f"{path}: altered (its SHA-256 is not the one the run wrote)")
+    for table in TABLES:
+        folder = run_dir / table
+        if folder.is_dir():
+            for p in sorted(folder.iterdir()):
+                rel = f"{table}/{p.name}"
+                if rel not in listed and not p.name.endswith(".tmp") \
+                        and not leftover(p.name, manifest):
+                    problems.append(f"{p}: not written by the run (not in its manifest)")
+    for p in sorted(run_dir.glob("checkpoint*")):
+        if p.name not in listed and not p.name.endswith(".tmp") \
+                and not leftover(p.name, manifest):
+            problems.append(f"{p}: not written by the run (not in its manifest)")
+    if "checkpoint" in manifest and manifest["checkpoint"].get("file") not in listed:
+        problems.append(f"{run_dir}/manifest.json: names a checkpoint it does not list")
+    if manifest["status"] == COMPLETE and "citizens.parquet" not in listed:
+        problems.append(f"{run_dir / 'citizens.parquet'}: not in the manifest of a complete run")
+    return problems
+
+
+def open_checked(run_dir: Path) -> dict:
+    """A run's manifest once its files are checked (listed files present with their sizes,
+    no unlisted part): what every reader calls first.
+
+    Raises:
+        UserError: the first problem, and how many there are; ``panopticon audit`` lists all.
+    """
+    manifest = read_manifest(run_dir)
+    problems = check_files(run_dir, manifest)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        raise UserError(f"{problems[0]}{more}: the run is damaged or tampered with; "
+                        f"`panopticon audit {run_dir}` lists what is wrong")
+    return manifest
+
+
+def table_parts(run_dir: Path, table: str, manifest: dict | None = None) -> list[Path]:
+    """The Parquet parts of one of a run's tables, in day order: exactly the files its
+    manifest lists (never a glob over the folder). Without ``manifest``, the run is opened
+    with :func:`open_checked`."""
+    manifest = open_checked(run_dir) if manifest is None else manifest
+    names = sorted(rel.split("/", 1)[1] for rel in manifest["files"]
+                   if rel.startswith(f"{table}/"))
+    return [run_dir / table / name for name in names]
+
+
+def read_table(run_dir: Path, table: str, manifest: dict | None = None,
+               columns: list[str] | None = None) -> pa.Table:
+    """One of a run's tables (all its parts, in day order), or the citizens table."""
+    manifest = open_checked(run_dir) if manifest is None else manifest
+    if table == "citizens":
+        path = run_dir / "citizens.parquet"
+        if "citizens.parquet" not in manifest["files"]:
+            raise UserError(f"{run_dir}: no citizens table (the run did not finish)")
+        parts = [path]
+    else:
+        parts = table_parts(run_dir, table, manifest)
+        if not parts:
+            raise UserError(f"{run_dir}: no {table} data yet")
+    try:
+        return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts],
+                                promote_options="default")
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(f"{run_dir}/{table}: corrupt Parquet file ({exc})") from None
+
+
+def read_scenario(run_dir: Path, manifest: dict):
+    """The run's resolved scenario (``scenario.json``), checked against the manifest's
+    digest; a :class:`panopticon.scenario.ScenarioSpec`."""
+    from panopticon.scenario import ScenarioSpec
+
+    path = run_dir / "scenario.json"
+    try:
+        spec = ScenarioSpec.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: missing or corrupt ({first})") from None
+    if spec.digest != manifest["scenario_digest"]:
+        raise UserError(f"{path}: not the scenario this run was started with (its digest "
+                        f"differs from the manifest's scenario_digest)")
+    return spec
+
+
+def find_run(ref: str | Path, root: Path) -> Path:
+    """A run folder from a path or a run id under ``root``."""
+    for path in (Path(ref), Path(root) / str(ref)):
+        if path.is_dir() and (path / "manifest.json").exists():
+            return path
+    known = [m["run_id"] for m in list_runs(Path(root))][:5] if Path(root).is_dir() else []
+    hint = f"; runs in {root}/ include {', '.join(known)}" if known else ""
+    raise UserError(f"no run {str(ref)!r}: give a run folder or a run id{hint} "
+                    "(`panopticon runs` lists them)")
+
+
+def list_runs(root: Path) -> list[dict]:
+    """Manifests of every run under ``root``, newest first; ``run_id`` is the folder's name
+    (how a run is addressed). A run whose manifest is unreadable is listed as ``corrupt``,
+    one whose files do not match it as ``damaged``, with the problem in ``note``."""
+    if not root.exists():
+        return []
+    _check_store(root)
+    out = []
+    for d in root.iterdir():
+        if not d.is_dir() or not (d / "manifest.json").exists():
+            continue
+        try:
+            manifest = read_manifest(d)
+        except UserError as exc:
+            out.append({"run_id": d.name, "status": "corrupt", "note": str(exc), "path": str(d)})
+            continue
+        problems = check_files(d, manifest)
+        if problems:
+            manifest = {**manifest, "status": "damaged", "note": problems[0]
+                        + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")}
+        if manifest.get("run_id") not in (None, d.name):
+            manifest = {**manifest, "copy_of": manifest["run_id"]}
+        out.append({**manifest, "run_id": d.name, "path": str(d)})
+    return sorted(out, key=lambda m: str(m.get("created", "")), reverse=True)
+
+
+# ---------------------------------------------------------------- writing
 def _check_store(root: Path) -> None:
     if root.exists() and not root.is_dir():
         raise UserError(f"{root}: is a file; the run store must be a folder (see --out)")
@@ -108,6 +331,36 @@ def new_run_dir(root: Path, name: str, seed: int) -> Path:
     raise UserError(f"{root}: cannot create a run folder")
 
 
+class RunLock:
+    """The one writer of a run folder: an exclusive ``flock`` on ``<run>/.lock``, which holds
+    the writer's pid and host. The kernel drops it when the process dies, so a crashed
+    writer never leaves a stale lock."""
+
+    def __init__(self, run_dir: Path):
+        path = run_dir / ".lock"
+        try:
+            self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{path}: cannot lock the run for writing ({exc.strerror})") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(self._fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise UserError(f"{run_dir}: the run is being written by {holder}; one writer "
+                                "at a time (wait for it, or stop it first)") from None
+            raise
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Let another writer in (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
 def describe(sim, code_version: str) -> dict:
     """What a run is: scenario, digest, seed, size, code version, and its names."""
     spec = sim.scenario
@@ -118,19 +371,38 @@ def describe(sim, code_version: str) -> dict:
             "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names)}
 
 
-def result_of(state) -> dict:
-    """What a finished run came to: its fingerprint and ledger head (equal iff runs agree)."""
-    return {"fingerprint": state.fingerprint(), "ledger_head": state.ledger_head.hex()}
+def result_of(state, content_head: str, citizens: pa.Table) -> dict:
+    """What a finished run came to: its fingerprint (see
+    :func:`panopticon.store.digest.run_fingerprint`) and the parts it binds."""
+    parts = {"state_fingerprint": state.fingerprint(), "ledger_head": state.ledger_head.hex(),
+             "content_head": content_head, "citizens_digest": digest.table_digest(citizens)}
+    return {"fingerprint": digest.run_fingerprint(*parts.values()), **parts}
+
+
+class Digester:
+    """Digests a run's tables day by day and advances the content chain (see
+    :mod:`panopticon.store.digest`); used by the store and by in-memory runs alike."""
+
+    def __init__(self, head: bytes):
+        self.head = head
+
+    def add(self, tables: dict[str, pa.Table], days: list[int]) -> pa.Table:
+        """Digest the tables of ``days``; returns their ``digests`` table."""
+        entries = digest.by_day(tables, DATA_TABLES, days)
+        self.head = digest.chain(self.head, entries)
+        return digest.digests_table(entries)
 
 
 class RunWriter:
-    """A :class:`panopticon.engine.Sink` that writes the run folder."""
+    """A :class:`panopticon.engine.Sink` that writes the run folder (holding its lock)."""
 
-    def __init__(self, sim, run_dir: Path, manifest: dict):
+    def __init__(self, sim, run_dir: Path, manifest: dict, lock: RunLock, content_head: bytes):
         self.sim = sim
         self.dir = run_dir
         self.manifest = manifest
+        self.lock = lock
         self.buffer = Collector(sim)
+        self.digester = Digester(content_head)
         self.write_s = 0.0
         # One background writer: parts, then checkpoint, then manifest, strictly in order,
         # while the day loop goes on (Parquet encoding and the Numba kernels release the GIL).
@@ -144,24 +416,29 @@ class RunWriter:
         """Start a new run folder with a manifest marked ``running``."""
         spec = sim.scenario
         run_dir = new_run_dir(root, spec.name, spec.run.seed)
-        (run_dir / "scenario.json").write_text(
-            json.dumps(spec.model_dump(mode="json"), indent=2))
+        lock = RunLock(run_dir)
+        scenario = json.dumps(spec.model_dump(mode="json"), indent=2).encode()
+        _atomic_write(run_dir / "scenario.json", scenario)
         manifest = {
             **describe(sim, code_version), "run_id": run_dir.name, "status": RUNNING,
             "days_completed": 0, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "pid": os.getpid(), "host": socket.gethostname(), "timings": {},
+            "files": {"scenario.json": file_entry(scenario)},
         }
         write_json(run_dir / "manifest.json", manifest)
-        return cls(sim, run_dir, manifest)
+        return cls(sim, run_dir, manifest, lock, digest.genesis(spec.digest))
 
     @classmethod
-    def reopen(cls, sim, run_dir: Path, manifest: dict, day: int) -> RunWriter:
-        """Continue writing a stopped run from its checkpoint at ``day``."""
+    def reopen(cls, sim, run_dir: Path, manifest: dict, lock: RunLock) -> RunWriter:
+        """Continue writing a stopped run from its checkpoint (see :func:`prepare_resume`):
+        remove what the stopped process wrote after its last manifest, mark it running."""
+        _remove_leftovers(run_dir, manifest)
         manifest = {k: v for k, v in manifest.items() if k not in ("note", "stopped")}
-        manifest.update(status=RUNNING, days_completed=day, pid=os.getpid(),
-                        host=socket.gethostname())
+        manifest.update(status=RUNNING, pid=os.getpid(), host=socket.gethostname())
         write_json(run_dir / "manifest.json", manifest)
-        return cls(sim, run_dir, manifest)
+        head = manifest["checkpoint"]["content_head"] if manifest["days_completed"] else None
+        return cls(sim, run_dir, manifest, lock,
+                   bytes.fromhex(head) if head else digest.genesis(sim.scenario.digest))
 
     def day(self, record, state) -> None:  # noqa: D102 - Sink
         self.buffer.add(record)
@@ -174,18 +451,32 @@ class RunWriter:
         self._pending.append(self._writer.submit(self._write, buffered, snapshot, day, head,
                                                  links))
 
+    def _put(self, rel: str, data: bytes) -> None:
+        _atomic_write(self.dir / rel, data)
+        self.manifest["files"][rel] = file_entry(data)
+
     def _write(self, buffered: Collector, snapshot: dict, day: int, head: str,
                links: list[tuple[int, int, bytes]]) -> None:
         t0 = time.perf_counter()
+        files = self.manifest["files"]
         if buffered.days:
             name = f"part-{buffered.days[0]:05d}-{buffered.days[-1]:05d}.parquet"
-            for table, data in buffered.tables().items():
-                write_parquet(data, self.dir / table / name)
-            write_parquet(chain_table(links), self.dir / "ledger_chain" / name)
-        _atomic_write(self.dir / "checkpoint.npz", _npz_bytes(snapshot))
-        write_json(self.dir / "checkpoint.json", {"day": day, "ledger_head": head})
+            tables = buffered.tables()
+            tables["digests"] = self.digester.add(tables, buffered.days)
+            tables["ledger_chain"] = chain_table(links)
+            for table, data in tables.items():
+                self._put(f"{table}/{name}", parquet_bytes(data))
+        old = self.manifest.get("checkpoint", {}).get("file")
+        checkpoint = f"checkpoint-{day:05d}.npz"
+        self._put(checkpoint, _npz_bytes(snapshot))
+        self.manifest["checkpoint"] = {"file": checkpoint, "day": day, "ledger_head": head,
+                                       "content_head": self.digester.head.hex()}
         self.manifest["days_completed"] = day
+        if old and old != checkpoint:
+            files.pop(old, None)
         write_json(self.dir / "manifest.json", self.manifest)
+        if old and old != checkpoint:
+            (self.dir / old).unlink(missing_ok=True)
         self.write_s += time.perf_counter() - t0
 
     def _raise_failed(self) -> None:
@@ -205,28 +496,40 @@ class RunWriter:
         self.drain()
         self._writer.shutdown()
         t0 = time.perf_counter()
-        write_parquet(citizens_table(self.sim, state), self.dir / "citizens.parquet")
+        citizens = citizens_table(self.sim, state)
+        self._put("citizens.parquet", parquet_bytes(citizens))
         self.write_s += time.perf_counter() - t0
         self.manifest.update(
             status=COMPLETE, finished=datetime.now(UTC).isoformat(timespec="seconds"),
             timings={**timings, "write_s": round(self.write_s, 3)},
-            result=result_of(state),
+            result=result_of(state, self.digester.head.hex(), citizens),
         )
         write_json(self.dir / "manifest.json", self.manifest)
+        self.lock.release()
 
     def mark(self, status: str, reason: str) -> None:
         """Record that the run stopped early (interrupted or failed), after pending writes."""
         try:
             self.drain()
         except Exception as exc:  # noqa: BLE001 - the run is being marked as stopped anyway
-            reason += f"; a checkpoint write failed too ({exc})"
+            reason += f"; a checkpoint write failed too ({describe_error(exc)})"
         self._writer.shutdown()
         day = self.manifest["days_completed"]
         self.manifest.update(status=status, stopped=datetime.now(UTC).isoformat(timespec="seconds"),
                              note=f"{reason}; the last checkpoint holds days 0-{day - 1}; "
                                   f"resume with `panopticon run --resume {self.dir}`"
                              if day else f"{reason}; no checkpoint was written")
-        write_json(self.dir / "manifest.json", self.manifest)
+        try:
+            write_json(self.dir / "manifest.json", self.manifest)
+        finally:
+            self.lock.release()
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error as a user reads it (a full disk said in words)."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return f"the disk is full ({exc.filename or 'writing the run'})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def chain_table(links: list[tuple[int, int, bytes]]) -> pa.Table:
@@ -237,70 +540,87 @@ def chain_table(links: list[tuple[int, int, bytes]]) -> pa.Table:
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    import io
-
     out = io.BytesIO()
     np.savez(out, **arrays)
     return out.getvalue()
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, np.ndarray] | None:
-    """The state arrays saved at the last checkpoint (None if there is none yet); removes the
-    parts written after it."""
-    path = run_dir / "checkpoint.npz"
-    snap = None
-    if path.exists():
-        try:
-            with np.load(path) as data:
-                snap = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: corrupt checkpoint ({exc})") from None
-    day = 0 if snap is None else int(snap["day"])
-    for table in TABLES:
-        for part in (run_dir / table).glob("part-*.parquet"):
-            if int(part.stem.split("-")[1]) >= day:
-                part.unlink()  # written after the checkpoint: will be written again
+# ---------------------------------------------------------------- resuming
+def prepare_resume(run_dir: Path) -> tuple[dict, Any, dict[str, np.ndarray] | None, RunLock]:
+    """Everything resume needs, checked before anything is changed: the lock (one writer),
+    the manifest, the scenario (its digest, seed and size as the manifest says), every file
+    the run wrote (present, same size and SHA-256) and the checkpoint (named by the manifest,
+    at the day the manifest says). :meth:`RunWriter.reopen` then removes the leftovers of the
+    stopped process.
+
+    Returns:
+        (manifest, scenario spec, checkpoint arrays or None before the first, the lock)
+    Raises:
+        UserError: naming what is wrong; nothing in the folder was changed.
+    """
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    if not (run_dir / "manifest.json").exists():
+        raise UserError(f"{run_dir}: not a panopticon run (no manifest.json)")
+    lock = RunLock(run_dir)
+    try:
+        manifest = read_manifest(run_dir)
+        if manifest["status"] == COMPLETE:
+            raise UserError(f"{run_dir}: the run is already complete")
+        spec = read_scenario(run_dir, manifest)
+        for key, value in (("seed", spec.run.seed), ("citizens", spec.run.citizens),
+                           ("days", spec.run.days), ("scenario", spec.name)):
+            if manifest[key] != value:
+                raise UserError(f"{run_dir}/manifest.json: {key} is {manifest[key]!r} but the "
+                                f"scenario says {value!r}; the run cannot be resumed")
+        problems = check_files(run_dir, manifest, deep=True)
+        if problems:
+            raise UserError(f"{problems[0]}: cannot resume a damaged run"
+                            + (f" ({len(problems) - 1} more problems)" if len(problems) > 1
+                               else "") + f"; `panopticon audit {run_dir}` lists them")
+        day = manifest["days_completed"]
+        snapshot = _load_checkpoint(run_dir, manifest) if day else None
+        for table in TABLES:
+            for part in table_parts(run_dir, table, manifest):
+                if int(PART.match(part.name).group(2)) >= day:
+                    raise UserError(f"{part}: listed in the manifest but after its checkpoint "
+                                    f"(day {day}); the run cannot be resumed")
+        return manifest, spec, snapshot, lock
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _load_checkpoint(run_dir: Path, manifest: dict) -> dict[str, np.ndarray]:
+    entry = manifest.get("checkpoint")
+    if not isinstance(entry, dict) or not all(
+            isinstance(entry.get(k), str) for k in ("file", "ledger_head", "content_head")):
+        raise UserError(f"{run_dir}/manifest.json: corrupt manifest (no usable checkpoint "
+                        "entry although days were completed)")
+    path = run_dir / entry["file"]
+    if entry["file"] not in manifest["files"] or not CHECKPOINT.match(entry["file"]) \
+            or entry.get("day") != manifest["days_completed"]:
+        raise UserError(f"{path}: the manifest names a checkpoint it did not write, or at "
+                        f"another day than days_completed ({manifest['days_completed']})")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            snap = {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, KeyError) as exc:
+        raise UserError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # zipfile.BadZipFile and friends
+        raise UserError(f"{path}: corrupt checkpoint ({type(exc).__name__}: {exc})") from None
+    if "day" not in snap or snap["day"].shape != () or int(snap["day"]) != entry["day"]:
+        raise UserError(f"{path}: its day is not the manifest's days_completed "
+                        f"({manifest['days_completed']})")
     return snap
 
 
-def read_table(run_dir: Path, table: str) -> pa.Table:
-    """One of a run's tables (all its parts, in day order)."""
-    if table == "citizens":
-        path = run_dir / "citizens.parquet"
-        if not path.exists():
-            raise UserError(f"{run_dir}: no citizens table (the run did not finish)")
-        return pq.read_table(path)
-    parts = sorted((run_dir / table).glob("part-*.parquet"))
-    if not parts:
-        raise UserError(f"{run_dir}: no {table} data yet")
-    try:
-        return pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise UserError(f"{run_dir}/{table}: corrupt Parquet file ({exc})") from None
-
-
-def find_run(ref: str | Path, root: Path) -> Path:
-    """A run folder from a path or a run id under ``root``."""
-    for path in (Path(ref), Path(root) / str(ref)):
-        if path.is_dir() and (path / "manifest.json").exists():
-            return path
-    known = [m["run_id"] for m in list_runs(Path(root))][:5] if Path(root).exists() else []
-    hint = f"; runs in {root}/ include {', '.join(known)}" if known else ""
-    raise UserError(f"no run {str(ref)!r}: give a run folder or a run id{hint} "
-                    "(`panopticon runs` lists them)")
-
-
-def list_runs(root: Path) -> list[dict]:
-    """Manifests of every run under ``root``, newest first (unreadable ones flagged)."""
-    if not root.exists():
-        return []
-    _check_store(root)
-    out = []
-    for d in root.iterdir():
-        if not d.is_dir() or not (d / "manifest.json").exists():
-            continue
-        try:
-            out.append({**read_manifest(d), "path": str(d)})
-        except UserError as exc:
-            out.append({"run_id": d.name, "status": "corrupt", "note": str(exc), "path": str(d)})
-    return sorted(out, key=lambda m: m.get("created", ""), reverse=True)
+def _remove_leftovers(run_dir: Path, manifest: dict) -> None:
+    """Files the stopped process wrote after its last manifest (they will be written again)."""
+    folders = [run_dir / t for t in TABLES if (run_dir / t).is_dir()]
+    for folder in [run_dir, *folders]:
+        for p in folder.iterdir():
+            rel = p.relative_to(run_dir).as_posix()
+            if rel not in manifest["files"] and (leftover(p.name, manifest)
+                                                 or p.name.endswith(".tmp")):
+                p.unlink()
