@@ -2,8 +2,8 @@
 
 A run's tables are hashed day by day: for each day and table, the day's rows in stored order,
 column by column (name-sorted), by value. The digest depends on the values only, not on the
-Parquet encoding, the row groups, dictionary encoding or integer width, so it is the same for
-the table as written and as read back, and for any checkpoint interval. The days are chained
+Parquet encoding, the row groups or the dictionaries (a label is hashed by its text), so it
+is the same for the table as written and as read back, and for any checkpoint interval. The days are chained
 like the ledger: ``content[d] = sha256(content[d-1] || d || (table, rows, digest) ...)``.
 
 A run's fingerprint (:func:`run_fingerprint`) binds the final state, the ledger's head, this
@@ -25,59 +25,56 @@ EMPTY = hashlib.sha256(b"panopticon-no-rows").hexdigest()
 """The digest of a table on a day without rows (whatever the table's columns)."""
 
 
-def _canonical(column: pa.ChunkedArray | pa.Array) -> tuple[str, np.ndarray, np.ndarray | None,
-                                                              np.ndarray]:
-    """(kind, values, string offsets or None, valid) of a column, whatever its encoding.
+def _label_codes(array: pa.Array) -> np.ndarray:
+    """Each value of a string (or dictionary) column as the first 8 bytes of its label's
+    SHA-256 (0 for a null): one code per distinct label, whatever the dictionary's order."""
+    if not pa.types.is_dictionary(array.type):
+        array = array.dictionary_encode()
+    labels = array.dictionary.to_pylist()
+    codes = np.asarray([int.from_bytes(hashlib.sha256(str(x).encode()).digest()[:8], "little",
+                                       signed=True) for x in labels] or [0], dtype=np.int64)
+    indices = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    return codes[indices]
 
-    Integers are widened to int64 and floats to float64, dictionary columns decoded, so a
-    table hashes the same after a round trip through Parquet.
-    """
+
+def _canonical(column: pa.ChunkedArray | pa.Array) -> tuple[str, np.ndarray, np.ndarray | None]:
+    """(kind, values, valid or None when every row holds a value) of a column, whatever its
+    encoding: labels (strings, dictionaries) as codes of their text, booleans as bytes, numbers
+    as they are (a table read back from Parquet has the types it was written with)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary.take(array.indices)
-    n = len(array)
-    valid = np.ones(n, dtype=bool) if array.null_count == 0 else \
-        array.is_valid().to_numpy(zero_copy_only=False)
     kind = array.type
+    n = len(array)
     if pa.types.is_null(kind):
-        return "null", np.empty(0, np.uint8), None, np.zeros(n, dtype=bool)
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        array = array.cast(pa.large_string())
-        offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)[array.offset:
-                                                                    array.offset + n + 1]
-        data = np.frombuffer(array.buffers()[2], dtype=np.uint8) if array.buffers()[2] \
-            else np.empty(0, np.uint8)
-        return "str", data, offsets, valid
+        return "null", np.zeros(n, np.uint8), np.zeros(n, dtype=bool)
+    valid = None if array.null_count == 0 else array.is_valid().to_numpy(zero_copy_only=False)
+    if pa.types.is_dictionary(kind) or pa.types.is_string(kind) \
+            or pa.types.is_large_string(kind):
+        return "label", _label_codes(array), valid
     if pa.types.is_boolean(kind):
-        values = array.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint8)
-        return "bool", values, None, valid
-    if pa.types.is_integer(kind):
-        return "int", array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), \
-            None, valid
-    if pa.types.is_floating(kind):
-        return "float", array.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64), \
-            None, valid
+        return "bool", array.fill_null(False).to_numpy(zero_copy_only=False).view(np.uint8), \
+            valid
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        values = array.to_numpy(zero_copy_only=False) if valid is None else \
+            array.fill_null(0).to_numpy(zero_copy_only=False)
+        return str(values.dtype), np.ascontiguousarray(values), valid
     raise ValueError(f"cannot hash a column of type {kind}")
 
 
-def _update(h, name: str, kind: str, values: np.ndarray, offsets: np.ndarray | None,
-            valid: np.ndarray, lo: int, hi: int) -> None:
+def _update(h, name: str, kind: str, values: np.ndarray, valid: np.ndarray | None,
+            lo: int, hi: int) -> None:
     """Hash rows lo..hi of one canonical column: its name, which rows hold a value, and the
     values (the kind only when there is a value, so an all-null column hashes alike whether
     Arrow typed it or not)."""
-    keep = valid[lo:hi]
     h.update(name.encode() + b"\0")
+    keep = None if valid is None else valid[lo:hi]
+    if keep is None or keep.all():  # the same bytes whether other rows of the file have nulls
+        h.update(b"all\0" + kind.encode() + b"\0")
+        h.update(values[lo:hi])
+        return
     h.update(np.packbits(keep).tobytes())
-    if not keep.any():
-        return
-    h.update(kind.encode() + b"\0")
-    if offsets is None:
-        h.update(np.ascontiguousarray(values[lo:hi][keep]).tobytes())
-        return
-    starts, ends = offsets[lo:hi][keep], offsets[lo + 1:hi + 1][keep]
-    h.update((ends - starts).tobytes())
-    h.update(b"".join(values[s:e].tobytes() for s, e in zip(starts, ends, strict=True))
-             if not keep.all() else values[offsets[lo]:offsets[hi]].tobytes())
+    if keep.any():
+        h.update(kind.encode() + b"\0")
+        h.update(np.ascontiguousarray(values[lo:hi][keep]))
 
 
 def day_digests(table: pa.Table) -> list[tuple[int, int, str]]:
@@ -101,8 +98,8 @@ def day_digests(table: pa.Table) -> list[tuple[int, int, str]]:
     out = []
     for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
         h = hashlib.sha256()
-        for name, kind, values, offsets, valid in columns:
-            _update(h, name, kind, values, offsets, valid, lo, hi)
+        for name, kind, values, valid in columns:
+            _update(h, name, kind, values, valid, lo, hi)
         out.append((int(day[lo]), hi - lo, h.hexdigest()))
     return out
 
