@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,23 @@ run: $(STAMP)
 	$(BIN)/panopticon run
 	$(BIN)/panopticon report "$$(ls -td runs/*/ | head -n 1)" -o runs/report.html
 
-## test: install dev extras and run the whole suite
-test: $(DEV_STAMP)
+## test: install dev extras and the system packages the tests need (Debian's chromium, for
+## the browser tests), then run the whole suite
+test: $(DEV_STAMP) chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
+
+# The browser tests drive Debian's chromium: install it through apt when it is missing and we
+# are root; otherwise say exactly what to install.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "the browser tests need Debian's chromium: run 'sudo apt-get install -y chromium'" >&2; \
+	    exit 1; \
+	  fi; }
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -1,9 +1,9 @@
 """The report in a real browser (Debian chromium driven by Playwright): every section
 populated, every chart drawn, no script error and no request leaving the page.
 
-`.ci/run` installs chromium, so this test runs in CI; where chromium is missing it fails
-with a message saying how to install it, rather than skipping (a test that cannot fail is a
-defect).
+`make test` installs chromium (through apt, as root), so this test runs wherever the suite
+does; where chromium is missing it fails with a message saying how to install it, rather than
+skipping (a test that cannot fail is a defect).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ CHARTS = {"scores", "tiers", "refusals", "disparity", "behaviour", "assortativit
 def browser():
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium "
-                    "(`apt-get install -y chromium`; .ci/run does it in CI)", pytrace=False)
+                    "(`apt-get install -y chromium`; `make test` does it as root)", pytrace=False)
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
