@@ -153,8 +153,12 @@ def _span(days: list[int]) -> str:
 
 def _stored_digests(run_dir: Path, manifest: dict) -> dict[tuple[int, str], tuple[int, str]]:
     table = read_table(run_dir, "digests", manifest).to_pydict()
-    return {(d, t): (r, x) for d, t, r, x in zip(table["day"], table["table"], table["rows"],
-                                                  table["digest"], strict=True)}
+    try:
+        return {(int(d), str(t)): (int(r), bytes.fromhex(x).hex())
+                for d, t, r, x in zip(table["day"], table["table"], table["rows"],
+                                      table["digest"], strict=True)}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{run_dir}/digests: not a digests table ({exc})") from None
 
 
 def row_digests(run_dir: Path, manifest: dict, days: int
@@ -231,9 +235,14 @@ def check_manifest(run_dir: Path, manifest: dict, sim) -> list[Finding]:
             findings.append(Finding("manifest", None, None, f"manifest {key}: "
                                     f"{manifest.get(key)!r:.80} but the scenario gives "
                                     f"{expected[key]!r:.80}"))
-    if manifest["status"] == COMPLETE and manifest["days_completed"] != manifest["days"]:
+    complete = manifest["status"] == COMPLETE
+    if complete and manifest["days_completed"] != manifest["days"]:
         findings.append(Finding("manifest", None, None, f"a complete run of {manifest['days']} "
                                 f"days with days_completed {manifest['days_completed']}"))
+    if complete != ("citizens.parquet" in manifest["files"]) or \
+            complete != isinstance(manifest.get("result"), dict):
+        findings.append(Finding("manifest", None, None, f"status {manifest['status']!r}, but "
+                                "the run's citizens table and result say otherwise"))
     return findings
 
 
@@ -421,16 +430,16 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
     try:
         rows, _, content = check_rows(run_dir, manifest, days)
         chain, ledger_head = verify_chain(run_dir, manifest, days)
-    except UserError as exc:
-        return _verdict(report, [*findings, Finding("file", None, None, str(exc))], full)
+    except UNREADABLE as exc:
+        return _verdict(report, [*findings, Finding("file", None, None, _unreadable(exc))], full)
     findings += rows + chain
     result = manifest.get("result") or {}
     if manifest["status"] == COMPLETE:
         try:
             citizens = digest.table_digest(read_table(run_dir, "citizens", manifest))
             found = inspect(run_dir, manifest, sim)
-        except UserError as exc:
-            findings.append(Finding("file", None, None, str(exc)))
+        except UNREADABLE as exc:
+            findings.append(Finding("file", None, None, _unreadable(exc)))
         else:
             report.update(found)
             report["insider_actions_found"] = caught(run_dir, manifest, found)
@@ -448,9 +457,19 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
     if full:
         try:
             report["replay_findings"] = [asdict(f) for f in replay(run_dir, manifest)]
-        except UserError as exc:
-            findings.append(Finding("file", None, None, f"the replay cannot read the run: {exc}"))
+        except UNREADABLE as exc:
+            findings.append(Finding("file", None, None, "the replay cannot read the run: "
+                                    + _unreadable(exc)))
     return _verdict(report, findings, full)
+
+
+UNREADABLE = (UserError, ValueError, TypeError, KeyError, IndexError, pa.ArrowException)
+"""What reading a tampered table can raise: each becomes a finding, never a traceback."""
+
+
+def _unreadable(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, UserError) else \
+        f"a stored table is not what the run wrote ({type(exc).__name__}: {exc})"
 
 
 def _verdict(report: dict, findings: list[Finding], full: bool) -> dict:

@@ -93,16 +93,25 @@ def run(
     threads: Annotated[int | None, typer.Option(
         min=1, help="CPU threads (default: 1 below 500,000 citizens, else all). Results do "
                     "not depend on it.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run even if the run's estimated peak memory exceeds what the "
+                        "machine has available.")] = False,
 ) -> None:
     """Run a scenario for its days and store it; print a summary and where it was stored."""
     import panopticon as pc
+    from panopticon.resources import check_memory
 
     try:
         if resume is not None:
             if any(x is not None for x in (scenario, preset, citizens, days, seed)):
                 raise UserError("--resume continues a stored run as it was; "
                                 "give no scenario, preset or overrides with it")
-            manifest = pc.open_run(resume).manifest
+            from panopticon.store.local import read_manifest, read_scenario
+
+            if not resume.is_dir():
+                raise UserError(f"{resume}: no such run folder")
+            manifest = read_manifest(resume)
+            check_memory(read_scenario(resume, manifest), force=force)
             total = manifest["days"]
         else:
             if scenario is not None and preset is not None:
@@ -110,6 +119,7 @@ def run(
             spec = pc.load_scenario(scenario) if scenario is not None else \
                 pc.load(preset or "seed_article")
             spec = spec.with_run(citizens=citizens, days=days, seed=seed)
+            check_memory(spec, force=force)
             total = spec.run.days
         with _progress(quiet or as_json) as progress:
             task = progress.add_task("setting up", total=total)
@@ -203,26 +213,47 @@ def runs(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over views runs, daily, events, ledger, "
-                                            "observations, lists, opportunities, refusals, "
-                                            "behaviour, network, citizens (each has run_id).")],
+    sql: Annotated[str, typer.Argument(help="One SQL query over views runs, daily, events, "
+                                            "ledger, observations, lists, opportunities, "
+                                            "refusals, appeals, manipulations, behaviour, "
+                                            "network, network_groups, ledger_chain, citizens "
+                                            "(each has run_id, the run folder's name).")],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+    unsafe: Annotated[bool, typer.Option(
+        "--unsafe", help="Lift the restrictions: any number and kind of statements, and "
+                         "DuckDB's full file, network and extension access (COPY, ATTACH, "
+                         "read_csv of other files, INSTALL). Only for SQL you trust.")] = False,
 ) -> None:
-    """Query every stored run at once with DuckDB SQL."""
+    """Query every stored run at once with DuckDB SQL.
+
+    By default the SQL must be exactly one read-only query (SELECT, WITH, FROM, DESCRIBE,
+    SHOW, SUMMARIZE), and it can read only the store's runs, through the views: no other
+    files, no COPY, ATTACH, INSTALL or SET. --unsafe lifts this.
+    """
     import duckdb
 
-    from panopticon.store.query import connect
+    from panopticon.store.query import connect, read_only
 
     try:
-        result = connect(store).sql(sql)
+        con = connect(store, unsafe=unsafe)
+        result = con.sql(sql) if unsafe else read_only(con, sql)
         if result is None:
             return
         table = result.to_arrow_table()
     except UserError as exc:
         _fail(exc)
     except duckdb.Error as exc:
-        _fail(UserError(f"query failed: {str(exc).splitlines()[0]}"))
+        hint = " (query reads only the store's runs, through its views; --unsafe lifts this)" \
+            if isinstance(exc, duckdb.PermissionException) else ""
+        if isinstance(exc, (duckdb.IOException, duckdb.InvalidInputException)):
+            from panopticon.store.query import altered_files
+
+            altered = altered_files(store)  # a file of the right size, altered: name it
+            if altered:
+                hint = f"; {altered[0]}: the run is damaged or tampered with " \
+                       f"(`panopticon audit` lists what is wrong)"
+        _fail(UserError(f"query failed: {str(exc).splitlines()[0]}{hint}"))
     if as_json:
         print(json.dumps(table.to_pylist(), indent=2, default=str))
         return
@@ -479,16 +510,21 @@ def sweep(
                       "(repeat for a grid), e.g. sensors.cameras.misattribution=0,0.01.")],
     replicates: Annotated[int, typer.Option(
         min=1, help="Runs per grid point (seeds run.seed, run.seed + 1, ...).")] = 3,
-    workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Parallel processes (at most one per run and one per CPU).")] = 1,
     citizens: Annotated[int | None, typer.Option(help="Override the number of citizens.")] = None,
     days: Annotated[int | None, typer.Option(help="Override the number of days.")] = None,
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run even if the runs' estimated memory exceeds what is available.")
+    ] = False,
 ) -> None:
     """Run a scenario over a grid of settings x replicates in parallel processes; store every
-    run and print each grid point's metrics with 95% confidence intervals."""
+    run and print each grid point's metrics with 95% confidence intervals. Ctrl-C stops it
+    (exit 130), saying which runs are stored and which are not complete."""
     import panopticon as pc
-    from panopticon.sweep import Setting, run_sweep, save
+    from panopticon.sweep import Setting, SweepInterrupted, run_sweep, save
 
     try:
         base = pc.load(scenario).with_run(citizens=citizens, days=days)
@@ -497,10 +533,18 @@ def sweep(
             task = progress.add_task("sweeping", total=None)
             report = run_sweep(base, grid_settings, replicates, store, workers,
                                lambda done, total: progress.update(task, completed=done,
-                                                                   total=total))
+                                                                   total=total), force=force)
         path = save(report, store)
     except UserError as exc:
         _fail(exc)
+    except SweepInterrupted as exc:
+        err.print(Text("\ninterrupted", style="yellow") + Text(f": {exc.describe()}"),
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print(f"\n[yellow]interrupted[/]: no sweep report was written (runs already "
+                  f"stored stay in {store}/)", highlight=False)
+        raise typer.Exit(130) from None
     if as_json:
         print(json.dumps(report, indent=2, default=str))
         return

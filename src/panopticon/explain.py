@@ -352,13 +352,18 @@ def locate(ref: str | Path, store: str | Path) -> Path:
 
 
 def _parts(run_dir: Path, days: int) -> dict[str, list[Path]]:
-    """Each story table's Parquet parts, checked to cover days 0 to ``days - 1`` once."""
+    """Each story table's Parquet parts (those the run's manifest lists, once its files are
+    checked), checked to cover days 0 to ``days - 1`` once."""
+    from panopticon.store.local import open_checked, table_parts
+
+    manifest = open_checked(run_dir)
     found: dict[str, dict[str, Path]] = {}
     for table in STORY_TABLES:
         folder = run_dir / table
         if not folder.is_dir():
             raise UserError(f"{folder}: missing (the run's {table} table)")
-        found[table] = {p.name: p for p in folder.glob("part-*.parquet") if _PART.match(p.name)}
+        found[table] = {p.name: p for p in table_parts(run_dir, table, manifest)
+                        if _PART.match(p.name)}
     every = set().union(*found.values())
     for table, parts in found.items():
         missing = sorted(every - set(parts))
@@ -391,16 +396,19 @@ class _Stored:
               params: dict[str, Any], order: str = "day, ") -> list[dict]:
         import duckdb
 
+        from panopticon.store.query import parquet_files
+
+        # columns, where and order are this module's constants; values and paths are bound
         sql = (f"select {', '.join(columns)} from read_parquet($files, filename=true, "
                f"file_row_number=true) where {where} order by {order}filename, file_row_number")
         try:
-            cur = self.con.execute(sql, {"files": [str(f) for f in files], **params})
+            cur = self.con.execute(sql, {"files": parquet_files(files), **params})
             names = [c[0] for c in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
         except duckdb.Error as exc:
             for f in files:  # which file: read each alone
                 try:
-                    self.con.execute(sql, {"files": [str(f)], **params}).fetchall()
+                    self.con.execute(sql, {"files": parquet_files([f]), **params}).fetchall()
                 except duckdb.Error as one:
                     raise UserError(f"{f}: corrupt or unreadable Parquet file "
                                     f"({str(one).splitlines()[0]})") from None

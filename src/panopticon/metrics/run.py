@@ -53,9 +53,7 @@ def read(result: Any, name: str, columns: list[str] | None = None) -> pa.Table |
             table = table.select(columns)
         return table if table.num_rows else None
     path = Path(path)
-    files = [path / "citizens.parquet"] if name == "citizens" else \
-        sorted((path / name).glob("part-*.parquet"))
-    files = [f for f in files if f.exists()]
+    files = _files(path, name)
     if not files:
         return None
     try:
@@ -66,10 +64,20 @@ def read(result: Any, name: str, columns: list[str] | None = None) -> pa.Table |
                 return None
             parts.append(pq.read_table(f, columns=columns))
         table = pa.concat_tables(parts, promote_options="default")
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, ValueError, pa.ArrowException) as exc:
         raise UserError(f"{path}/{name}: corrupt or unreadable Parquet file "
                         f"({str(exc).splitlines()[0]})") from None
     return table if table.num_rows else None
+
+
+def _files(path: Path, name: str) -> list[Path]:
+    """The files of a stored run's table that its manifest lists (the run checked first)."""
+    from panopticon.store.local import open_checked, table_parts
+
+    manifest = open_checked(path)
+    if name == "citizens":
+        return [path / "citizens.parquet"] if "citizens.parquet" in manifest["files"] else []
+    return table_parts(path, name, manifest)
 
 
 def _col(table: pa.Table, name: str) -> np.ndarray:
@@ -174,15 +182,17 @@ def _ledger_sums(result: Any, n: int) -> np.ndarray:
     path = getattr(result, "path", None)
     sums = np.zeros(n, dtype=np.float64)
     if path is not None:
-        files = sorted((Path(path) / "ledger").glob("part-*.parquet"))
+        files = _files(Path(path), "ledger")
         if not files:
             return sums
         import duckdb
 
+        from panopticon.store.query import parquet_files
+
         try:
             rows = duckdb.connect().execute(
                 "select citizen, sum(delta_milli) from read_parquet($f) group by citizen",
-                {"f": [str(f) for f in files]}).fetchnumpy()
+                {"f": parquet_files(files)}).fetchnumpy()
         except duckdb.Error as exc:
             raise UserError(f"{path}/ledger: cannot read ({str(exc).splitlines()[0]})") from None
         citizen, total = rows["citizen"], rows[list(rows)[1]]

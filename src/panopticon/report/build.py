@@ -70,7 +70,10 @@ class RunData:
 
 
 def _parts(run_dir: Path, table: str) -> list[Path]:
-    return sorted((run_dir / table).glob("part-*.parquet"))
+    """The parts the run's manifest lists (the run's files checked first)."""
+    from panopticon.store.local import table_parts
+
+    return table_parts(run_dir, table)
 
 
 def _table(run_dir: Path, name: str) -> pd.DataFrame | None:
@@ -86,36 +89,36 @@ def _table(run_dir: Path, name: str) -> pd.DataFrame | None:
     return frame
 
 
-def _sql(con, query: str, what: Path) -> pd.DataFrame:
+def _sql(con, query: str, what: Path, **files: list[Path]) -> pd.DataFrame:
+    """``query`` with each ``$name`` of ``files`` bound to that list of Parquet files (as
+    :func:`panopticon.store.query.parquet_files`; no path is ever part of the SQL text)."""
     import duckdb
 
+    from panopticon.store.query import parquet_files
+
     try:
-        return con.sql(query).df()
+        return con.execute(query, {k: parquet_files(v) for k, v in files.items()}).df()
     except duckdb.Error as exc:
         raise UserError(f"{what}: corrupt or unreadable ({str(exc).splitlines()[0]})") from None
-
-
-def _parquet(paths: list[Path]) -> str:
-    return "read_parquet([" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "])"
 
 
 def _disparity(run: RunData, con) -> None:
     """Per attribute value: citizens, shares ever refused, wrongly refused, falsely named."""
     citizens = run.path / "citizens.parquet"
-    if not citizens.exists():
+    if "citizens.parquet" not in run.manifest.get("files", {}):
         run.notes["disparity"] = "not in this run: the run did not finish (no citizens table)."
         return
     refusals = _parts(run.path, "refusals")
-    c = _parquet([citizens])
+    files = {"c": [citizens], **({"r": refusals} if refusals else {})}
+    c = "read_parquet($c)"
     if refusals:
-        r = _parquet(refusals)
         joined = (f"(SELECT c.*, r.citizen IS NOT NULL AS refused, "
                   f"coalesce(r.wrongful, false) AS wrongly FROM {c} c LEFT JOIN "
-                  f"(SELECT citizen, bool_or(wrongful) AS wrongful FROM {r} GROUP BY citizen) r "
-                  f"USING (citizen))")
+                  f"(SELECT citizen, bool_or(wrongful) AS wrongful FROM read_parquet($r) "
+                  f"GROUP BY citizen) r USING (citizen))")
     else:
         joined = f"(SELECT *, false AS refused, false AS wrongly FROM {c})"
-    columns = set(_sql(con, f"SELECT * FROM {c} LIMIT 0", citizens).columns)
+    columns = set(_sql(con, f"SELECT * FROM {c} LIMIT 0", citizens, c=[citizens]).columns)
     out = {}
     for attr in ATTRIBUTES:
         if attr not in columns:
@@ -124,12 +127,12 @@ def _disparity(run: RunData, con) -> None:
             SELECT CAST("{attr}" AS VARCHAR) AS value, count(*) AS citizens,
                    avg(refused::INT) AS refused, avg(wrongly::INT) AS wrongly_refused,
                    avg(ever_false::INT) AS falsely_named
-            FROM {joined} GROUP BY 1 ORDER BY 1""", citizens)
+            FROM {joined} GROUP BY 1 ORDER BY 1""", citizens, **files)
     run.disparity = out
     if refusals:
-        run.wrongly_refused = int(_sql(con, f"SELECT count(DISTINCT citizen) AS n FROM "
-                                            f"{_parquet(refusals)} WHERE wrongful",
-                                       run.path / "refusals")["n"][0])
+        run.wrongly_refused = int(_sql(con, "SELECT count(DISTINCT citizen) AS n FROM "
+                                            "read_parquet($r) WHERE wrongful",
+                                       run.path / "refusals", r=refusals)["n"][0])
     else:
         run.notes["refusals"] = "not in this run: it has no opportunities or refusals table."
 
@@ -143,16 +146,16 @@ def _stories(run: RunData, con) -> None:
         return
     citizens = run.path / "citizens.parquet"
     picks: list[tuple[str, int]] = []
-    worst = _sql(con, f"SELECT citizen, false_points FROM {_parquet([citizens])} "
+    worst = _sql(con, "SELECT citizen, false_points FROM read_parquet($c) "
                       "WHERE false_points <> 0 ORDER BY abs(false_points) DESC, citizen LIMIT 1",
-                 citizens)
+                 citizens, c=[citizens])
     if len(worst):
         picks.append(("the citizen with the most points from false observations",
                       int(worst["citizen"][0])))
     refusals = _parts(run.path, "refusals")
     if refusals:
-        wrong = _sql(con, f"SELECT min(citizen) AS c FROM {_parquet(refusals)} WHERE wrongful",
-                     run.path / "refusals")["c"][0]
+        wrong = _sql(con, "SELECT min(citizen) AS c FROM read_parquet($r) WHERE wrongful",
+                     run.path / "refusals", r=refusals)["c"][0]
         if wrong is not None and not pd.isna(wrong):
             picks.append(("a citizen wrongly refused", int(wrong)))
     n = int(run.manifest["citizens"])

@@ -245,11 +245,19 @@ def read_table(run_dir: Path, table: str, manifest: dict | None = None,
         parts = table_parts(run_dir, table, manifest)
         if not parts:
             raise UserError(f"{run_dir}: no {table} data yet")
+    tables = []
+    for p in parts:
+        try:
+            tables.append(pq.read_table(p, columns=columns))
+            tables[-1].column_names  # noqa: B018 - names are decoded lazily: fail here, named
+        except (OSError, pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+            raise UserError(f"{p}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
     try:
-        return pa.concat_tables([pq.read_table(p, columns=columns) for p in parts],
-                                promote_options="default")
-    except (OSError, pa.ArrowException) as exc:
-        raise UserError(f"{run_dir}/{table}: corrupt Parquet file ({exc})") from None
+        return pa.concat_tables(tables, promote_options="default")
+    except pa.ArrowException as exc:
+        raise UserError(f"{run_dir}/{table}: its parts disagree on their columns "
+                        f"({str(exc).splitlines()[0]}); the run is damaged or tampered with"
+                        ) from None
 
 
 def read_scenario(run_dir: Path, manifest: dict):
@@ -396,6 +404,10 @@ class Digester:
 class RunWriter:
     """A :class:`panopticon.engine.Sink` that writes the run folder (holding its lock)."""
 
+    QUEUE = 1
+    """Checkpoints handed to the background writer and not yet written, at most: when the
+    disk is slower than the day loop, the loop waits rather than hold every day's records."""
+
     def __init__(self, sim, run_dir: Path, manifest: dict, lock: RunLock, content_head: bytes):
         self.sim = sim
         self.dir = run_dir
@@ -445,6 +457,8 @@ class RunWriter:
 
     def checkpoint(self, state) -> None:  # noqa: D102 - Sink
         self._raise_failed()
+        while len(self._pending) >= self.QUEUE:  # bounded memory: wait for the oldest write
+            self._pending.pop(0).result()
         buffered, self.buffer = self.buffer, Collector(self.sim)
         snapshot, day, head = state.snapshot(), state.day, state.ledger_head.hex()
         links = state.chain.take_links()
