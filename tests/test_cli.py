@@ -297,7 +297,7 @@ def test_run_json_prints_summary_with_mean_score_and_stored_path(stored):
     """`run --json` exits 0 and prints JSON with mean_score and the path it stored the run in."""
     store, _ = stored
     summary = _summary(stored)
-    assert isinstance(summary["mean_score"], float)
+    assert isinstance(summary["final_state"]["mean_score"], float)
     assert summary["citizens"] == 500 and summary["days"] == 5
     path = Path(summary["path"])
     assert path.parent == store and path.is_dir()

@@ -397,3 +397,21 @@ def test_resumed_policy_memory_gives_the_straight_run(tmp_path, preset):
     resumed = resume(next((tmp_path / "b").iterdir()))
     assert resumed.manifest["result"]["fingerprint"] == straight.manifest["result"]["fingerprint"]
     assert resumed.lists.equals(straight.lists)
+
+
+def test_the_summary_labels_whole_run_totals_final_state_and_the_last_day(stored):
+    """`summary()` gives what happened over every day as totals (the sum of the daily table's
+    counts, never the last day's), the standing at the end as the final state, and the last
+    day's counts only under ``last_day``; a citizen refused twice counts once."""
+    run, _ = stored
+    daily = run.daily.to_pandas()
+    summary = run.summary()
+    whole, final, last = summary["whole_run"], summary["final_state"], summary["last_day"]
+    for name in ("true_events", "false_observations", "score_changes"):
+        assert whole[name] == daily[name].sum() > daily[name].iloc[-1]
+        assert last[name] == daily[name].iloc[-1] and name not in final
+    assert final["mean_score"] == daily["mean_score"].iloc[-1] and "mean_score" not in whole
+    assert last["day"] == final["day"] == 13
+    if "refused" in whole:
+        refusals = run.table("refusals").to_pandas()
+        assert whole["citizens_refused"] == refusals.citizen.nunique() <= whole["refused"]

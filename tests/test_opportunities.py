@@ -266,6 +266,10 @@ def test_run_with_opportunities_records_every_refusal_and_resumes_bit_identicall
     assert counts["refused"].sum() == len(refusals) > 0
     assert counts["attempts"].sum() == counts["refused"].sum() + counts["granted"].sum()
     assert result.daily.to_pandas()["refused"].sum() == len(refusals)
+    whole = result.summary()["whole_run"]  # whole-run totals, distinct citizens counted once
+    assert whole["refused"] == len(refusals)
+    assert whole["citizens_refused"] == refusals.citizen.nunique() < len(refusals)
+    assert whole["citizens_wrongly_refused"] == refusals[refusals.wrongful].citizen.nunique()
     sim = engine.build(spec)
     straight = engine.run(sim).fingerprint()
     half = engine.run(sim, until=3)

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from panopticon import engine
@@ -100,15 +101,42 @@ class RunResult:
         return self.table("citizens")
 
     def summary(self) -> dict[str, Any]:
-        """Headline numbers of the last day plus run facts."""
-        last = self.daily.slice(self.daily.num_rows - 1).to_pylist()[0]
+        """What the run came to, each figure with its scope.
+
+        Returns:
+            Run facts (``run_id``, ``status``, ``scenario``, ``citizens``, ``days``, ``seed``,
+            ``fingerprint``, ``path``, ``timings``), then ``whole_run``: the totals over every
+            day (see :data:`panopticon.metrics.daily.FLOWS`) and the distinct citizens ever
+            refused and ever wrongly refused; ``final_state``: the standing at the end of the
+            last day (scores, tier shares, lists, sanctions, citizens ever named falsely);
+            ``last_day``: what happened on the last day alone.
+        """
+        from panopticon.metrics.daily import FLOWS
+
+        daily = self.daily
+        last = daily.slice(daily.num_rows - 1).to_pylist()[0]
+        whole = {k: int(np.nansum(daily.column(k).to_numpy(zero_copy_only=False))) for k in FLOWS
+                 if k in daily.column_names}
+        try:
+            refusals = self.table("refusals")
+        except UserError:
+            refusals = None
+        if refusals is not None and refusals.num_rows:
+            citizen = refusals.column("citizen").to_numpy()
+            wrongful = refusals.column("wrongful").to_numpy(zero_copy_only=False)
+            whole["citizens_refused"] = int(len(np.unique(citizen)))
+            whole["citizens_wrongly_refused"] = int(len(np.unique(citizen[wrongful])))
+        elif "refused" in whole:
+            whole["citizens_refused"] = whole["citizens_wrongly_refused"] = 0
+        final = {k: v for k, v in last.items() if k not in FLOWS and k != "citizens_false_today"}
         m = self.manifest
         return {"run_id": m.get("run_id"), "status": m.get("status"), "scenario": m["scenario"],
                 "citizens": m["citizens"], "days": m["days_completed"], "seed": m["seed"],
-                **{k: v for k, v in last.items() if k != "day"},
                 "fingerprint": m.get("result", {}).get("fingerprint"),
-                "path": str(self.path) if self.path else None,
-                "timings": m.get("timings", {})}
+                "path": str(self.path) if self.path else None, "timings": m.get("timings", {}),
+                "whole_run": whole, "final_state": final,
+                "last_day": {k: v for k, v in last.items()
+                             if k in FLOWS or k in ("day", "citizens_false_today")}}
 
 
 class _Tee:

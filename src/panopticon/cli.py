@@ -56,22 +56,31 @@ def _progress(quiet: bool) -> Progress:
 
 
 def _summary_table(summary: dict) -> Table:
+    """The run's summary in two labelled sections: totals over the whole run, and the state
+    at the end of the last day."""
+    days = summary["days"]
     table = Table(title=f"{summary['scenario']} — {summary['citizens']:,} citizens, "
-                        f"{summary['days']} days, seed {summary['seed']}", show_header=False)
-    table.add_column("metric", style="bold")
-    table.add_column("value", justify="right")
-    skip = {"scenario", "citizens", "days", "seed", "timings", "path", "run_id", "status"}
-    for k, v in summary.items():
-        if k in skip or v is None:
-            continue
+                        f"{days} days, seed {summary['seed']}", show_header=False)
+    sections = ((f"whole run (days 0-{days - 1}), totals", summary["whole_run"]),
+                (f"final state (end of day {days - 1})",
+                 {k: v for k, v in summary["final_state"].items() if k != "day"}))
+    names = [title for title, _ in sections] + [k for _, v in sections for k in v]
+    table.add_column("metric", style="bold", no_wrap=True, min_width=max(map(len, names)))
+    table.add_column("value", justify="right", no_wrap=True)
+
+    def value(k: str, v) -> str:
         if isinstance(v, float):
-            v = f"{v:.1%}" if k.startswith("share_") else f"{v:,.2f}"
-        elif isinstance(v, int):
-            v = f"{v:,}"
-        table.add_row(k.replace("_", " "), str(v))
+            return f"{v:.1%}" if k.startswith("share_") else f"{v:,.2f}"
+        return f"{v:,}" if isinstance(v, int) else str(v)
+
+    for title, values in sections:
+        table.add_row(Text(title, style="underline"), "")
+        for k, v in values.items():
+            if v is not None and not (isinstance(v, float) and v != v):
+                table.add_row(k.replace("_", " "), value(k, v))
     t = summary.get("timings", {})
     if t:
-        table.add_row("time", "  ".join(f"{k[:-2]} {v:.1f}s" for k, v in t.items()))
+        table.caption = "time: " + "  ".join(f"{k[:-2]} {v:.1f}s" for k, v in t.items())
     return table
 
 
@@ -150,6 +159,7 @@ def run(
             print(json.dumps(summary, indent=2, default=str))
             return
         out.print(_summary_table(summary))
+        out.print(Text("fingerprint ") + Text(str(summary["fingerprint"])), highlight=False)
         out.print(Text("stored in ") + Text(str(result.path), style="bold"))
     except KeyboardInterrupt:
         err.print(Text("\ninterrupted", style="yellow") + Text(

@@ -9,6 +9,15 @@ from panopticon.kernels import count_codes, sum_median_nonzero
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import Observations
 
+FLOWS = ("true_events", "observed_true", "missed_events", "misattributed", "false_observations",
+         "phantoms", "score_changes", "attempts", "retries", "refused", "wrongful_refusals",
+         "evaded", "granted", "loans", "appeals_filed", "appeals_upheld", "appeals_rejected",
+         "ties_rewired", "couples_broken", "couples_formed")
+"""Columns of the daily table that count what happened that day: their sum over the days is
+the whole run's total. The others (scores, tier shares, ``listed_*``, ``denied_*``,
+``granted_*``, ``citizens_ever_false``, backlogs, coverage) describe the state at the end of a
+day, and ``citizens_false_today`` counts distinct citizens of one day only."""
+
 
 def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[str, ...],
             tally: dict[str, np.ndarray], obs: Observations, n_ledger: int, ever_false: np.ndarray,
