@@ -48,7 +48,9 @@ def folder_bytes(path: Path) -> int:
 
 def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -> dict:
     """One size: warm-up, then the timed run, in memory or into a temporary run store."""
-    from panopticon import api, engine
+    from panopticon import api, engine, tuning
+
+    tuning.configure()  # as panopticon.run does before its first run
 
     spec = api.load(scenario).with_run(citizens=n, days=days, seed=seed)
     warm = spec.with_run(citizens=WARMUP_CITIZENS, days=WARMUP_DAYS)

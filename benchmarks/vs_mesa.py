@@ -51,7 +51,9 @@ def panopticon_stats(sim, state) -> dict:
 def child_panopticon(n: int, days: int, seed: int) -> dict:
     """Panopticon's reference preset: warm-up, then timed setup and day loop."""
 
-    from panopticon import api, engine
+    from panopticon import api, engine, tuning
+
+    tuning.configure()  # as panopticon.run does before its first run
 
     preset = api.load("reference")
     warm = engine.build(preset.with_run(citizens=WARMUP_CITIZENS, days=WARMUP_DAYS, seed=seed))

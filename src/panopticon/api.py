@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from panopticon import engine
+from panopticon import engine, tuning
 from panopticon.errors import RunInterrupted, UserError
 from panopticon.scenario import ScenarioSpec, load_preset, load_scenario
 from panopticon.store import digest, local
@@ -210,7 +210,8 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         scenario: a spec, a preset name or a YAML path.
         citizens, days, seed: override the scenario's run settings.
         out: root folder of the run store (a new run folder is made in it).
-        progress: optional sink (``day(record, state)``, ``checkpoint(state)``), e.g. a bar.
+        progress: optional: a callable ``(days done, days in all)``, or a sink with
+            ``day(record, state)`` and ``checkpoint(state)``, e.g. a progress bar.
         threads: CPU threads for the day loop (default: see ``engine.run``); results do not
             depend on it.
 
@@ -221,6 +222,8 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
     """
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days, seed=seed)
+    tuning.configure()
+    progress = _sink(progress, spec.run.days)
     with _Stop() as stop:
         t0 = time.perf_counter()
         sim = engine.build(spec)
@@ -266,12 +269,35 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
     return RunResult(writer.manifest, writer.dir)
 
 
-def open_run(path: str | Path) -> RunResult:
-    """A stored run by folder, once its files are checked against its manifest."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such run folder")
+def open_run(run: str | Path, store: str | Path = "runs") -> RunResult:
+    """A stored run by folder or by run id under ``store`` (as the CLI takes them), once its
+    files are checked against its manifest."""
+    path = local.find_run(run, Path(store))
     return RunResult(local.open_checked(path), path)
+
+
+class _Calls:
+    """A plain callable as a progress sink: called with (days done, days in all)."""
+
+    def __init__(self, fn, days: int):
+        self.fn, self.days = fn, days
+
+    def day(self, record, state) -> None:
+        self.fn(record.day + 1, self.days)
+
+    def checkpoint(self, state) -> None:
+        pass
+
+
+def _sink(progress, days: int):
+    """``progress`` as a sink: one with ``day``/``checkpoint`` as it is, a plain callable
+    (``lambda done, total: ...``) wrapped."""
+    if progress is None or hasattr(progress, "day"):
+        return progress
+    if callable(progress):
+        return _Calls(progress, days)
+    raise UserError("progress must be a callable (done, total) or a sink with day() and "
+                    "checkpoint()")
 
 
 def resume(path: str | Path, progress: Any = None, threads: int | None = None) -> RunResult:
@@ -284,6 +310,7 @@ def resume(path: str | Path, progress: Any = None, threads: int | None = None) -
     the state of this scenario's simulation.
     """
     path = Path(path)
+    tuning.configure()
     with _Stop() as stop:
         t0 = time.perf_counter()
         manifest, spec, snapshot, lock = local.prepare_resume(path)
@@ -297,6 +324,7 @@ def resume(path: str | Path, progress: Any = None, threads: int | None = None) -
             raise
         setup_s = time.perf_counter() - t0
         writer = local.RunWriter.reopen(sim, path, manifest, lock)
+        progress = _sink(progress, spec.run.days)
         return _drive(sim, state, writer, progress, setup_s, threads, stop)
 
 

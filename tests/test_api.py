@@ -1,0 +1,43 @@
+"""The Python API as a notebook user meets it: importing changes nothing, a stored run opens by
+its id, progress can be a plain function."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import build_scenario
+
+from panopticon import api
+from panopticon.errors import UserError
+
+
+def test_importing_panopticon_leaves_the_process_as_it_was():
+    """No environment variable is set and no allocator setting is changed by `import
+    panopticon`; the first run applies them (GOMP_SPINCOUNT appears then)."""
+    code = ("import os; before = dict(os.environ); import panopticon as pc; "
+            "assert dict(os.environ) == before, 'import changed the environment'; "
+            "from conftest import build_scenario; pc.run(build_scenario(), days=2); "
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GOMP_SPINCOUNT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=__import__("pathlib").Path(__file__).parent, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "10000"
+
+
+def test_a_stored_run_opens_by_its_id_under_the_store(tmp_path):
+    stored = api.run(build_scenario(), days=3, out=tmp_path / "runs")
+    by_id = api.open_run(stored.path.name, store=tmp_path / "runs")
+    assert by_id.path == stored.path and by_id.daily.num_rows == 3
+    with pytest.raises(UserError, match="no run 'nope'"):
+        api.open_run("nope", store=tmp_path / "runs")
+
+
+def test_progress_may_be_a_plain_function_of_days_done_and_days_in_all():
+    seen = []
+    api.run(build_scenario(), days=4, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    with pytest.raises(UserError, match="progress must be"):
+        api.run(build_scenario(), days=1, progress=42)
