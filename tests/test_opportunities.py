@@ -326,3 +326,24 @@ def test_true_standing_of_a_few_citizens_equals_that_of_everyone():
     for a, b in zip(lazy[:2], eager[:2], strict=True):
         assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
     assert (lazy[2] == eager[2]).all()
+
+
+def test_each_refusal_says_whether_a_sanction_a_missing_perk_or_the_score_refused_it():
+    """A flight blocked by the flights sanction, needing the deposit-free perk, with a lender's
+    minimum of 650 points. Citizen 1 is sanctioned, citizen 2 lacks the perk only (everyone but
+    3 and 4 lacks it), citizen 3 has it but is below 650, citizen 4 passes every gate: each
+    refusal carries its reasons, and the day's counts split the refusals by them."""
+    scores = np.asarray([700, 700, 700, 600, 700, 700]) * MILLI
+    opps = _opps(_kind(needs=("deposit_free_rental",), min_score=np.full(N, 650 * MILLI)),
+                 rate=20.0)
+    day = _everyone_tries(opps, OpportunityState.empty(opps, N),
+                          _gates(denied=[1], honest_denied=[1], granted=[3, 4], scores=scores))
+    r = day.refusals
+    why = {c: (s, p, low) for c, s, p, low in zip(r.citizen.tolist(), r.sanctioned.tolist(),
+                                                   r.no_perk.tolist(), r.low_score.tolist(),
+                                                   strict=True)}
+    assert why == {0: (False, True, False), 1: (True, True, False), 2: (False, True, False),
+                   3: (False, False, True), 5: (False, True, False)}
+    assert _count(day, "refused_sanctioned") == int((r.citizen == 1).sum())
+    assert _count(day, "refused_low_score") == int((r.citizen == 3).sum())
+    assert _count(day, "refused_no_perk") == int(np.isin(r.citizen, [0, 1, 2, 5]).sum())

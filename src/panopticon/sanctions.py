@@ -37,10 +37,16 @@ from panopticon.rng import Stage, stream_key, uniform, uniforms_at
 from panopticon.scenario import RepaymentTable, ScenarioSpec
 from panopticon.society import Population
 
-MEASURES = ("attempts", "retries", "refused", "wrongful", "evaded", "granted", "loans")
+MEASURES = ("attempts", "retries", "refused", "wrongful", "evaded", "granted", "loans",
+            "refused_sanctioned", "refused_no_perk", "refused_low_score")
 """What is counted per opportunity and group each day: attempts (retries included), retries,
 refused (evaded ones included), wrongful refusals, evaded refusals (succeeded anyway), granted
-attempts (evaded included), and loans started."""
+attempts (evaded included), loans started, and the refusals by why (see :data:`REASONS`; one
+refusal may have several)."""
+REASONS = ("sanctioned", "no_perk", "low_score")
+"""Why a try is refused: a sanction that blocks it is denied to the citizen (a punishment), a
+perk it needs is not granted to them (a reward withheld), or their score is below the
+lender's minimum."""
 MAX_TRIES = 20.0
 """Most attempts of one kind a citizen may make per day on average (rates are Poisson)."""
 RETRY_SLOT = 255
@@ -187,13 +193,22 @@ class Gates:
 class Refusals:
     """Every refused attempt of one day, in citizen order per kind: citizen int32, kind int16
     (index into the opportunities), wrongful bool (not refused on true standing), evaded bool
-    (succeeded anyway), retry bool (a second or later try)."""
+    (succeeded anyway), retry bool (a second or later try), and why, one bool each of
+    :data:`REASONS` (``sanctioned``, ``no_perk``, ``low_score``; at least one is true)."""
 
     citizen: np.ndarray
     kind: np.ndarray
     wrongful: np.ndarray
     evaded: np.ndarray
     retry: np.ndarray
+    sanctioned: np.ndarray | None = None
+    no_perk: np.ndarray | None = None
+    low_score: np.ndarray | None = None
+
+    def __post_init__(self):
+        for name in REASONS:  # hand-built refusals without reasons: none known
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.zeros(len(self.citizen), dtype=bool))
 
     def __len__(self) -> int:
         return len(self.citizen)
@@ -252,20 +267,27 @@ def draw_tries(seed: int, day: int, opps: Opportunities
     return citizen, kind, slot
 
 
-def _refused(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
-             scores: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
-    """Which of ``who``'s tries the gates refuse; the masks and scores are read at ``at``
-    (default: ``who``, for arrays over all citizens)."""
+def _reasons(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
+             scores: np.ndarray, at: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+    """Why the gates refuse each of ``who``'s tries, one bool mask per :data:`REASONS`; the
+    masks and scores are read at ``at`` (default: ``who``, for arrays over all citizens)."""
     at = who if at is None else at
-    out = np.zeros(len(who), dtype=bool)
+    sanctioned, no_perk, low_score = (np.zeros(len(who), dtype=bool) for _ in REASONS)
     for name in opp.blocked_by:
         if name in denied:
-            out |= denied[name][at]
+            sanctioned |= denied[name][at]
     for name in opp.needs:
-        out |= ~granted[name][at] if name in granted else True
+        no_perk |= ~granted[name][at] if name in granted else True
     if opp.min_score is not None:
-        out |= scores[at] < opp.min_score[who]
-    return out
+        low_score |= scores[at] < opp.min_score[who]
+    return sanctioned, no_perk, low_score
+
+
+def _refused(opp: Opportunity, who: np.ndarray, denied: dict, granted: dict,
+             scores: np.ndarray, at: np.ndarray | None = None) -> np.ndarray:
+    """Which of ``who``'s tries the gates refuse, for any of the :func:`_reasons`."""
+    sanctioned, no_perk, low_score = _reasons(opp, who, denied, granted, scores, at)
+    return sanctioned | no_perk | low_score
 
 
 def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, gates: Gates,
@@ -296,7 +318,8 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
         if opp.loan is not None:  # one loan at a time
             free = state.loan_due[opps.loans.index(k), who] < 0
             who, tries, retry = who[free], tries[free], retry[free]
-        refused = _refused(opp, who, gates.denied, gates.granted, gates.scores)
+        reasons = _reasons(opp, who, gates.denied, gates.granted, gates.scores)
+        refused = reasons[0] | reasons[1] | reasons[2]
         u = uniforms_at(stream_key(seed, Stage.OPPORTUNITY, day, 10 * k + _EVADE),
                         (who.astype(np.int64) << 8) + tries)  # one draw per try
         evaded = refused & (u < opp.evasion)
@@ -309,20 +332,21 @@ def attempt(seed: int, day: int, opps: Opportunities, state: OpportunityState, g
             started = _start_loans(seed, day, opp.loan, k, opps.loans.index(k), state, who,
                                    granted, repay_of)
         g = group[who]
-        for m, mask in enumerate((None, retry, refused, None, evaded, granted, started)):
+        for m, mask in enumerate((None, retry, refused, None, evaded, granted, started,
+                                  *reasons)):
             if m != wrongful_at:
                 counts[m, k] = np.bincount(g if mask is None else g[mask], minlength=n_groups)
         parts.append((who[refused], np.full(int(refused.sum()), k, dtype=np.int16),
-                      evaded[refused], retry[refused]))
+                      evaded[refused], retry[refused], *(r[refused] for r in reasons)))
     if not parts:
-        parts = [(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, bool),
-                  np.empty(0, bool))]
-    who, kinds, evaded, retry = (np.concatenate(cols) for cols in zip(*parts, strict=True))
+        parts = [(np.empty(0, np.int32), np.empty(0, np.int16),
+                  *(np.empty(0, bool) for _ in range(2 + len(REASONS))))]
+    who, kinds, evaded, retry, *why = (np.concatenate(cols) for cols in zip(*parts, strict=True))
     wrongful = _wrongful(opps, gates, who, kinds)
     for k in range(len(opps.kinds)):
         counts[wrongful_at, k] = np.bincount(group[who[wrongful & (kinds == k)]],
                                              minlength=n_groups)
-    return OpportunityDay(counts, Refusals(who, kinds, wrongful, evaded, retry))
+    return OpportunityDay(counts, Refusals(who, kinds, wrongful, evaded, retry, *why))
 
 
 def _wrongful(opps: Opportunities, gates: Gates, who: np.ndarray, kinds: np.ndarray

@@ -11,7 +11,8 @@ from panopticon.sensors import Observations
 
 FLOWS = ("true_events", "observed_true", "missed_events", "misattributed", "false_observations",
          "phantoms", "score_changes", "attempts", "retries", "refused", "wrongful_refusals",
-         "evaded", "granted", "loans", "appeals_filed", "appeals_upheld", "appeals_rejected",
+         "evaded", "granted", "loans", "refused_sanctioned", "refused_no_perk",
+         "refused_low_score", "appeals_filed", "appeals_upheld", "appeals_rejected",
          "ties_rewired", "couples_broken", "couples_formed")
 """Columns of the daily table that count what happened that day: their sum over the days is
 the whole run's total. The others (scores, tier shares, ``listed_*``, ``denied_*``,

@@ -10,7 +10,7 @@ import pyarrow as pa
 from panopticon.governance import APPEAL_OUTCOMES, ATTACKS
 from panopticon.policy.runtime import LIST_CHANGES
 from panopticon.policy.schema import MILLI
-from panopticon.sanctions import MEASURES
+from panopticon.sanctions import MEASURES, REASONS
 from panopticon.sensors import TALLY
 
 
@@ -142,13 +142,17 @@ def _day_rows(days: list[int], parts: list, columns: dict) -> pa.Table:
 
 def refusals_table(days: list[int], parts: list, kinds: Sequence[str]) -> pa.Table:
     """Every refused attempt: day, citizen, opportunity, ``wrongful`` (the gates would not
-    have refused on the citizen's true standing), ``evaded`` (succeeded anyway), ``retry``."""
+    have refused on the citizen's true standing), ``evaded`` (succeeded anyway), ``retry``,
+    and why (:data:`panopticon.sanctions.REASONS`): ``sanctioned`` (a sanction blocking it is
+    denied to them), ``no_perk`` (a perk it needs is not granted), ``low_score`` (below the
+    lender's minimum)."""
     return _day_rows(days, [p and p.refusals for p in parts], {
         "citizen": ("citizen", np.int32, pa.array),
         "opportunity": ("kind", np.int16, lambda v: _dictionary(v, kinds or ["none"])),
         "wrongful": ("wrongful", bool, pa.array),
         "evaded": ("evaded", bool, pa.array),
         "retry": ("retry", bool, pa.array),
+        **{name: (name, bool, pa.array) for name in REASONS},
     })
 
 
