@@ -41,3 +41,22 @@ def test_progress_may_be_a_plain_function_of_days_done_and_days_in_all():
     assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
     with pytest.raises(UserError, match="progress must be"):
         api.run(build_scenario(), days=1, progress=42)
+
+
+def test_sweep_returns_one_row_per_run_with_a_column_per_setting_and_metric(tmp_path):
+    """What Mesa's batch_run users expect: a DataFrame to group by the settings; each run's
+    manifest records its setting, and the runs view has it as a column."""
+    import panopticon as pc
+    from panopticon.store.query import connect
+
+    frame = pc.sweep(build_scenario(), {"sensors.cameras.misattribution": [0.0, 0.2]},
+                     replicates=2, out=tmp_path / "runs", days=3)
+    assert len(frame) == 4 and set(frame["status"]) == {"complete"}
+    assert sorted(frame["sensors.cameras.misattribution"]) == [0.0, 0.0, 0.2, 0.2]
+    assert {"replicate", "seed", "run_id", "mean_score"} <= set(frame.columns)
+    means = frame.groupby("sensors.cameras.misattribution")["false_observations"].mean()
+    assert means[0.2] > means[0.0]
+    rows = connect(tmp_path / "runs").sql(
+        'select "sensors.cameras.misattribution" as m, count(*) as n from runs group by 1 '
+        "order by 1").fetchall()
+    assert rows == [(0.0, 2), (0.2, 2)]

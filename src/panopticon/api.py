@@ -203,7 +203,8 @@ class _Memory:
 
 def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         days: int | None = None, seed: int | None = None, out: str | Path | None = None,
-        progress: Any = None, threads: int | None = None) -> RunResult:
+        progress: Any = None, threads: int | None = None,
+        settings: dict[str, Any] | None = None) -> RunResult:
     """Run a scenario; store it under ``out`` if given, else keep the tables in memory.
 
     Args:
@@ -214,6 +215,9 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
             ``day(record, state)`` and ``checkpoint(state)``, e.g. a progress bar.
         threads: CPU threads for the day loop (default: see ``engine.run``); results do not
             depend on it.
+        settings: the settings this run varies (dotted scenario key -> value), recorded in
+            its manifest: a sweep's runs carry their grid point, and the ``runs`` view of
+            ``panopticon query`` has one column per key.
 
     Raises:
         RunInterrupted: Ctrl-C or SIGTERM during a stored run (it is marked ``interrupted``
@@ -231,7 +235,7 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         setup_s = time.perf_counter() - t0
         stop.check()
         if out is not None:
-            writer = local.RunWriter.create(sim, Path(out), code_version())
+            writer = local.RunWriter.create(sim, Path(out), code_version(), settings)
             return _drive(sim, state, writer, progress, setup_s, threads, stop)
         memory = _Memory(sim)
         t1 = time.perf_counter()
@@ -242,6 +246,7 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         tables, memory.collector.days)
     tables["citizens"] = citizens_table(sim, state)
     manifest = {**local.describe(sim, code_version()), "run_id": None,
+                "settings": dict(settings or {}),
                 "status": local.COMPLETE, "days_completed": state.day,
                 "timings": {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)},
                 "result": local.result_of(state, digester.head.hex(), tables["citizens"])}
@@ -267,6 +272,40 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
     if stop.requested:
         raise RunInterrupted(writer.dir, writer.manifest["days_completed"], complete=True)
     return RunResult(writer.manifest, writer.dir)
+
+
+def sweep(scenario: ScenarioSpec | str | Path, settings: dict[str, list], *,
+          replicates: int = 3, out: str | Path = "runs", workers: int = 1,
+          citizens: int | None = None, days: int | None = None, progress: Any = None,
+          force: bool = False):
+    """Run a scenario over a grid of settings x replicates (as ``panopticon sweep``); every
+    run is stored under ``out`` with its settings in its manifest.
+
+    Args:
+        settings: dotted scenario key -> the values to try, e.g.
+            ``{"sensors.cameras.misattribution": [0, 0.01, 0.05]}``; several keys make a grid.
+        replicates: runs per grid point, seeds ``run.seed``, ``run.seed + 1``, ...
+        workers: processes (at most one per run and per CPU).
+        progress: optional callable (runs done, runs in all).
+
+    Returns:
+        A pandas DataFrame, one row per run: a column per setting, ``replicate``, ``seed``,
+        ``run_id``, ``status``, then one column per metric of the run (see
+        ``panopticon.metrics.run.summary``); group it by the settings for means and
+        intervals (``panopticon sweep`` prints them).
+    """
+    import pandas as pd
+
+    from panopticon.sweep import Setting, run_sweep
+
+    spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
+    spec = spec.with_run(citizens=citizens, days=days)
+    grid = [Setting(key, tuple(values)) for key, values in settings.items()]
+    report = run_sweep(spec, grid, replicates, Path(out), workers, progress, force=force)
+    rows = [{**r["point"], "replicate": r["replicate"], "seed": spec.run.seed + r["replicate"],
+             "run_id": Path(r["run"]).name if r.get("run") else None, "status": r["status"],
+             **(r.get("summary") or {})} for r in report["runs"]]
+    return pd.DataFrame(rows)
 
 
 def open_run(run: str | Path, store: str | Path = "runs") -> RunResult:

@@ -223,7 +223,7 @@ def _one(job: tuple) -> dict:
     spec = spec.with_run(seed=spec.run.seed + replicate)
     _in_run.set()
     try:
-        result = api.run(spec, out=store,
+        result = api.run(spec, out=store, settings=point,
                          progress=None if _stopping is None else _StopWhenAsked(_stopping))
     except RunInterrupted as exc:
         record.update(run=str(exc.path), stopped=True,

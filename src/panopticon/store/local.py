@@ -424,8 +424,10 @@ class RunWriter:
             (run_dir / t).mkdir(exist_ok=True)
 
     @classmethod
-    def create(cls, sim, root: Path, code_version: str) -> RunWriter:
-        """Start a new run folder with a manifest marked ``running``."""
+    def create(cls, sim, root: Path, code_version: str,
+               settings: dict[str, Any] | None = None) -> RunWriter:
+        """Start a new run folder with a manifest marked ``running`` (``settings``: what
+        this run varies, e.g. a sweep's grid point)."""
         spec = sim.scenario
         run_dir = new_run_dir(root, spec.name, spec.run.seed)
         lock = RunLock(run_dir)
@@ -435,7 +437,7 @@ class RunWriter:
             **describe(sim, code_version), "run_id": run_dir.name, "status": RUNNING,
             "days_completed": 0, "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "pid": os.getpid(), "host": socket.gethostname(), "timings": {},
-            "files": {"scenario.json": file_entry(scenario)},
+            "settings": dict(settings or {}), "files": {"scenario.json": file_entry(scenario)},
         }
         write_json(run_dir / "manifest.json", manifest)
         return cls(sim, run_dir, manifest, lock, digest.genesis(spec.digest))

@@ -92,9 +92,7 @@ def connect(root: str | Path, unsafe: bool = False) -> duckdb.DuckDBPyConnection
                             f"`panopticon audit {m['path']}` says what is wrong; move it out of "
                             f"{root} to query the other runs")
     con = duckdb.connect()
-    runs = pa.Table.from_pylist([{k: m.get(k) for k in RUNS_COLUMNS} for m in manifests]) \
-        if manifests else pa.table({k: pa.array([], pa.string()) for k in RUNS_COLUMNS})
-    con.register("runs", runs)
+    con.register("runs", runs_table(manifests))
     try:
         for table in TABLES:
             files = [(m["run_id"], p) for m in manifests
@@ -115,6 +113,24 @@ def connect(root: str | Path, unsafe: bool = False) -> duckdb.DuckDBPyConnection
         for setting in _LOCKDOWN:
             con.execute(setting)
     return con
+
+
+def runs_table(manifests: list[dict]) -> pa.Table:
+    """The ``runs`` view: :data:`RUNS_COLUMNS`, the fingerprint, then one column per setting
+    any run records (a sweep's grid point: ``"sensors.cameras.misattribution"``, quoted in
+    SQL), null for runs without it; a setting whose values mix types is text."""
+    keys = sorted({k for m in manifests for k in (m.get("settings") or {})})
+    columns = {k: pa.array([m.get(k) for m in manifests]) for k in RUNS_COLUMNS} if manifests \
+        else {k: pa.array([], pa.string()) for k in RUNS_COLUMNS}
+    columns["fingerprint"] = pa.array([(m.get("result") or {}).get("fingerprint")
+                                       for m in manifests], pa.string())
+    for key in keys:
+        values = [(m.get("settings") or {}).get(key) for m in manifests]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowException, TypeError):
+            columns[key] = pa.array([None if v is None else str(v) for v in values], pa.string())
+    return pa.table(columns)
 
 
 def altered_files(root: str | Path) -> list[str]:
