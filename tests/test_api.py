@@ -60,3 +60,19 @@ def test_sweep_returns_one_row_per_run_with_a_column_per_setting_and_metric(tmp_
         'select "sensors.cameras.misattribution" as m, count(*) as n from runs group by 1 '
         "order by 1").fetchall()
     assert rows == [(0.0, 2), (0.2, 2)]
+
+
+def test_a_scenario_changed_by_key_gets_exactly_the_checks_a_file_gets():
+    """`set` returns a validated copy (the original unchanged); a camera watching an event
+    that does not exist, an unknown key or a misspelt parent is refused, as in a file."""
+    base = build_scenario()
+    changed = base.set("sensors.cameras.misattribution", 0.02)
+    assert changed.sensors["cameras"].misattribution == 0.02
+    assert base.sensors["cameras"].misattribution == 0.05
+    assert base.set("policy.rules.0.points", -7).policy.rules[0].points == -7
+    with pytest.raises(UserError, match="no_such_event"):
+        base.set("sensors.cameras.events", ["no_such_event"])
+    with pytest.raises(UserError, match="misattributon"):
+        base.set("sensors.cameras.misattributon", 0.1)
+    with pytest.raises(UserError, match="did you mean 'sensors'"):
+        base.set("sensor.cameras.misattribution", 0.1)

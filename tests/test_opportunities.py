@@ -279,10 +279,9 @@ def test_run_with_opportunities_records_every_refusal_and_resumes_bit_identicall
 
 def test_opportunity_rates_above_twenty_a_day_are_a_user_error():
     """A multiplier pushing a rate above 20 tries a day is refused, naming the opportunity."""
-    spec = build_scenario(GATED, opportunities={"flight": {"rate": 12, "multipliers": {
-        "sex": {"male": 2.0}}}})
     with pytest.raises(UserError, match="opportunities.flight"):
-        engine.build(spec)
+        engine.build(build_scenario(GATED, opportunities={"flight": {"rate": 12, "multipliers": {
+            "sex": {"male": 2.0}}}}))
 
 
 def test_a_grade_override_from_a_true_observation_is_part_of_true_standing():

@@ -11,29 +11,43 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from panopticon.catalogue import EVENTS_BY_NAME, OPPORTUNITIES_BY_NAME, SOURCES
 from panopticon.errors import Problem, UserError
-from panopticon.policy.schema import PolicySpec
+from panopticon.policy.schema import MAX_POINTS, PolicySpec
 from panopticon.spec import (
+    MAX_NUMBER,
     ByCategory,
     Distribution,
     LogNormal,
     NonNegative,
     Normal,
+    NumericTable,
     PerCategory,
     Probability,
     Strict,
     Table,
 )
-from panopticon.specfile import Positions, dotted, locate, problems_from, read_yaml, validate
+from panopticon.specfile import (
+    Positions,
+    capped,
+    check_kind,
+    dotted,
+    locate,
+    problems_from,
+    read_yaml,
+    validate,
+)
 
 SCHEMA_VERSION = 1
 CATEGORICAL = ("sex", "region", "group", "residency", "occupation")
@@ -41,6 +55,10 @@ BUILTIN_NUMBERS = ("age", "income", "rank", "children", "score")
 """Numeric citizen columns conditions can name; traits may not reuse these names."""
 RESIDENCIES = ("citizen", "resident_foreigner", "tourist")
 DERIVED_OCCUPATIONS = ("minor", "retired")
+
+
+ScoreLevel = Annotated[float, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
+"""A score threshold in points, within the scores' range (it is compared in milli-points)."""
 
 
 # ---------------------------------------------------------------- society
@@ -109,6 +127,16 @@ class SocietySpec(Strict):
     traits: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], PerCategory] = {}
     """Further numeric traits drawn once per citizen (e.g. a true creditworthiness), usable in
     conditions, start scores and loan repayment like ``income``."""
+
+    @field_validator("adult_age")
+    @classmethod
+    def _one_age(cls, dist):
+        # ages are drawn before the categories a ByCategory would pick by (the population
+        # draws one age distribution for everyone): refuse here, not with a traceback there
+        if isinstance(dist, ByCategory):
+            raise ValueError("adult_age takes one distribution for every adult; ages by "
+                             "category are not supported")
+        return dist
 
     @field_validator("traits")
     @classmethod
@@ -314,8 +342,8 @@ class OpportunitySpec(Strict):
     who: Annotated[str, Field(min_length=1, max_length=500)] | None = None
     blocked_by: list[str] | None = None
     needs: list[str] | None = None
-    min_score: float | dict[Literal["group", "sex", "region", "residency"],
-                            dict[str, float]] | None = None
+    min_score: ScoreLevel | dict[Literal["group", "sex", "region", "residency"],
+                                 dict[str, ScoreLevel]] | None = None
     retry: Probability = 0.0
     evasion: Probability = 0.0
     loan: LoanSpec | None = None
@@ -467,7 +495,28 @@ class ScenarioSpec(Strict):
         except ValidationError as exc:
             raise UserError("invalid run settings", problems_from(
                 exc, {**self.run.model_dump(), **changes}, {}, "<command line>")) from None
-        return self.model_copy(update={"run": run})
+        spec = self.model_copy(update={"run": run})
+        if (run.citizens, run.seed) != (self.run.citizens, self.run.seed):
+            # the largest drawn rates depend on who is drawn: check them as loading does
+            problems = [Problem("<command line>", 0, 0, dotted(path), message)
+                        for path, message in check_limits(spec)]
+            if problems:
+                raise UserError(f"invalid run settings for {self.name} (run.citizens="
+                                f"{run.citizens}, run.seed={run.seed})", capped(problems))
+        return spec
+
+    def set(self, key: str, value: Any) -> ScenarioSpec:
+        """A copy with one setting changed by its dotted key, as written in YAML (list items
+        by index), e.g. ``set("sensors.cameras.misattribution", 0.02)`` or
+        ``set("policy.association.0.weight", 0.3)``; validated with exactly the checks a
+        scenario file gets (names, limits), so a typo is an error, never ignored.
+
+        Raises:
+            UserError: no such key (with the keys known there), or an invalid value.
+        """
+        data = self.model_dump(mode="json")
+        assign(data, key, value)
+        return scenario_from_data(data, {}, f"<set {key}>")
 
     def canonical_json(self) -> str:
         """The scenario as sorted JSON: what is hashed and stored with every run."""
@@ -560,7 +609,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                     out.append(((*path, attr, cat),
                                 f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
 
-    for attr in ("adult_age", "income"):
+    for attr in ("income",):  # adult_age is one distribution (SocietySpec._one_age)
         dist = getattr(soc, attr) if soc is not None else None
         if not isinstance(dist, ByCategory):
             continue
@@ -640,7 +689,8 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         out += _check_opportunity(name, opp, categories, traits)
     if policy is not None:
         labels = {k: tuple(v) for k, v in categories.items()} if categories else None
-        out += [(("policy", *path), msg) for path, msg in check_policy(policy, labels, traits)]
+        out += [(("policy", *path), msg)
+                for path, msg in check_policy(policy, labels, traits, soc)]
         if labels is not None and beh_spec is not None:
             out += _check_conditions(policy, labels, traits,
                                      scenario_conditions(beh_spec, spec.opportunities or {},
@@ -703,6 +753,214 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
     return out
 
 
+# ---------------------------------------------------------------- limits
+_U_EXTREMES = np.array([0.0, 1.0 - 2.0 ** -53])
+"""The smallest and largest uniforms the generator gives: every draw lies between the draws at
+these two (the samplers are inverse CDFs, non-decreasing in the uniform)."""
+_CHUNK = 1 << 20
+
+
+def check_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+    """What the run would refuse, or draw wrong, found before it builds anything.
+
+    The run refuses a citizen with more than 20 true events a day, 20 attempts at an
+    opportunity or 20 phantom records (behaviour, sanctions and sensors check the population
+    they are given); a distribution whose draws overflow would give infinite incomes. These
+    checks bound the same quantities with the same samplers and random streams, without a
+    population, so ``validate`` refuses exactly what ``run`` would (and more only where a
+    bound is not reached: a multiplier's category that no drawn citizen has, say). They take
+    a few hundredths of a second per distributed rate and million citizens.
+    """
+    out: list[tuple[tuple, str]] = []
+    soc = spec.society
+    for path, dist in [(("society", "adult_age"), soc.adult_age),
+                       *_per_category(("society", "income"), soc.income),
+                       *(x for name, d in soc.traits.items()
+                         for x in _per_category(("society", "traits", name), d))]:
+        out += [(path, msg) for msg in _drawable(dist)]
+    for name, beh in spec.behaviour.events.items():
+        if not isinstance(beh.rate, int | float | None):
+            out += [((*("behaviour", "events", name), "rate"), msg) for msg in _drawable(beh.rate)]
+    for name, opp in spec.opportunities.items():
+        if not isinstance(opp.rate, int | float | None):
+            out += [(("opportunities", name, "rate"), msg) for msg in _drawable(opp.rate)]
+    if out:
+        return out
+    return _rate_limits(spec) + _phantom_limits(spec)
+
+
+def _per_category(path: tuple, dist) -> list[tuple[tuple, Any]]:
+    if isinstance(dist, ByCategory):
+        return [((*path, "values", cat), d) for cat, d in dist.values.items()]
+    return [(path, dist)]
+
+
+def _drawable(dist) -> list[str]:
+    """Problems drawing ``dist`` with the population's own sampler: it fails (bounds too far
+    from the median for a float), or its draws are not finite or beyond ±MAX_NUMBER."""
+    from panopticon.society.sampling import draw
+
+    if isinstance(dist, NumericTable):
+        return []  # its values are the draws, each within ±MAX_NUMBER
+    try:
+        with np.errstate(all="ignore"):
+            lo, hi = draw(dist, _U_EXTREMES)
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return ["cannot be drawn: its min or max is too far from the median for a float"]
+    if not (np.isfinite(lo) and np.isfinite(hi)) or max(-lo, hi) > MAX_NUMBER:
+        return [f"can draw values from {lo:.3g} to {hi:.3g}; at most ±{MAX_NUMBER:g} is "
+                f"supported: give it a min and max{' or a smaller sigma' * (dist.kind == 'lognormal')}"]
+    return []
+
+
+def _categories(soc: SocietySpec) -> dict[str, list[str]]:
+    """Every category of each categorical attribute (occupation with the derived ones)."""
+    return {"sex": ["female", "male"], "region": soc.region.labels(), "group": soc.group.labels(),
+            "residency": soc.residency.labels(),
+            "occupation": [*soc.occupation.labels(), *DERIVED_OCCUPATIONS]}
+
+
+def _largest_factor(spec, categories: dict[str, list[str]], skip: str = "") -> float:
+    """The largest product of ``multipliers`` (an unnamed category keeps 1) and ``bands``
+    factors any citizen could get (every band and category taken as reachable)."""
+    factor = 1.0
+    for attr, table in spec.multipliers.items():
+        if attr != skip:
+            factor *= max([*table.values(), *([1.0] if set(categories[attr]) - set(table)
+                                               else [])])
+    for bands in getattr(spec, "bands", {}).values():
+        factor *= max(bands.factors)
+    return factor
+
+
+def _max_uniform(key: np.uint64, n: int) -> float:
+    """The largest of the ``n`` uniforms of a stream (what ``uniforms(key, n)`` gives), in
+    chunks so that memory stays small for any number of citizens."""
+    from panopticon.rng import uniforms
+
+    return max(float(uniforms(key, min(_CHUNK, n - start), offset=start).max())
+               for start in range(0, n, _CHUNK))
+
+
+def _largest_draw(rate, default: float, limit: float, key: np.uint64, n: int) -> float:
+    """The largest base rate among ``n`` citizens: the number; or the distribution's largest
+    possible draw if that is within ``limit`` (a max of 1, say), else its draw at the largest
+    uniform of the citizens' stream (draws are non-decreasing in the uniform); a table's
+    largest value with a weight."""
+    from panopticon.society.sampling import draw
+
+    if rate is None:
+        return float(default)
+    if isinstance(rate, int | float):
+        return float(rate)
+    if isinstance(rate, NumericTable):
+        return max(v for v, w in zip(rate.values, rate.weights, strict=True) if w > 0)
+    largest = float(draw(rate, _U_EXTREMES[1:])[0])
+    if largest <= limit:
+        return largest  # no need to look at the stream
+    return float(draw(rate, np.array([_max_uniform(key, n)]))[0])
+
+
+def _largest_total(parts: list[tuple[float, Any, np.uint64]], n: int) -> float:
+    """The largest sum over parts of factor x each citizen's own draw, citizen by citizen
+    (when the sum of the parts' maxima is too coarse a bound)."""
+    from panopticon.rng import uniforms
+    from panopticon.society.sampling import draw
+
+    best = 0.0
+    for start in range(0, n, _CHUNK):
+        m = min(_CHUNK, n - start)
+        total = np.zeros(m)
+        for factor, rate, key in parts:
+            total += factor * (rate if isinstance(rate, float) else
+                               draw(rate, uniforms(key, m, offset=start)))
+        best = max(best, float(total.max()))
+    return best
+
+
+def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+    """Behaviour rates and opportunity attempts per citizen-day within what the run supports,
+    drawn from the run's own streams (run.seed, run.citizens)."""
+    from panopticon.behaviour import MAX_RATE
+    from panopticon.rng import Stage, stream_key
+    from panopticon.sanctions import MAX_TRIES
+
+    out: list[tuple[tuple, str]] = []
+    n, seed = spec.run.citizens, spec.run.seed
+    categories = _categories(spec.society)
+    drawn = f"with run.citizens={n} and run.seed={seed}"
+    events = spec.active_events()
+    parts, total = [], 0.0
+    for name, beh in spec.behaviour.events.items():
+        key = stream_key(seed, Stage.RATES, 0, events.index(name))
+        factor = _largest_factor(beh, categories)
+        base = _largest_draw(beh.rate, EVENTS_BY_NAME[name].rate_per_day,
+                             MAX_RATE / factor if factor else math.inf, key, n)
+        if base * factor > MAX_RATE:
+            out.append((("behaviour", "events", name, *(("rate",) if beh.rate is not None
+                                                        else ())),
+                        f"some citizens' rate can reach {base * factor:.3g} events a day "
+                        f"({_how(beh.rate, base, factor, drawn)}); at most {MAX_RATE:g} is "
+                        "supported: lower it, or give its distribution a max"))
+        parts.append((factor, float(base) if isinstance(beh.rate, int | float | None)
+                      else beh.rate, key))
+        total += base * factor
+    # the sum of each event's largest rate is a coarse bound: only when it is too high, add
+    # up each citizen's own draws (still with the largest factors)
+    largest = _largest_total(parts, n) if not out and total > MAX_RATE else 0.0
+    if largest > MAX_RATE:
+        out.append((("behaviour", "events"),
+                    f"some citizens' rates can add up to {largest:.3g} events a day ({drawn}, "
+                    f"with the largest multipliers and bands); at most {MAX_RATE:g} is "
+                    "supported"))
+    for k, (name, opp) in enumerate(spec.opportunities.items()):
+        default = OPPORTUNITIES_BY_NAME[name].rate_per_day if name in OPPORTUNITIES_BY_NAME \
+            else 0.0
+        key = stream_key(seed, Stage.OPPORTUNITY, 0, 100 + k)
+        factor = _largest_factor(opp, categories)
+        base = _largest_draw(opp.rate, default, MAX_TRIES / factor if factor else math.inf,
+                             key, n)
+        if base * factor > MAX_TRIES:
+            out.append((("opportunities", name, *(("rate",) if opp.rate is not None else ())),
+                        f"some citizens would try it {base * factor:.3g} times a day "
+                        f"({_how(opp.rate, base, factor, drawn)}); at most {MAX_TRIES:g} is "
+                        "supported"))
+    return out
+
+
+def _how(rate, base: float, factor: float, drawn: str) -> str:
+    """How a rate bound came about, for a message."""
+    how = f"a rate of {base:.3g}" if isinstance(rate, int | float | None) else \
+        f"the largest draw {drawn} is {base:.3g}"
+    return how + (f", times multipliers and bands up to {factor:.3g}" if factor != 1 else "")
+
+
+def _phantom_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+    """Expected phantom records per citizen-day within what the sensors support, in every
+    region: phantom_rate x false_match_multipliers x coverage summed over sources. A source
+    that reallocates its coverage may bring any region's to 1, so it counts with 1."""
+    from panopticon.sensors import MAX_PHANTOMS
+
+    categories = _categories(spec.society)
+    for region in categories["region"]:
+        lam: dict[str, float] = {}
+        for name, src in spec.sensors.items():
+            cov = 1.0 if src.reallocate is not None else (
+                src.coverage.get(region, 0.0) if isinstance(src.coverage, dict) else src.coverage)
+            by_region = src.false_match_multipliers.get("region", {}).get(region, 1.0)
+            others = SimpleNamespace(multipliers=src.false_match_multipliers)
+            lam[name] = src.phantom_rate * cov * by_region * _largest_factor(
+                others, categories, skip="region")
+        if sum(lam.values()) > MAX_PHANTOMS:
+            name = max(lam, key=lam.__getitem__)
+            return [(("sensors", name, "phantom_rate"),
+                     f"phantom_rate times false_match_multipliers and coverage can give "
+                     f"citizens of region {region!r} {sum(lam.values()):.3g} phantom records a "
+                     f"day ({lam[name]:.3g} from this source); at most {MAX_PHANTOMS:g} is "
+                     "supported")]
+    return []
+
+
 def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, OpportunitySpec],
                         governance: GovernanceSpec | None = None
                         ) -> dict[str, tuple[str, str, bool]]:
@@ -745,9 +1003,12 @@ def _key_path(path: str) -> tuple:
 
 
 def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None,
-                 traits: tuple[str, ...] = ()) -> list[tuple[tuple, str]]:
-    """A policy's names and conditions: events, tiers, sanctions and perks exist, and every
-    condition compiles (against the society's categories; the default society if None)."""
+                 traits: tuple[str, ...] = (), society: SocietySpec | None = None
+                 ) -> list[tuple[tuple, str]]:
+    """A policy's names and conditions: events, tiers, sanctions and perks exist, every
+    condition compiles (against the society's categories; the default society if None), and
+    a start score given as an expression stays within the scores' range for every citizen
+    the society can hold."""
     from panopticon.catalogue import PERKS, SANCTIONS
     from panopticon.policy.runtime import PolicyError, compile_policy_conditions
 
@@ -786,7 +1047,74 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
         compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels, traits)
     except PolicyError as exc:
         out.append((_key_path(exc.path), str(exc.error)))
+    if not out and isinstance(policy.score.start, str):
+        out += _start_range(policy, labels, traits, society or SocietySpec())
     return out
+
+
+def _start_range(policy: PolicySpec, labels: dict, traits: tuple[str, ...],
+                 society: SocietySpec) -> list[tuple[tuple, str]]:
+    """``score.start`` as an expression, compiled as the run compiles it but with the range of
+    every column the society can produce: its values, rounded to milli-points, must fit the
+    int64 scores before min and max clip them, and within ±MAX_POINTS after."""
+    from panopticon.policy.conditions import ConditionError, compile_condition
+    from panopticon.policy.runtime import condition_columns
+    from panopticon.policy.schema import MILLI
+
+    spans = _column_spans(society)
+    columns = {name: replace(col, span=spans.get(name)) for name, col in
+               condition_columns(labels, policy.tier_names, traits).items()
+               if name not in ("score", "tier")}
+    s = policy.score
+    try:
+        start = compile_condition(s.start, columns, {}, expect="number")
+    except ConditionError as exc:
+        return [(("score", "start"), str(exc))]
+    lo, hi = start.span
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return []  # unknown (a division by something near 0): the run clips what it gets
+    clipped = (lo if s.min is None else max(lo, s.min), hi if s.max is None else min(hi, s.max))
+    if max(-lo, hi) * MILLI < 2**62 and max(-clipped[0], clipped[1]) <= MAX_POINTS:
+        return []
+    return [(("score", "start"),
+             f"gives start scores from {lo:.4g} to {hi:.4g} points for the citizens this society "
+             f"can hold ({_describe_spans(spans, start.columns)}); scores must "
+             f"stay within ±{MAX_POINTS:g} points: scale it down, or clip it with score min and "
+             f"max (which apply to values within ±{2**62 / MILLI:.2g})")]
+
+
+def _column_spans(society: SocietySpec) -> dict[str, tuple[float, float]]:
+    """The range of every numeric citizen column the population can hold (traits whose
+    distributions cannot be drawn are left out; they are reported elsewhere)."""
+    from panopticon.society.sampling import draw
+
+    def span(dist) -> tuple[float, float] | None:
+        ends: list[float] = []
+        for d in dist.values.values() if isinstance(dist, ByCategory) else [dist]:
+            if isinstance(d, NumericTable):
+                ends += [min(d.values), max(d.values)]
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    ends += [float(x) for x in draw(d, _U_EXTREMES)]
+            except (ValueError, OverflowError, ZeroDivisionError):
+                return None
+        return (min(ends), max(ends)) if all(math.isfinite(x) for x in ends) else None
+
+    income = span(society.income)
+    out = {"age": (0.0, 120.0), "rank": (0.0, float(max(society.official_rank.values))),
+           "children": (0.0, 255.0)}  # as the population stores them: uint8, ages clipped
+    if income is not None:
+        out["income"] = (0.0, max(income[1], 0.0))  # minors earn 0, negatives are raised to 0
+    for name, dist in society.traits.items():
+        if (found := span(dist)) is not None:
+            out[name] = found
+    return out
+
+
+def _describe_spans(spans: dict, columns) -> str:
+    return ", ".join(f"{k} from {lo:.4g} to {hi:.4g}" for k, (lo, hi) in sorted(spans.items())
+                     if k in columns)
 
 
 def preset_path(name: str) -> Path:
@@ -818,7 +1146,7 @@ def load_policy(path: str | Path) -> PolicySpec:
     problems = [Problem(str(path), *locate(positions, p), dotted(p), msg)
                 for p, msg in check_policy(policy)]
     if problems:
-        raise UserError("invalid policy", problems)
+        raise UserError("invalid policy", capped(problems))
     return policy
 
 
@@ -838,6 +1166,40 @@ def load_preset(name: str) -> ScenarioSpec:
     if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not path.exists():
         raise UserError(f"unknown preset {name!r}; presets are: {', '.join(preset_names())}")
     return load_scenario(path)
+
+
+def assign(data: dict, key: str, value: Any, prefix: str = "") -> None:
+    """Set ``data[a][b]...`` for ``key`` = ``a.b...`` (list indices as numbers); the parents
+    must exist, the leaf may be new (the validator then says whether it is allowed).
+    ``prefix`` starts each message (e.g. ``"--set "`` for a command-line option)."""
+    parts = key.split(".")
+    node: Any = data
+    for depth, part in enumerate(parts[:-1]):
+        path = ".".join(parts[:depth + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, key, prefix)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, dict):
+            hint = difflib.get_close_matches(part, list(map(str, node)), n=1)
+            raise UserError(f"{prefix}{key}: the scenario has no {path!r}"
+                            + (f"; did you mean {hint[0]!r}?" if hint else "")
+                            + f" (known here: {', '.join(sorted(map(str, node))) or 'nothing'})")
+        else:
+            raise UserError(f"{prefix}{key}: {path} is not a mapping or a list")
+    leaf = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, leaf, key, prefix)] = value
+    elif isinstance(node, dict):
+        node[leaf] = value
+    else:
+        raise UserError(f"{prefix}{key}: {'.'.join(parts[:-1])} is not a mapping or a list")
+
+
+def _list_index(node: list, part: str, key: str, prefix: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise UserError(f"{prefix}{key}: {part!r} is not an index of a list of {len(node)}")
+    return int(part)
 
 
 def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSpec:
@@ -860,18 +1222,20 @@ def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSp
             file, line, col, "schema_version",
             f"this panopticon reads schema_version {SCHEMA_VERSION}; "
             f"got {data['schema_version']!r}")])
-    if not isinstance(data, dict):
-        return validate(ScenarioSpec, data, positions, file)  # raises: not a mapping
+    check_kind(ScenarioSpec, data, positions, file)
     try:
         spec: ScenarioSpec | None = ScenarioSpec.model_validate(data)
         problems = []
     except ValidationError as exc:
         spec = None
         problems = problems_from(exc, data, positions, file)
-    for path, message in _check_references(spec or _valid_sections(data)):
+    found = _check_references(spec or _valid_sections(data))
+    if spec is not None and not problems and not found:
+        found = check_limits(spec)  # needs every name resolved
+    for path, message in found:
         line, col = locate(positions, path)
         problems.append(Problem(file, line, col, dotted(path), message))
     if problems:
-        raise UserError("invalid scenario", problems)
+        raise UserError("invalid scenario", capped(problems))
     assert spec is not None
     return spec

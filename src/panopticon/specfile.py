@@ -4,10 +4,17 @@ The YAML loader is PyYAML's SafeLoader with two refusals: aliases (a few hundred
 aliases expand to gigabytes) and duplicate keys (PyYAML would silently keep the last one). While
 building plain Python data it records where every key path sits in the file, so each validation
 error can point at the line and column the user must edit.
+
+Files are read with one bounded read of at most :data:`MAX_FILE_BYTES` (+1, to tell that a file
+is too long), and only regular files: a device such as ``/dev/zero`` would never end and a FIFO
+would block until someone writes to it. Every step is at most linear in the size of the file, so
+a large file of nonsense is refused in seconds.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +29,9 @@ M = TypeVar("M", bound=BaseModel)
 
 MAX_FILE_BYTES = 1_000_000
 MAX_DEPTH = 64
+MAX_PROBLEMS = 100
+"""Most problems listed in one error; the rest are counted (a file of 20,000 typos needs the
+first few fixed, not 20,000 lines of output)."""
 _PLAIN_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 
 
@@ -50,7 +60,9 @@ def _to_data(node: yaml.Node, path: KeyPath, positions: Positions, file: str,
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = _Loader.construct_object(_LOADER_STUB, key_node, deep=True)
+            key = _scalar(key_node, path, file, problems)
+            if key is _BAD:
+                continue
             if not isinstance(key, str | int | float | bool):
                 problems.append(Problem(file, key_node.start_mark.line + 1,
                                         key_node.start_mark.column + 1, dotted(path),
@@ -69,7 +81,29 @@ def _to_data(node: yaml.Node, path: KeyPath, positions: Positions, file: str,
     if isinstance(node, yaml.SequenceNode):
         return [_to_data(v, (*path, i), positions, file, problems)
                 for i, v in enumerate(node.value)]
-    return _Loader.construct_object(_LOADER_STUB, node, deep=True)
+    value = _scalar(node, path, file, problems)
+    return None if value is _BAD else value
+
+
+_BAD = object()
+"""What :func:`_scalar` returns for a value it could not read (a problem is recorded)."""
+
+
+def _scalar(node: yaml.Node, path: KeyPath, file: str, problems: list[Problem]) -> Any:
+    """A scalar's Python value, or :data:`_BAD` with a problem at its position when PyYAML
+    cannot build it: an integer longer than Python converts (4,300 digits), an impossible date,
+    bad base64. These raise plain ValueErrors, which would otherwise be tracebacks."""
+    try:
+        return _Loader.construct_object(_LOADER_STUB, node, deep=True)
+    except (ValueError, OverflowError) as exc:
+        line, col = node.start_mark.line + 1, node.start_mark.column + 1
+        if node.tag == "tag:yaml.org,2002:int":
+            what = ("a whole number with more digits than can be read (at most 4300); no "
+                    "number in a panopticon file needs more than a few")
+        else:
+            what = f"cannot read this value as {node.tag.rsplit(':', 1)[-1]} ({exc})"
+        problems.append(Problem(file, line, col, dotted(path), what))
+        return _BAD
 
 
 class _Stub(_Loader):
@@ -87,18 +121,50 @@ def read_yaml(path: str | Path) -> tuple[Any, Positions]:
         UserError: missing or unreadable file, empty file, invalid YAML, aliases, duplicate keys.
     """
     file = str(path)
+    return parse_yaml(read_text(path), file)
+
+
+def read_text(path: str | Path, limit: int = MAX_FILE_BYTES) -> str:
+    """A regular file's text, read with one bounded read of at most ``limit`` bytes.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor, so a
+    FIFO without a writer is refused instead of hanging, a device (``/dev/zero``) instead of
+    read without end, and a file swapped for one of those after a check cannot slip through.
+    Line ends are normalised as :meth:`Path.read_text` does.
+
+    Raises:
+        UserError: missing, a folder, not a regular file, unreadable, too large, not UTF-8.
+    """
+    file = str(path)
     p = Path(path)
     if not p.exists():
         raise UserError(f"{file}: no such file")
     if p.is_dir():
         raise UserError(f"{file}: is a folder; expected a YAML file")
-    if p.stat().st_size > MAX_FILE_BYTES:
-        raise UserError(f"{file}: larger than {MAX_FILE_BYTES} bytes; a scenario is a short file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{file}: cannot be read as UTF-8 text ({exc})") from None
-    return parse_yaml(text, file)
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise UserError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else
+                    "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else
+                    "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise UserError(f"{file}: is {kind}; expected a YAML file")
+        try:
+            data = f.read(limit + 1)
+        except OSError as exc:
+            raise UserError(f"{file}: cannot be read ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise UserError(f"{file}: larger than {limit} bytes; a scenario is a short file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        # the codec's message quotes bytes of the file: say what was expected instead
+        raise UserError(f"{file}: not UTF-8 text (a binary file?); expected a YAML scenario "
+                        "or policy file") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
@@ -122,8 +188,18 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, Positions]:
     except RecursionError:
         raise UserError(f"{file}: invalid YAML (nested too deeply)") from None
     if problems:
-        raise UserError("invalid YAML", problems)
+        raise UserError("invalid YAML", capped(problems))
     return data, positions
+
+
+def capped(problems: list[Problem]) -> list[Problem]:
+    """At most :data:`MAX_PROBLEMS` problems, the last one counting those left out."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    rest = len(problems) - (MAX_PROBLEMS - 1)
+    last = problems[MAX_PROBLEMS - 1]
+    return [*problems[:MAX_PROBLEMS - 1],
+            Problem(last.file, 0, 0, "", f"... and {rest:,} more problems (fix these first)")]
 
 
 def dotted(path: KeyPath) -> str:
@@ -193,11 +269,13 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
         path = (*prefix, *_clean_loc(tuple(err["loc"]), data))
         if path not in found or _rank(err) < _rank(found[path]):
             found[path] = err
+    # every path with a problem below it, built once: linear in the number of problems
+    # (comparing each path with every other took minutes for a file of 20,000 unknown keys)
+    above = {path[:k] for path in found for k in range(len(path))}
     problems = []
     for path, err in found.items():
         kind = err["type"]
-        deeper = any(len(p) > len(path) and p[:len(path)] == path for p in found)
-        if deeper and kind in _TYPE_ERRORS:
+        if path in above and kind in _TYPE_ERRORS:
             continue
         line, col = locate(positions, path)
         if kind == "extra_forbidden":
@@ -208,20 +286,46 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
             msg = err["msg"].removeprefix("Value error, ")
             shown = err.get("input")
             if isinstance(shown, str | int | float | bool) and kind not in {"union_tag_not_found"}:
-                text = repr(shown)
+                text = repr(shown) if not isinstance(shown, int) or abs(shown) < 10**60 \
+                    else f"a number of {len(str(abs(shown)))} digits"
                 msg += f"; got {text if len(text) < 60 else text[:57] + '...'}"
         problems.append(Problem(file, line, col, dotted(path), msg))
     return problems
 
 
+EXPECTED = ("a mapping of keys to values: schema_version, name, society, behaviour, sensors, "
+            "policy, ... for a panopticon scenario; name, rules, tiers, ... for a policy")
+"""What a file given to panopticon should be, for files that are something else."""
+
+
+def check_kind(model: type[BaseModel], data: Any, positions: Positions, file: str,
+               what: str = "scenario") -> None:
+    """Refuse data that cannot be a ``model`` file at all: not a mapping, or a mapping with
+    none of the model's keys (``/etc/passwd``, a README). The message says what was expected
+    and quotes nothing of the file: listing its "unknown keys" would echo its lines.
+
+    Raises:
+        UserError: naming the file and what kind of file was expected.
+    """
+    line, col = positions.get((), (1, 1))
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        found = {"str": "text (str)", "list": "a list", "int": "a number (int)",
+                 "float": "a number (float)", "bool": "a true/false value (bool)"}.get(kind, kind)
+        raise UserError(f"invalid {what}", [Problem(
+            file, line, col, "", f"expected {EXPECTED}; the file holds {found}")])
+    if data and not set(map(str, data)) & set(model.model_fields):
+        raise UserError(f"invalid {what}", [Problem(
+            file, line, col, "", f"not a panopticon {what}: none of the file's {len(data)} "
+                                 f"top-level keys is a {what} key; expected {EXPECTED}")])
+
+
 def validate(model: type[M], data: Any, positions: Positions, file: str,
              what: str = "scenario") -> M:
     """Validate plain data into a frozen pydantic model, or raise one UserError with every problem."""
-    if not isinstance(data, dict):
-        line, col = positions.get((), (1, 1))
-        raise UserError(f"invalid {what}", [Problem(
-            file, line, col, "", f"expected a mapping of keys to values; got {type(data).__name__}")])
+    check_kind(model, data, positions, file, what)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise UserError(f"invalid {what}", problems_from(exc, data, positions, file)) from None
+        raise UserError(f"invalid {what}",
+                        capped(problems_from(exc, data, positions, file))) from None

@@ -46,7 +46,7 @@ from typing import Any
 import yaml
 
 from panopticon.errors import Problem, RunInterrupted, UserError
-from panopticon.scenario import ScenarioSpec, scenario_from_data
+from panopticon.scenario import ScenarioSpec, assign, scenario_from_data
 
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
          2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
@@ -77,40 +77,6 @@ class Setting:
         return cls(key.strip(), tuple(parsed))
 
 
-def _assign(data: dict, key: str, value: Any) -> None:
-    """Set ``data[a][b]...`` for ``key`` = ``a.b...`` (list indices as numbers); the parents
-    must exist, the leaf may be new (the validator then says whether it is allowed)."""
-    parts = key.split(".")
-    node: Any = data
-    for depth, part in enumerate(parts[:-1]):
-        node = _child(node, part, ".".join(parts[:depth + 1]), key)
-    leaf = parts[-1]
-    if isinstance(node, list):
-        index = _index(node, leaf, key)
-        node[index] = value
-    elif isinstance(node, dict):
-        node[leaf] = value
-    else:
-        raise UserError(f"--set {key}: {'.'.join(parts[:-1])} is not a mapping or a list")
-
-
-def _child(node: Any, part: str, path: str, key: str) -> Any:
-    if isinstance(node, list):
-        return node[_index(node, part, key)]
-    if isinstance(node, dict):
-        if part not in node:
-            raise UserError(f"--set {key}: the scenario has no {path!r} (known here: "
-                            f"{', '.join(sorted(map(str, node))) or 'nothing'})")
-        return node[part]
-    raise UserError(f"--set {key}: {path} is not a mapping or a list")
-
-
-def _index(node: list, part: str, key: str) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise UserError(f"--set {key}: {part!r} is not an index of a list of {len(node)}")
-    return int(part)
-
-
 def grid(base: ScenarioSpec, settings: list[Setting]) -> list[tuple[dict, ScenarioSpec]]:
     """Every combination of the settings' values as (values by key, validated scenario)."""
     data = base.model_dump(mode="json")
@@ -119,7 +85,7 @@ def grid(base: ScenarioSpec, settings: list[Setting]) -> list[tuple[dict, Scenar
         point = dict(zip((s.key for s in settings), combo, strict=True))
         changed = copy.deepcopy(data)
         for key, value in point.items():
-            _assign(changed, key, value)
+            assign(changed, key, value, "--set ")
         try:
             spec = scenario_from_data(changed, {}, "<sweep>")
         except UserError as exc:

@@ -22,7 +22,12 @@ The language::
 Semantics: numbers are float64; ``a / 0`` is 0 (an empty denominator counts as nothing), never inf,
 nan or a warning; ``and``/``or`` evaluate both sides; ``==``/``!=`` also compare two bools or two
 category columns with the same labels; ``clip(a, lo, hi)`` is ``min(max(a, lo), hi)``; an inf coming
-from a column propagates without warnings. Strings appear only as function arguments (checked against
+from a column propagates without warnings. Arithmetic that can overflow (a result beyond the largest float,
+about 1.8e308) is refused when it compiles: with literals alone (``1e308 * 10``) it always would, and with
+columns of known range (:attr:`Column.span`) it can for some citizen. Every number expression's result has a
+range, :attr:`Condition.span`, computed from the literals' values and the columns' spans (unknown, hence
+infinite, past a division by something that can be near 0, a declared function, or a column without a
+span). Strings appear only as function arguments (checked against
 ``names``) and as labels of a category column. Everything else (attributes, subscripts, ``**``, ``//``,
 ``%``, bit operators, ``is``, lambdas, comprehensions, f-strings, ``:=``, keyword arguments, dict/set
 literals, ...) is refused with a :class:`ConditionError` naming the column, as are expressions longer
@@ -34,6 +39,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import math
 import re
 import warnings
 from collections.abc import Callable, Collection, Mapping
@@ -53,15 +59,20 @@ MAX_DEPTH = 30
 
 Kind = Literal["number", "bool"]
 ArgKind = Literal["event", "list", "tier", "layer", "number"]
+Span = tuple[float, float]
+"""The least and greatest value a number expression can take (either may be infinite)."""
+ANY: Span = (-math.inf, math.inf)
 
 
 @dataclass(frozen=True)
 class Column:
     """A citizen column an expression may name: numbers, or categories stored as integer codes
-    (code ``k`` means ``labels[k]``)."""
+    (code ``k`` means ``labels[k]``). ``span``: the range of a number column's values, when
+    known; it lets compilation refuse arithmetic that can overflow and bound the result."""
 
     kind: Literal["number", "category"]
     labels: tuple[str, ...] = ()
+    span: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,9 @@ class Condition:
     columns: frozenset[str]
     calls: frozenset[tuple[str, tuple]]
     _run: Callable[[_Env], Any] = field(repr=False, compare=False)
+    span: Span = ANY
+    """For a number expression: the range of its values given the columns' spans (infinite
+    where unknown)."""
 
     def __call__(self, columns: Mapping[str, np.ndarray],
                  call: Callable[[str, tuple], np.ndarray]) -> np.ndarray:
@@ -172,7 +186,8 @@ def compile_condition(
         want = "a true/false condition" if expect == "bool" else "a number"
         hint = " (did you mean a comparison such as '... > 0'?)" if expect == "bool" else ""
         raise compiler.error(tree.body, f"expected {want}, but the expression gives {_describe(root)}{hint}")
-    return Condition(text, root.kind, frozenset(compiler.read), frozenset(compiler.calls), root.run)
+    return Condition(text, root.kind, frozenset(compiler.read), frozenset(compiler.calls), root.run,
+                     root.span if root.kind == "number" else ANY)
 
 
 # --- evaluation --------------------------------------------------------------------------------------
@@ -207,6 +222,37 @@ def _divide(a: Any, b: Any) -> np.ndarray:
 
 def _clip(x: Any, lo: Any, hi: Any) -> np.ndarray:
     return np.minimum(np.maximum(x, lo), hi)
+
+
+def _span(values: list[float]) -> Span:
+    """The range of some candidate extreme values; a nan (inf - inf, 0 * inf) means unknown."""
+    if any(math.isnan(v) for v in values):
+        return ANY
+    return min(values), max(values)
+
+
+def _finite(*spans: Span) -> bool:
+    return all(math.isfinite(x) for span in spans for x in span)
+
+
+def _times(a: float, b: float) -> float:
+    """a * b for range ends, where 0 times an unbounded end is 0 (every value is finite)."""
+    return 0.0 if a == 0 or b == 0 else a * b
+
+
+def _span_of(op: type, a: Span, b: Span) -> Span:
+    """The range of ``a op b`` for the four arithmetic operators (with ``x / 0 == 0``)."""
+    if op is ast.Add:
+        return _span([a[0] + b[0], a[1] + b[1]])
+    if op is ast.Sub:
+        return _span([a[0] - b[1], a[1] - b[0]])
+    if op is ast.Mult:
+        return _span([_times(x, y) for x in a for y in b])
+    if b == (0.0, 0.0) or a == (0.0, 0.0):
+        return 0.0, 0.0
+    if b[0] <= 0 <= b[1]:
+        return ANY  # the divisor can be near 0: any size
+    return _span([x / y for x in a for y in b])  # monotone in each; inf / inf is nan: unknown
 
 
 _ARITHMETIC = {ast.Add: (np.add, "+"), ast.Sub: (np.subtract, "-"), ast.Mult: (np.multiply, "*"),
@@ -251,6 +297,7 @@ class _Node:
     run: Callable[[_Env], Any] = lambda env: None
     name: str = ""
     labels: tuple[str, ...] = ()
+    span: Span = ANY
 
 
 def _describe(node: _Node) -> str:
@@ -342,7 +389,8 @@ class _Compiler:
         if isinstance(value, bool):
             return _Node("bool", lambda env: value)
         if isinstance(value, int | float):
-            return _Node("number", self.number(node))
+            run = self.number(node)
+            return _Node("number", run, span=(run(None), run(None)))
         if isinstance(value, str):
             return _Node("label", labels=(value,))
         what = "None" if value is None else f"{type(value).__name__} literals"
@@ -370,7 +418,7 @@ class _Compiler:
         self.read.add(name)
         if column.kind == "category":
             return _Node("category", lambda env: env.column(name, None), name=name, labels=column.labels)
-        return _Node("number", lambda env: env.column(name, np.float64), name=name)
+        return _Node("number", lambda env: env.column(name, np.float64), name=name, span=column.span or ANY)
 
     def unary(self, node: ast.UnaryOp) -> _Node:
         if type(node.op) in _REFUSED_OPS:
@@ -381,17 +429,28 @@ class _Compiler:
             return _Node("bool", lambda env: np.logical_not(run(env)))
         run = self.need(node.operand, operand, "number", "unary '-'/'+'").run
         if isinstance(node.op, ast.UAdd):
-            return _Node("number", run)
-        return _Node("number", lambda env: np.negative(run(env)))
+            return _Node("number", run, span=operand.span)
+        return _Node("number", lambda env: np.negative(run(env)), span=(-operand.span[1], -operand.span[0]))
 
     def binary(self, node: ast.BinOp) -> _Node:
         if type(node.op) not in _ARITHMETIC:
             what = _REFUSED_OPS.get(type(node.op), type(node.op).__name__)
             raise self.error(node, f"{what} is not allowed")
         op, symbol = _ARITHMETIC[type(node.op)]
-        left = self.need(node.left, self.visit(node.left), "number", f"'{symbol}'").run
-        right = self.need(node.right, self.visit(node.right), "number", f"'{symbol}'").run
-        return _Node("number", lambda env: op(left(env), right(env)))
+        a = self.need(node.left, self.visit(node.left), "number", f"'{symbol}'")
+        b = self.need(node.right, self.visit(node.right), "number", f"'{symbol}'")
+        left, right = a.run, b.run
+        span = self.bounded(node, symbol, _span_of(type(node.op), a.span, b.span), a.span, b.span)
+        return _Node("number", lambda env: op(left(env), right(env)), span=span)
+
+    def bounded(self, node: ast.expr, symbol: str, span: Span, *inputs: Span) -> Span:
+        """``span``, or an error if bounded inputs give an unbounded result: an overflow (but a
+        division by something that can be near 0 is merely of unknown size)."""
+        if _finite(*inputs) and not _finite(span) and not (symbol == "/" and span == ANY):
+            big = max(abs(x) for x in (*span, *(v for i in inputs for v in i)) if math.isfinite(x))
+            raise self.error(node, f"'{symbol}' can overflow: with values up to {big:.3g} here the result "
+                                   "can exceed the largest number (about 1.8e308)")
+        return span
 
     def logic(self, node: ast.BoolOp) -> _Node:
         word, op = ("and", np.logical_and) if isinstance(node.op, ast.And) else ("or", np.logical_or)
@@ -406,7 +465,9 @@ class _Compiler:
             raise self.error(node.body, f"'if ... else' branches must be numbers or true/false values, "
                                         f"got {_describe(body)}")
         self.need(node.orelse, orelse, body.kind, "the 'else' branch (like the 'if' branch)")
-        return _Node(body.kind, lambda env: np.where(test_run(env), body.run(env), orelse.run(env)))
+        span = (min(body.span[0], orelse.span[0]), max(body.span[1], orelse.span[1]))
+        return _Node(body.kind, lambda env: np.where(test_run(env), body.run(env), orelse.run(env)),
+                     span=span)
 
     def compare(self, node: ast.Compare) -> _Node:
         asts = [node.left, *node.comparators]
@@ -493,13 +554,20 @@ class _Compiler:
         if not least <= len(node.args) <= (most or len(node.args)):
             want = f"{least} argument{'s' * (least > 1)}" if least == most else f"at least {least} arguments"
             raise self.error(node, f"{name}() takes {want}, got {len(node.args)}")
-        runs = [self.need(a, self.visit(a), "number", f"{name}()").run for a in node.args]
+        args = [self.need(a, self.visit(a), "number", f"{name}()") for a in node.args]
+        runs = [a.run for a in args]
+        spans = [a.span for a in args]
         if name == "abs":
-            return _Node("number", lambda env: np.abs(runs[0](env)))
+            (lo, hi), = spans
+            span = (lo, hi) if lo >= 0 else (-hi, -lo) if hi <= 0 else (0.0, max(-lo, hi))
+            return _Node("number", lambda env: np.abs(runs[0](env)), span=span)
         if name == "clip":
-            return _Node("number", lambda env: _clip(*(r(env) for r in runs)))
-        op = np.minimum if name == "min" else np.maximum
-        return _Node("number", lambda env: reduce(op, (r(env) for r in runs)))
+            (x0, x1), (lo0, lo1), (hi0, hi1) = spans
+            span = (min(max(x0, lo0), hi0), min(max(x1, lo1), hi1))
+            return _Node("number", lambda env: _clip(*(r(env) for r in runs)), span=span)
+        op, pick = (np.minimum, min) if name == "min" else (np.maximum, max)
+        span = (pick(s[0] for s in spans), pick(s[1] for s in spans))
+        return _Node("number", lambda env: reduce(op, (r(env) for r in runs)), span=span)
 
     def declared(self, node: ast.Call, name: str, function: Function) -> _Node:
         if len(node.args) != len(function.args):

@@ -110,10 +110,12 @@ class CapSpec(Strict):
 
 
 class WindowSpec(Strict):
-    """The rule applies from ``from_day`` (inclusive) to ``to_day`` (exclusive; open if absent)."""
+    """The rule applies from ``from_day`` (inclusive) to ``to_day`` (exclusive; open if absent).
+    Days are bounded by the longest run (36,500 days): beyond it a day means nothing, and an
+    unbounded whole number does not fit the rule tables' int64."""
 
-    from_day: Annotated[int, Field(ge=0)] = 0
-    to_day: Annotated[int, Field(ge=1)] | None = None
+    from_day: Annotated[int, Field(ge=0, le=36_500)] = 0
+    to_day: Annotated[int, Field(ge=1, le=36_500)] | None = None
 
     @model_validator(mode="after")
     def _opens(self):
