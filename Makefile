@@ -23,7 +23,7 @@ $(DEV_STAMP): pyproject.toml $(STAMP)
 ## its report (runs/report.html, one offline HTML file) and print the report's path
 run: $(STAMP)
 	$(BIN)/panopticon run
-	$(BIN)/panopticon report "$$(ls -td runs/*/ | head -n 1)" -o runs/report.html
+	$(BIN)/panopticon report "$$(ls -td runs/*/ | head -n 1)" --html runs/report.html
 
 ## test: install dev extras and the system packages the tests need (Debian's chromium, for
 ## the browser tests), then run the whole suite

@@ -104,7 +104,7 @@ def test_a_deleted_part_makes_every_reader_refuse_the_run_naming_it(run_dir):
     for args in (["compare", str(run_dir), str(run_dir)],
                  ["explain", str(run_dir), "-c", "3"],
                  ["query", "select count(*) from daily", "--out", str(store)],
-                 ["report", str(run_dir), "-o", str(store / "r.html")]):
+                 ["report", str(run_dir), "--html", str(store / "r.html")]):
         result = runner.invoke(app, args)
         assert result.exit_code == 2, (args, result.output)
         assert "part-00005-00009" in result.output or run_dir.name in result.output, args
@@ -336,7 +336,7 @@ def test_a_run_with_an_empty_ledger_is_audited_and_reported(tmp_path):
     spec = load_preset("court_blacklist").with_run(citizens=500, days=12)
     path = api.run(spec, out=tmp_path / "runs").path
     assert audit(path, full=True)["intact"]
-    result = runner.invoke(app, ["report", str(path), "-o", str(tmp_path / "r.html")])
+    result = runner.invoke(app, ["report", str(path), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 0, result.output
 
 

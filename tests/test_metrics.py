@@ -11,6 +11,7 @@ import pytest
 import panopticon as pc
 from panopticon.errors import UserError
 from panopticon.metrics import run as m
+from panopticon.metrics.intervals import wilson
 
 
 class Fake:
@@ -155,27 +156,103 @@ def test_disparate_impact_by_group():
     # x: citizens 0 and 1 refused (1 twice), none wrongfully; y: 5,6,7,8 refused, 5 and 6 wrongly
     refusals = {"citizen": [0, 1, 1, 5, 6, 7, 8], "wrongful": [False, False, False, True, True,
                                                               False, False]}
-    got = m.disparate_impact(Fake(citizens=citizens, refusals=refusals), "group")
+    run = Fake(citizens=citizens, refusals=refusals)
+    got = m.disparate_impact(run, "group", min_citizens=1, min_events=1)
     x, y = got["x"], got["y"]
-    assert x["citizens"] == 5 and x["refused_per_1000"] == 400  # 2 of 5
-    assert y["refused_per_1000"] == 800                           # 4 of 5
-    assert y["refused_per_1000_ratio"] == 2.0 and x["refused_per_1000_ratio"] == 1.0
-    # favourable: x 0.6, y 0.2 -> 0.2 / 0.6 = 1/3 < 0.8: flagged
-    assert y["refused_per_1000_four_fifths"] == pytest.approx(1 / 3)
-    assert y["refused_per_1000_flag"] == 1.0 and x["refused_per_1000_flag"] == 0.0
-    assert y["wrongful_per_1000"] == 400 and x["wrongful_per_1000"] == 0
-    assert y["wrongful_per_1000_ratio"] == math.inf
-    assert y["wrongful_per_1000_four_fifths"] == pytest.approx(0.6)
-    assert y["false_per_1000"] == 400 and x["false_per_1000"] == 0
+    assert x["citizens"] == 5 and x["refused"]["rate"] == 0.4     # 2 of 5
+    assert y["refused"]["rate"] == 0.8 and y["refused"]["events"] == 4
+    assert (y["refused"]["low"], y["refused"]["high"]) == pytest.approx(wilson(4, 5))
+    assert x["refused"]["status"] == "reference" and y["refused"]["reference"] == "x"
+    # ratio 0.8 / 0.4 = 2; Katz SE = sqrt(1/4 - 1/5 + 1/2 - 1/5) = sqrt(0.35) = 0.591608:
+    # 2 · e^(±1.159528) = (0.6273, 6.3769); impact 1/2, its interval straddles 0.8
+    assert y["refused"]["ratio"] == pytest.approx(2.0)
+    assert (y["refused"]["ratio_low"], y["refused"]["ratio_high"]) == pytest.approx(
+        (0.627267, 6.376871), abs=1e-6)
+    assert y["refused"]["impact"] == pytest.approx(0.5)
+    assert not y["refused"]["flag"] and y["refused"]["status"] == m.UNCLEAR
+    # wrongful: 0 of 5 against 2 of 5: undefined ratio (never infinite), only a lower bound
+    w = y["wrongly_refused"]
+    assert w["rate"] == 0.4 and w["ratio"] is None and w["ratio_high"] is None
+    assert w["ratio_low"] == pytest.approx(0.298738, abs=1e-6) and w["impact"] == 0.0
+    assert y["falsely_named"]["rate"] == 0.4 and x["falsely_named"]["rate"] == 0
+    # no sanctioned column in these refusals, no tiers: those measures are absent
+    assert "sanctioned" not in y and "top_tier" not in y
+    # by default 5 citizens are too few to judge: nothing is flagged
+    default = m.disparate_impact(run, "group")
+    assert {r["status"] for row in default.values() for r in row.values()
+            if isinstance(r, dict)} == {"too few to judge"}
 
 
 def test_disparate_impact_without_refusals_has_false_rates_only():
     got = m.disparate_impact(Fake(citizens=CITIZENS), "sex")
-    # f: citizens 0, 2 -> one ever false = 500 per 1000; m: none
-    assert got["f"]["false_per_1000"] == 500 and got["m"]["false_per_1000"] == 0
-    assert "refused_per_1000" not in got["f"]
+    # f: citizens 0, 2 -> one ever false = 1/2; m: none
+    assert got["f"]["falsely_named"]["rate"] == 0.5 and got["m"]["falsely_named"]["rate"] == 0
+    assert "refused" not in got["f"]
     assert m.disparate_impact(Fake(citizens=CITIZENS), "region") == {}
     assert set(m.disparate_impact_all(Fake(citizens=CITIZENS))) == {"group", "sex"}
+    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS), "sex")) == {"sex"}
+
+
+def test_disparate_impact_by_any_column_and_numeric_bins():
+    import numpy as np
+
+    n = 1000
+    rng = np.random.default_rng(5)
+    age = rng.integers(0, 90, n)
+    citizens = {"citizen": list(range(n)), "age": age.astype("uint8"),
+                "income": rng.gamma(2.0, 1000.0, n), "abroad": rng.random(n) < 0.1,
+                "rank": rng.integers(0, 3, n).astype("uint8"),
+                "tier": ["A"] * 300 + ["B"] * 700, "ever_false": age >= 60}
+    run = Fake({"tiers": ["A", "B"]}, citizens=citizens)
+    assert m.attributes(run) == ["age", "income", "abroad", "rank"]
+    assert m.categorical_attributes(run) == ["abroad", "rank"]
+    by_age = m.disparate_impact(run, "age", bins=5)
+    assert len(by_age) == 5 and sum(r["citizens"] for r in by_age.values()) == n
+    labels = list(by_age)
+    assert labels[0].startswith("[0, ") and labels[-1].endswith("89]")
+    # ever_false marks the over-60s: the oldest bin is harmed against a bin with none
+    oldest = by_age[labels[-1]]["falsely_named"]
+    assert oldest["flag"] and oldest["ratio"] is None and oldest["ratio_low"] > 1.25
+    assert by_age[oldest["reference"]]["falsely_named"]["rate"] == 0
+    assert by_age[labels[0]]["top_tier"]["kind"] == "favourable"
+    assert set(m.disparate_impact(run, "abroad")) == {"False", "True"}
+    assert set(m.disparate_impact(run, "rank")) == {"0", "1", "2"}
+    assert len(m.disparate_impact(run, "income", bins=4)) == 4
+    assert m.disparate_impact(run, "citizen") == {}
+    assert set(m.disparate_impact_all(run, m.attributes(run))) == {"age", "income", "abroad",
+                                                                    "rank"}
+
+
+def test_refusals_count_among_citizens_old_enough_to_try():
+    """Minors never try an opportunity: they are not in the refusal rates (nor a reference
+    with rate 0); the false-naming rate counts everybody."""
+    citizens = {"citizen": list(range(400)), "age": [10] * 200 + [30] * 200,
+                "occupation": ["minor"] * 200 + ["worker"] * 100 + ["farmer"] * 100,
+                "ever_false": [False] * 400}
+    refusals = {"citizen": list(range(200, 240)) + list(range(300, 330)),
+                "wrongful": [False] * 70}
+    got = m.disparate_impact(Fake(citizens=citizens, refusals=refusals), "occupation")
+    assert got["minor"]["refused"]["trials"] == 0 and got["minor"]["refused"]["rate"] is None
+    assert got["farmer"]["refused"]["status"] == "reference"      # 30 of 100
+    assert got["worker"]["refused"]["rate"] == 0.4                # 40 of 100
+    assert got["minor"]["falsely_named"]["trials"] == 200
+
+
+def test_opportunity_measures_by_group():
+    citizens = {"citizen": list(range(300)), "group": ["a"] * 200 + ["b"] * 100}
+    opp = {"day": [0, 0, 0, 0], "opportunity": ["flight", "deposit_free_rental"] * 2,
+           "group": ["a", "a", "b", "b"], "attempts": [100, 50, 100, 50],
+           "refused": [10, 5, 40, 30]}
+    got = m.disparate_impact(Fake(citizens=citizens, opportunities=opp), "group")
+    # granted: a (135 of 150) the reference, b 80 of 150: impact 0.593, flagged
+    assert got["a"]["granted"]["rate"] == pytest.approx(0.9)
+    assert got["b"]["granted"]["impact"] == pytest.approx(80 / 135)
+    assert got["b"]["granted"]["flag"]
+    # deposit-free rental needs a perk: a 45 of 50, b 20 of 50
+    assert got["b"]["perks_granted"]["rate"] == 0.4
+    assert got["b"]["perks_granted"]["impact"] == pytest.approx(0.4 / 0.9)
+    assert "granted" not in m.disparate_impact(Fake(citizens={**citizens, "sex": ["f"] * 300},
+                                                    opportunities=opp), "sex")["f"]
 
 
 # ------------------------------------------------------------------------------ behaviour
@@ -246,8 +323,8 @@ def test_summary_of_hand_built_run():
     assert s["share_A"] == 0.5 and s["gini"] == pytest.approx(120 / 3200)
     assert s["mobility_down"] == 0.5
     assert s["refusals"] == 10 and s["wrongful_refusals"] == 2
-    # group y refused 2 of 2 (favourable 0) vs x 0 of 2: ratio 0 -> worst four-fifths 0
-    assert s["worst_four_fifths"] == 0.0 and s["four_fifths_flags"] >= 1
+    # 2 citizens a group are too few to judge: no four-fifths numbers at all
+    assert "worst_four_fifths" not in s and "four_fifths_flags" not in s
     assert all(isinstance(v, float) and math.isfinite(v) for v in s.values())
 
 
@@ -266,7 +343,8 @@ def test_summary_same_for_stored_and_memory(tmp_path):
                 "wrongful_refusals", "false_observations", "mobility_stayed"):
         assert key in a
     # a run without opportunities has no refusal metrics, and no error
-    court = m.summary(pc.run("court_blacklist", citizens=300, days=5, out=tmp_path))
+    court = m.summary(pc.run(pc.load("court_blacklist").set("opportunities", {}), citizens=300,
+                             days=5, out=tmp_path))
     assert "refusals" not in court and "mean_score" in court
 
 

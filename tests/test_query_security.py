@@ -130,7 +130,7 @@ def test_glob_characters_in_a_run_folder_name_read_exactly_that_run(source, othe
     for attr, frame in want.disparity.items():
         assert got.disparity[attr].equals(frame), attr
     assert got.stories == want.stories
-    result = runner.invoke(app, ["report", str(run), "-o", str(tmp_path / "report.html")])
+    result = runner.invoke(app, ["report", str(run), "--html", str(tmp_path / "report.html")])
     assert result.exit_code == 0, result.output
 
 
@@ -170,7 +170,7 @@ def test_injection_via_run_folder_name_cannot_write_files_or_fail(source, tmp_pa
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
     assert files_under(tmp_path) == before
-    result = runner.invoke(app, ["report", str(run), "-o", "report.html"])
+    result = runner.invoke(app, ["report", str(run), "--html", "report.html"])
     assert result.exit_code == 0, result.output
     assert files_under(tmp_path) == before | {tmp_path / "report.html"}
     assert not list(tmp_path.rglob("pwned*"))

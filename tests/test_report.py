@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import panopticon as pc
 from panopticon.cli import app
 from panopticon.report import SECTIONS, build_report
-from panopticon.report.build import _rate_table, javascript
+from panopticon.report.build import _impact_frame, _impact_table, javascript
 
 runner = CliRunner()
 
@@ -36,7 +36,7 @@ def run_dir(store: Path, scenario: str) -> Path:
 @pytest.fixture(scope="module")
 def page(store, tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("report") / "report.html"
-    result = runner.invoke(app, ["report", str(run_dir(store, "seed_article")), "-o", str(out)])
+    result = runner.invoke(app, ["report", str(run_dir(store, "seed_article")), "--html", str(out)])
     assert result.exit_code == 0, result.output
     assert str(out) in result.output.replace("\n", "")
     return out.read_text(encoding="utf-8")
@@ -138,7 +138,7 @@ def test_audit_and_stories_come_from_the_run(store, page):
 def test_a_run_without_opportunities_or_appeals_says_so(store, tmp_path):
     out = tmp_path / "tiny.html"
     result = runner.invoke(app, ["report", run_dir(store, "tiny").name, "--out", str(store),
-                                 "-o", str(out)])
+                                 "--html", str(out)])
     assert result.exit_code == 0, result.output
     found = sections(out.read_text())
     assert "not in this run" in found["refusals"]
@@ -151,7 +151,7 @@ def test_a_run_without_opportunities_or_appeals_says_so(store, tmp_path):
 def test_two_runs_side_by_side(store, tmp_path):
     a, b = run_dir(store, "seed_article"), run_dir(store, "tiny")
     out = tmp_path / "two.html"
-    result = runner.invoke(app, ["report", str(a), str(b), "-o", str(out)])
+    result = runner.invoke(app, ["report", str(a), str(b), "--html", str(out)])
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert html.count(javascript()) == 1
@@ -174,7 +174,7 @@ def test_the_same_run_twice_gets_two_labels(store):
 def test_charts_are_written_as_png_and_svg(store, tmp_path):
     charts = tmp_path / "charts"
     result = runner.invoke(app, ["report", str(run_dir(store, "seed_article")),
-                                 "-o", str(tmp_path / "r.html"), "--charts", str(charts)])
+                                 "--html", str(tmp_path / "r.html"), "--charts", str(charts)])
     assert result.exit_code == 0, result.output
     names = {p.stem for p in charts.iterdir()}
     assert {"scores", "tiers", "refusals", "disparity", "behaviour", "assortativity",
@@ -187,14 +187,14 @@ def test_charts_are_written_as_png_and_svg(store, tmp_path):
 
 def test_unknown_run_exits_2_naming_it(store, tmp_path):
     result = runner.invoke(app, ["report", "no-such-run", "--out", str(store),
-                                 "-o", str(tmp_path / "r.html")])
+                                 "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 2
     assert "no run 'no-such-run'" in result.output
     assert not (tmp_path / "r.html").exists()
 
 
 def test_no_run_given_exits_2(tmp_path):
-    assert runner.invoke(app, ["report", "-o", str(tmp_path / "r.html")]).exit_code == 2
+    assert runner.invoke(app, ["report", "--html", str(tmp_path / "r.html")]).exit_code == 2
 
 
 @pytest.fixture
@@ -209,7 +209,7 @@ def test_corrupt_files_exit_2_naming_the_file(tiny_copy, tmp_path, part):
     else:
         target = sorted((tiny_copy / part).glob("part-*.parquet"))[0]
     target.write_bytes(b"not parquet at all")
-    result = runner.invoke(app, ["report", str(tiny_copy), "-o", str(tmp_path / "r.html")])
+    result = runner.invoke(app, ["report", str(tiny_copy), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and "Traceback" not in result.output
     assert target.parent.name in result.output or target.name in result.output
@@ -217,25 +217,37 @@ def test_corrupt_files_exit_2_naming_the_file(tiny_copy, tmp_path, part):
 
 def test_corrupt_manifest_or_scenario_exit_2(tiny_copy, tmp_path):
     (tiny_copy / "scenario.json").write_text("{ not json")
-    result = runner.invoke(app, ["report", str(tiny_copy), "-o", str(tmp_path / "r.html")])
+    result = runner.invoke(app, ["report", str(tiny_copy), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "scenario.json" in result.output
     (tiny_copy / "manifest.json").write_text("{ not json")
-    result = runner.invoke(app, ["report", str(tiny_copy), "-o", str(tmp_path / "r.html")])
+    result = runner.invoke(app, ["report", str(tiny_copy), "--html", str(tmp_path / "r.html")])
     assert result.exit_code == 2 and "manifest.json" in result.output
 
 
 def test_four_fifths_rule_by_hand():
-    import pandas as pd
+    """The table renders what metrics.run.disparate_impact computes (one implementation):
+    30 of 200 harmed against 15 of 300 is 3× (Katz 1.66-5.43, past 1.25: flagged); a value
+    with 48 citizens is too few to judge; an undefined ratio is never shown as infinite."""
+    from panopticon.metrics.run import compare_rates
 
-    frame = pd.DataFrame({"value": ["a", "b", "c"], "citizens": [100, 100, 100],
-                          "refused": [0.10, 0.12, 0.30], "wrongly_refused": [0.0, 0.0, 0.01],
-                          "falsely_named": [0.05, 0.05, 0.05]})
-    t = _rate_table(frame).set_index("value")
-    # spared shares: a 0.90, b 0.88, c 0.70. b: 0.88 / 0.90 = 0.978 >= 0.8, not flagged;
-    # c: 0.70 / 0.90 = 0.778 < 0.8, flagged. Harm ratios: b 1.2x, c 3x the lowest.
-    assert t.loc["b", "refused_ratio"] == pytest.approx(1.2)
-    assert not t.loc["b", "refused_flag"]
-    assert t.loc["c", "refused_ratio"] == pytest.approx(3.0) and t.loc["c", "refused_flag"]
-    # best share 0: a harm ratio is infinite, but 0.99 of c is spared: not flagged
-    assert t.loc["c", "wrongly_refused_ratio"] == float("inf")
-    assert not t["wrongly_refused_flag"].any() and not t["falsely_named_flag"].any()
+    counts = {"a": (15, 300), "b": (30, 200), "c": (3, 48)}
+    row = compare_rates(counts, {"a": 300, "b": 200, "c": 48}, "harm")
+    frame = _impact_frame({k: {"citizens": counts[k][1], "refused": row[k]} for k in counts})
+    html = _impact_table("group", frame)
+    cells = dict(re.findall(r"<tr><td>([a-c])</td>(.*?)</tr>", html))
+    assert "reference" in cells["a"]
+    assert "⚑ 3.00× (1.66–5.43)" in cells["b"] and cells["b"].endswith("<td>ever refused</td>")
+    assert "too few to judge" in cells["c"] and "⚑" not in cells["c"]
+    assert "15.0% <small>(10.7%–20.6%)</small>" in cells["b"]  # Wilson, 30 of 200
+    assert "∞" not in html and "inf" not in html
+
+
+def test_disparity_shows_every_categorical_attribute(page):
+    found = sections(page)["disparity"]
+    for attr in ("group", "sex", "region", "residency", "occupation", "rank", "children"):
+        assert f"<h4>by {attr}</h4>" in found, attr
+    assert "Not compared, one value only: abroad" in found
+    # 1,500 citizens: few resident foreigners, so they are too few to judge, not flagged
+    foreigners = re.search(r"<tr><td>resident_foreigner</td>(.*?)</tr>", found).group(1)
+    assert "too few to judge" in foreigners and "⚑" not in foreigners
+    assert "∞" not in found and "95%" in found

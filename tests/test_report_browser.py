@@ -50,7 +50,7 @@ def reports(tmp_path_factory) -> dict[str, Path]:
     pages = {}
     for name, runs in (("one", [a]), ("two", [a, b])):
         page = out / f"{name}.html"
-        result = runner.invoke(app, ["report", *map(str, runs), "-o", str(page)])
+        result = runner.invoke(app, ["report", *map(str, runs), "--html", str(page)])
         assert result.exit_code == 0, result.output
         pages[name] = page
     return pages

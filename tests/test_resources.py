@@ -22,7 +22,7 @@ from panopticon.resources import (
     check_memory,
     estimate_peak_bytes,
 )
-from panopticon.sweep import Setting, run_sweep
+from panopticon.sweeps import Setting, run_sweep
 
 GB = 1e9
 

@@ -59,7 +59,7 @@ def argv(command: str, root: Path, run_dir: Path) -> list[str]:
         "compare": ["compare", str(run_dir), str(run_dir), "--json"],
         "query": ["query", QUERY, "--out", store, "--json"],
         "explain": ["explain", str(run_dir), "-c", "3", "--json"],
-        "report": ["report", str(run_dir), "-o", str(root / "report.html")],
+        "report": ["report", str(run_dir), "--html", str(root / "report.html")],
         "runs": ["runs", "--out", store, "--json"],
     }[command]
 

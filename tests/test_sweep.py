@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from panopticon.cli import app
 from panopticon.errors import UserError
 from panopticon.store.local import read_manifest
-from panopticon.sweep import Setting, grid, run_sweep, summarise_point
+from panopticon.sweeps import Setting, grid, run_sweep, summarise_point
 
 
 def test_a_setting_is_a_dotted_key_and_yaml_values():
@@ -47,16 +47,43 @@ def test_unknown_keys_and_invalid_values_are_user_errors_naming_them(tiny):
 
 
 def test_a_points_summary_has_the_t_interval_of_the_mean():
-    """Values 1, 2, 3: mean 2, sample sd 1, 95% CI 2 +- 4.303 / sqrt(3) = 2 +- 2.4844; a metric
-    seen once has no interval (NaN); NaNs are left out."""
+    """Values 1, 2, 3: mean 2, sample sd 1, 95% CI 2 +- 4.302653 / sqrt(3) = 2 +- 2.484138 (an
+    unbounded metric: Student's t); a metric seen once has no interval (NaN); NaNs are left
+    out."""
     out = summarise_point({"k": 1}, [{"m": 1.0, "x": math.nan}, {"m": 2.0},
                                      {"m": 3.0, "y": 5.0}])
     m = out["metrics"]["m"]
     assert (m["mean"], m["sd"], m["n"]) == (2.0, 1.0, 3)
-    assert m["ci_low"] == pytest.approx(2 - 2.4844, abs=1e-4)
-    assert m["ci_high"] == pytest.approx(2 + 2.4844, abs=1e-4)
+    assert m["ci_low"] == pytest.approx(2 - 2.484138, abs=1e-6)
+    assert m["ci_high"] == pytest.approx(2 + 2.484138, abs=1e-6)
     assert out["metrics"]["y"]["n"] == 1 and math.isnan(out["metrics"]["y"]["ci_low"])
     assert "x" not in out["metrics"]
+    assert m["method"] == "t"
+
+
+def test_intervals_of_shares_and_counts_stay_within_their_range():
+    """A count seen 0, 1 and 14 times: the t-interval 5 ± 4.303 · 7.81 / sqrt(3) would go
+    to -14.4; on the log scale it is 5 · e^(±19.40 / 5) = (0.103, 242.2), never negative. A share
+    of 0.001, 0.0, 0.004 stays in [0, 1]; the mean score keeps the plain t-interval."""
+    out = summarise_point({}, [{"citizens_wrongly_sanctioned": 0.0, "share_ever_false": 0.001,
+                                "mean_score": 100.0},
+                               {"citizens_wrongly_sanctioned": 1.0, "share_ever_false": 0.0,
+                                "mean_score": 101.0},
+                               {"citizens_wrongly_sanctioned": 14.0, "share_ever_false": 0.004,
+                                "mean_score": 99.0}])["metrics"]
+    count, share, score = (out[k] for k in ("citizens_wrongly_sanctioned", "share_ever_false",
+                                            "mean_score"))
+    assert count["method"] == "log" and count["mean"] == 5.0
+    half = 4.302653 * math.sqrt(61) / math.sqrt(3)      # sd = sqrt(((25 + 16 + 81) / 2))
+    assert (count["ci_low"], count["ci_high"]) == pytest.approx(
+        (5 * math.exp(-half / 5), 5 * math.exp(half / 5)), rel=1e-6)
+    assert share["method"] == "logit" and 0 < share["ci_low"] < share["mean"] < \
+        share["ci_high"] < 1
+    assert score["method"] == "t" and score["ci_low"] == pytest.approx(100 - 2.484138, abs=1e-6)
+    # a custom range: everything unbounded
+    plain = summarise_point({}, [{"share_x": 0.1}, {"share_x": 0.3}],
+                            bounds=lambda name: (None, None))["metrics"]["share_x"]
+    assert plain["method"] == "t" and plain["ci_low"] < 0
 
 
 def test_sweep_runs_the_grid_in_parallel_and_stores_every_run(tmp_path, tiny_data):
@@ -69,7 +96,10 @@ def test_sweep_runs_the_grid_in_parallel_and_stores_every_run(tmp_path, tiny_dat
     seeds = {(r["point"]["sensors.cameras.misattribution"], r["replicate"]):
              read_manifest(Path(r["run"]))["seed"] for r in report["runs"]}
     assert seeds == {(0.0, 0): 7, (0.0, 1): 8, (0.2, 0): 7, (0.2, 1): 8}
-    assert all(m["n"] == 2 for p in report["points"] for m in p["metrics"].values())
+    # a disparity ratio is left out of a replicate where it is undefined or not judged
+    assert all(p["metrics"][k]["n"] == 2 for p in report["points"]
+               for k in ("mean_score", "gini", "false_observations"))
+    assert all(1 <= m["n"] <= 2 for p in report["points"] for m in p["metrics"].values())
 
 
 def test_sweep_command_reports_json_and_refuses_bad_settings(tmp_path):

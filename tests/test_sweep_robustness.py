@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import build_scenario
 
-import panopticon.sweep as sweep_module
+import panopticon.sweeps as sweep_module
 from panopticon.store.local import read_manifest
-from panopticon.sweep import (
+from panopticon.sweeps import (
     COMPLETE,
     NOT_STARTED,
     Setting,
@@ -255,7 +255,7 @@ def test_the_watcher_ends_an_orphaned_worker_without_the_kernel_signal(tmp_path)
     pidfile = tmp_path / "worker.pid"
     script.write_text(textwrap.dedent(f"""
         import os, sys, time
-        import panopticon.sweep as sweep
+        import panopticon.sweeps as sweep
         child = os.fork()
         if child == 0:
             sys.platform = "other"      # no prctl: the watcher thread alone

@@ -296,7 +296,7 @@ def sweep(scenario: ScenarioSpec | str | Path, settings: dict[str, list], *,
     """
     import pandas as pd
 
-    from panopticon.sweep import Setting, run_sweep
+    from panopticon.sweeps import Setting, run_sweep
 
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days)

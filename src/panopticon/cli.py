@@ -6,27 +6,128 @@ code 2; no tracebacks. Ctrl-C during a run marks the run ``interrupted`` and exi
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from panopticon.errors import RunInterrupted, UserError
 
+
+class _FlagsShownAsFlags:
+    """Help shows a boolean flag (--json, --quiet, --help, ...) as the bare flag, not `<bool>`."""
+
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_bool_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
+class _Command(_FlagsShownAsFlags, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_FlagsShownAsFlags, typer.core.TyperGroup):
+    pass
+
+
 app = typer.Typer(
-    help="panopticon: a laboratory for social credit systems, run on synthetic societies.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    help="panopticon: a laboratory for social credit systems, run on synthetic societies.\n\n"
+         "Shell completion: `panopticon --install-completion` installs it for the current "
+         "shell; `panopticon --show-completion` prints it to copy.",
+    cls=_Group, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 out = Console()
 err = Console(stderr=True)
 DEFAULT_STORE = Path("runs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from panopticon.api import code_version
+
+        print(f"panopticon {code_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the installed panopticon version and exit.")] = False,
+) -> None:
+    pass
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (also inside dicts and lists) as None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value
+
+
+def _print_json(value: Any) -> None:
+    """Print ``value`` as strict JSON (RFC 8259): NaN and infinities become null."""
+    print(json.dumps(_finite(value), indent=2, default=str, allow_nan=False))
+
+
+def _print_table(table: Table) -> None:
+    """Print a table without breaking a word: every column is at least as wide as its longest
+    word (a name to copy is one word) and the rest of the width goes to the columns that wrap.
+    Piped, the table is as wide as that needs; in a narrower terminal, rich folds what it must."""
+    options = out.options.update(max_width=100_000)
+    ranges = []
+    for column in table.columns:
+        sizes = [Measurement.get(out, options, cell) for cell in (column.header, *column.cells)]
+        high = max(column.min_width or 0, *(m.maximum for m in sizes))
+        low = high if column.no_wrap else max(column.min_width or 0, *(m.minimum for m in sizes))
+        ranges.append((low, high))
+    extra = len(ranges) * (table.padding[1] + table.padding[3])
+    if table.box:
+        extra += len(ranges) - 1 + (2 if table.show_edge else 0)
+    need = sum(low for low, _ in ranges) + extra
+    width = out.width if out.is_terminal else max(out.width, need)
+    if not ranges or need > width:  # a narrow terminal: break long words rather than cut them
+        for column in table.columns:
+            column.overflow = "fold"
+        out.print(table)
+        return
+    widths = [low for low, _ in ranges]
+    room = width - need
+    while room > 0:  # widen, a character at a time, the column furthest from its full width
+        short, k = max((ranges[k][1] - w, k) for k, w in enumerate(widths))
+        if short <= 0:
+            break
+        widths[k] += 1
+        room -= 1
+    for column, w in zip(table.columns, widths, strict=True):
+        column.width = w
+    (out if width <= out.width else Console(width=width, file=out.file)).print(table)
+
+
+def _name_column(table: Table, header: str, names, **kwargs) -> None:
+    """Add a column of names a user copies: never wrapped, cut or ellipsized."""
+    width = max([len(header), *(len(str(n)) for n in names)])
+    table.add_column(header, no_wrap=True, overflow="fold", min_width=width, **kwargs)
 
 
 def _fail(exc: UserError) -> None:
@@ -156,7 +257,7 @@ def run(
     try:
         summary = result.summary()
         if as_json:
-            print(json.dumps(summary, indent=2, default=str))
+            _print_json(summary)
             return
         out.print(_summary_table(summary))
         out.print(Text("fingerprint ") + Text(str(summary["fingerprint"])), highlight=False)
@@ -172,15 +273,17 @@ def validate(
     file: Annotated[Path, typer.Argument(help="Scenario or policy YAML file.")],
 ) -> None:
     """Check a scenario (or policy) file with exactly the code `run` uses; list every problem."""
-    from panopticon.scenario import load_policy, load_scenario
+    from panopticon.scenario import load_policy, scenario_from_data
     from panopticon.specfile import read_yaml
 
     try:
-        data, _ = read_yaml(file)
+        data, positions = read_yaml(file)
         policy_keys = {"tiers", "rules", "family", "lists", "sanctions", "score", "association"}
         is_policy = isinstance(data, dict) and "schema_version" not in data \
             and bool(policy_keys & set(data))
-        spec = load_policy(file) if is_policy else load_scenario(file)
+        # a scenario: what load_scenario (and so `run`) does with the file, read only once;
+        # this includes the limits `run` would otherwise only meet when it builds the society
+        spec = load_policy(file) if is_policy else scenario_from_data(data, positions, str(file))
     except UserError as exc:
         _fail(exc)
     kind = "policy" if is_policy else "scenario"
@@ -201,13 +304,13 @@ def runs(
     except UserError as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps(manifests, indent=2, default=str))
+        _print_json(manifests)
         return
     if not manifests:
         out.print(f"no runs in {store}/ yet; try `panopticon run`")
         return
     table = Table(title=f"runs in {store}/")
-    table.add_column("run", no_wrap=True, min_width=max(len(m.get("run_id", "")) for m in manifests))
+    _name_column(table, "run", [m.get("run_id", "?") for m in manifests])
     table.add_column("status", no_wrap=True, min_width=11)
     for col in ("scenario", "citizens", "days", "seed", "fingerprint"):
         table.add_column(col, overflow="fold")
@@ -218,7 +321,7 @@ def runs(
         table.add_row(Text(m.get("run_id", "?")), Text(status, style=colour.get(status, "red")),
                       str(m.get("scenario", "")), f"{m.get('citizens', 0):,}", done,
                       str(m.get("seed", "")), (m.get("result") or {}).get("fingerprint", "")[:12])
-    out.print(table)
+    _print_table(table)
 
 
 @app.command()
@@ -230,6 +333,8 @@ def query(
                                             "(each has run_id, the run folder's name).")],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option(
+        "--csv", help="Print the result as CSV: a header line, then every row.")] = False,
     unsafe: Annotated[bool, typer.Option(
         "--unsafe", help="Lift the restrictions: any number and kind of statements, and "
                          "DuckDB's full file, network and extension access (COPY, ATTACH, "
@@ -246,6 +351,8 @@ def query(
     from panopticon.store.query import connect, read_only
 
     try:
+        if as_json and as_csv:
+            raise UserError("give --json or --csv, not both")
         con = connect(store, unsafe=unsafe)
         result = con.sql(sql) if unsafe else read_only(con, sql)
         if result is None:
@@ -265,16 +372,21 @@ def query(
                        f"(`panopticon audit` lists what is wrong)"
         _fail(UserError(f"query failed: {str(exc).splitlines()[0]}{hint}"))
     if as_json:
-        print(json.dumps(table.to_pylist(), indent=2, default=str))
+        _print_json(table.to_pylist())
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(table.column_names)
+        writer.writerows(row.values() for row in table.to_pylist())
         return
     view = Table()
     for name in table.column_names:
-        view.add_column(name)
+        view.add_column(name, min_width=len(name), overflow="fold")
     for row in table.to_pylist()[:200]:
         view.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row.values()))
-    out.print(view)
+    _print_table(view)
     if table.num_rows > 200:
-        out.print(f"... {table.num_rows - 200} more rows (use --json or LIMIT)")
+        out.print(f"... {table.num_rows - 200} more rows (use --json, --csv or LIMIT)")
 
 
 @app.command()
@@ -284,6 +396,8 @@ def presets(
         metavar="[show] [NAME]")] = None,
     policy: Annotated[bool, typer.Option(
         "--policy", help="With a NAME: print the policy preset instead of the scenario.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON (name, family, fiction, description).")] = False,
 ) -> None:
     """List the packaged presets (name, family, what it models), or print one to copy and edit."""
     from panopticon.scenario import load_preset, policy_preset_path, preset_names, preset_path
@@ -295,6 +409,8 @@ def presets(
             _fail(UserError("`presets show` needs a preset NAME; see `panopticon presets`"))
     if len(words) > 1:
         _fail(UserError(f"one preset at a time; got {' '.join(words)}"))
+    if words and as_json:
+        _fail(UserError("--json lists the presets; `presets show NAME` prints one as YAML"))
     if words:
         try:
             spec = load_preset(words[0])
@@ -305,33 +421,51 @@ def presets(
             _fail(UserError(f"{words[0]}: its policy is written inline in the scenario"))
         print(path.read_text(), end="")
         return
-    table = Table(title="presets (`panopticon run --preset NAME`, `panopticon presets show NAME`)")
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("family", no_wrap=True)
-    table.add_column("what it models")
+    rows = []
     for preset in preset_names():
         spec = load_preset(preset)
-        what = " ".join(spec.description.split())
-        label = f"{spec.policy.family} (fiction)" if spec.policy.fiction else spec.policy.family
-        table.add_row(preset, label, what)
-    out.print(table)
+        rows.append({"name": preset, "family": spec.policy.family,
+                     "fiction": bool(spec.policy.fiction),
+                     "description": " ".join(spec.description.split())})
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="presets (`panopticon run --preset NAME`, `panopticon presets show NAME`)")
+    _name_column(table, "name", [r["name"] for r in rows], style="bold")
+    table.add_column("family", no_wrap=True)
+    table.add_column("what it models")
+    for r in rows:
+        label = f"{r['family']} (fiction)" if r["fiction"] else r["family"]
+        table.add_row(r["name"], label, r["description"])
+    _print_table(table)
 
 
 @app.command()
-def events() -> None:
+def events(
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON (event, domain, source, rate_per_year, "
+                       "description).")] = False,
+) -> None:
     """List the behaviour catalogue: event types, their domain, source and default rate."""
     from panopticon.catalogue import EVENT_TYPES, SOURCES
 
+    if as_json:
+        _print_json([{"event": e.name, "domain": e.domain, "source": e.source,
+                      "rate_per_year": float(f"{e.rate_per_day * 365:.12g}"),
+                      "description": e.description} for e in EVENT_TYPES])
+        return
     table = Table(title="event types")
-    for col in ("event", "domain", "source", "default rate / yr", "what it is"):
+    _name_column(table, "event", [e.name for e in EVENT_TYPES])
+    for col in ("domain", "source", "default rate / yr", "what it is"):
         table.add_column(col)
     for e in EVENT_TYPES:
         table.add_row(e.name, e.domain, e.source, f"{e.rate_per_day * 365:.3g}", e.description)
-    out.print(table)
+    _print_table(table)
     out.print("sources: " + "; ".join(f"[bold]{k}[/] {v}" for k, v in SOURCES.items()))
 
 
-@app.command()
+@app.command(short_help="Check that a stored run is whole and untampered (exit 0 if intact, "
+                        "1 if not).")
 def audit(
     run: Annotated[str, typer.Argument(help="Run folder or run id (see `panopticon runs`).")],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
@@ -356,7 +490,7 @@ def audit(
     except UserError as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps(report, indent=2))
+        _print_json(report)
         raise typer.Exit(0 if report["intact"] else 1)
     out.print(f"{report['run']}: {report['days_checked']} days checked")
     out.print("verdict: " + ("[green]intact[/]" if report["intact"] else "[red]NOT intact[/]"))
@@ -392,8 +526,11 @@ def explain(
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the story as JSON.")] = False,
 ) -> None:
-    """Tell one citizen's story from a stored run: every score change with its rule and the
-    observation behind it (true or false), tier and list changes, every refused opportunity."""
+    """Tell one citizen's story from a stored run.
+
+    Every score change with its rule and the observation behind it (true or false), tier and
+    list changes, every refused opportunity.
+    """
     from panopticon.explain import explain as tell
     from panopticon.explain import locate
 
@@ -402,7 +539,7 @@ def explain(
     except UserError as exc:
         _fail(exc)
     if as_json:
-        print(json.dumps(story.to_dict(), indent=2, default=str))
+        _print_json(story.to_dict())
         return
     out.print(Text(story.header(), style="bold"), highlight=False)
     table = Table(title=f"run {story.run_id}", title_justify="left")
@@ -424,20 +561,32 @@ def report(
     runs: Annotated[list[str], typer.Argument(
         help="Run folders or run ids (see `panopticon runs`); several are shown side by side.",
         show_default=False)],
-    output: Annotated[Path, typer.Option(
-        "--output", "-o", help="The HTML file to write.")] = Path("report.html"),
-    store: Annotated[Path, typer.Option("--out", help="Run store folder.")] = DEFAULT_STORE,
+    html: Annotated[Path, typer.Option(
+        "--html", help="The HTML file to write.")] = Path("report.html"),
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     charts: Annotated[Path | None, typer.Option(
         "--charts", help="Also write every chart as PNG and SVG into this folder.",
         show_default=False)] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", hidden=True, help="Deprecated: --html.")] = None,
 ) -> None:
-    """Write one self-contained HTML report of one or several runs: scenario, headline
-    numbers, charts, refusals, disparate impact, behaviour and network change, audit and
-    citizens' stories. It works offline: no request leaves the page."""
+    """Write one self-contained HTML report of one or several runs.
+
+    It shows the scenario, headline numbers, charts, refusals, disparate impact, behaviour
+    and network change, the audit and citizens' stories. It works offline: no request leaves
+    the page.
+    """
     from panopticon.report import write_report
 
     try:
-        path = write_report(runs, output, store, charts_dir=charts)
+        if output is not None:
+            err.print("warning: --output is deprecated; write the page with --html PATH",
+                      style="yellow", highlight=False)
+            html = output
+        if store.suffix.lower() in (".html", ".htm"):
+            raise UserError(f"-o/--out is the run store, not the page: to write {store}, "
+                            f"use --html {store}")
+        path = write_report(runs, html, store, charts_dir=charts)
     except UserError as exc:
         _fail(exc)
     out.print(Text("report: ") + Text(str(path), style="bold"), highlight=False)
@@ -453,8 +602,10 @@ def compare(
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
-    """Compare stored runs side by side: their headline metrics (see docs/metrics.md) and each
-    run's difference from the first."""
+    """Compare stored runs side by side: headline metrics and differences from the first.
+
+    The metrics are described in docs/metrics.md.
+    """
     import panopticon as pc
     from panopticon.metrics.run import summary
     from panopticon.store.local import find_run
@@ -480,7 +631,7 @@ def compare(
              "difference": {k: s[k] - base[k] for k in names if k in s and k in base}}
             for r, s in zip(results, summaries, strict=True)]
     if as_json:
-        print(json.dumps({"metrics": names, "baseline": runs[0]["run"], "runs": runs}, indent=2))
+        _print_json({"metrics": names, "baseline": runs[0]["run"], "runs": runs})
         return
     letters = [chr(ord("A") + k) if k < 26 else f"R{k + 1}" for k in range(len(runs))]
     for letter, r in zip(letters, runs, strict=True):
@@ -488,7 +639,7 @@ def compare(
             f"{r['run']} ({r['scenario']}, seed {r['seed']}, {r['citizens']:,} citizens, "
             f"{r['days']} days)"), highlight=False)
     table = Table(title="differences against A")
-    table.add_column("metric", style="bold", no_wrap=True)
+    _name_column(table, "metric", [name.replace("_", " ") for name in names], style="bold")
     for k, letter in enumerate(letters):
         table.add_column(letter, justify="right")
         if k:
@@ -509,7 +660,7 @@ def compare(
             if k:
                 cells.append(fmt(name, r["difference"].get(name), diff=True))
         table.add_row(name.replace("_", " "), *cells)
-    out.print(table)
+    _print_table(table)
 
 
 @app.command()
@@ -530,11 +681,13 @@ def sweep(
         "--force", help="Run even if the runs' estimated memory exceeds what is available.")
     ] = False,
 ) -> None:
-    """Run a scenario over a grid of settings x replicates in parallel processes; store every
-    run and print each grid point's metrics with 95% confidence intervals. Ctrl-C stops it
-    (exit 130), saying which runs are stored and which are not complete."""
+    """Run a scenario over a grid of settings x replicates, in parallel processes.
+
+    Every run is stored; each grid point's metrics are printed with 95% confidence intervals.
+    Ctrl-C stops it (exit 130), saying which runs are stored and which are not complete.
+    """
     import panopticon as pc
-    from panopticon.sweep import Setting, SweepInterrupted, run_sweep, save
+    from panopticon.sweeps import Setting, SweepInterrupted, run_sweep, save
 
     try:
         base = pc.load(scenario).with_run(citizens=citizens, days=days)
@@ -556,7 +709,7 @@ def sweep(
                   f"stored stay in {store}/)", highlight=False)
         raise typer.Exit(130) from None
     if as_json:
-        print(json.dumps(report, indent=2, default=str))
+        _print_json(report)
         return
     keys = [s.key for s in grid_settings]
     shown = ("mean_score", "gini", "share_wrongly_sanctioned", "wrongful_refusals",
@@ -564,29 +717,47 @@ def sweep(
     for point in report["points"]:
         names = [m for m in shown if m in point["metrics"]] or sorted(point["metrics"])[:6]
         table = Table(title=", ".join(f"{k}={point['point'][k]}" for k in keys))
-        for col in ("metric", "mean", "95% CI", "n"):
+        _name_column(table, "metric", names)
+        for col in ("mean", "95% CI", "n"):
             table.add_column(col)
         for m in names:
             v = point["metrics"][m]
             table.add_row(m, f"{v['mean']:.4g}", f"{v['ci_low']:.4g} to {v['ci_high']:.4g}",
                           str(v["n"]))
-        out.print(table)
+        _print_table(table)
     out.print(f"{len(report['runs'])} runs stored in {store}/; report: {path}")
 
 
 @app.command()
-def opportunities() -> None:
+def opportunities(
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the list as JSON (opportunity, blocked_by, needs, who, "
+                       "tries_per_year, description).")] = False,
+) -> None:
     """List the opportunity catalogue: what citizens try, what blocks it, default rate."""
     from panopticon.catalogue import OPPORTUNITY_TYPES
 
+    if as_json:
+        _print_json([{"opportunity": o.name, "blocked_by": list(o.blocked_by),
+                      "needs": list(o.needs), "who": o.who or "adults",
+                      "tries_per_year": float(f"{o.rate_per_day * 365:.12g}"),
+                      "description": o.description} for o in OPPORTUNITY_TYPES])
+        return
     table = Table(title="opportunities (scenario key `opportunities`)")
-    for col in ("opportunity", "blocked by (sanctions)", "needs (perks)", "who",
+    _name_column(table, "opportunity", [o.name for o in OPPORTUNITY_TYPES])
+    for col in ("blocked by (sanctions)", "needs (perks)", "who",
                 "default tries / yr", "what it is"):
         table.add_column(col)
     for o in OPPORTUNITY_TYPES:
         table.add_row(o.name, ", ".join(o.blocked_by) or "-", ", ".join(o.needs) or "-",
                       o.who or "adults", f"{o.rate_per_day * 365:.3g}", o.description)
-    out.print(table)
+    _print_table(table)
+
+
+# keep this after the last command: every command shows its boolean options as bare flags
+for _info in app.registered_commands:
+    if _info.cls in (None, typer.core.TyperCommand):
+        _info.cls = _Command
 
 
 def main() -> None:

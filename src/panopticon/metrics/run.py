@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from panopticon.errors import UserError
+from panopticon.metrics.intervals import LEVEL, katz_ratio, rate
 
 ATTRIBUTES = ("group", "sex", "region", "residency")
-"""Citizen attributes whose categories disparate impact compares."""
+"""Citizen attributes whose categories disparate impact compares by default."""
 
 FOUR_FIFTHS = 0.8
-"""A category whose favourable-outcome rate is below this share of the best category's is
-flagged (the US EEOC "four-fifths rule" of adverse impact)."""
+"""The US EEOC "four-fifths rule" of adverse impact: a category whose favourable-outcome rate
+is below this share of the most favoured category's (or whose harm rate is above 1 / 0.8 =
+1.25 times the least harmed category's) is below four fifths; it is flagged when the 95%
+interval of that impact ratio lies wholly below it too."""
 
 VALENCE_LABEL = {-1: "misconduct", 0: "legitimate", 1: "rewarded"}
 
@@ -353,70 +357,362 @@ def _citizen_count(result: Any) -> int:
 
 # ----------------------------------------------------------------------- 5. disparate impact
 
+HARMS: dict[str, str] = {
+    "refused": "refused an opportunity at least once",
+    "wrongly_refused": "refused at least once where the true record would not have been",
+    "sanctioned": "refused at least once because a sanction blocked it",
+    "falsely_named": "named in a false observation at least once (citizens.ever_false)",
+}
+"""Harm measures (per citizen; a higher rate is worse): name -> what counts as an event."""
 
-def disparate_impact(result: Any, attribute: str) -> dict[str, dict[str, float]]:
-    """Rates of harm per category of a citizen ``attribute`` (group, sex, region, residency).
+FAVOURABLE: dict[str, str] = {
+    "top_tier": "in the highest tier at the end of the run",
+    "granted": "attempts granted (attempts - refused; per attempt, by group only)",
+    "perks_granted": "attempts at opportunities that need a perk, granted (by group only)",
+}
+"""Favourable-outcome measures (a lower rate is worse): name -> what counts as an event."""
 
-    For each category c with N_c citizens (from ``citizens``):
+MIN_CITIZENS = 100
+"""Default smallest category judged by the four-fifths test (smaller: "too few to judge")."""
 
-    - ``refused_per_1000 = 1000 * (citizens of c refused at least once) / N_c``
-      (``refusals`` joined with ``citizens``; absent without opportunities)
-    - ``wrongful_per_1000 = 1000 * (citizens of c wrongfully refused at least once) / N_c``
-    - ``false_per_1000 = 1000 * (citizens of c with ever_false) / N_c``
+MIN_EVENTS = 10
+"""Default fewest events (the category's and its reference's together) for a judgement."""
 
-    and for each rate r, ``<r>_ratio = r_c / r_best`` where best is the category with the
-    lowest rate (the most favoured; NaN when that rate is 0 and r_c > 0 is infinite, so
-    ``inf``), and ``<r>_four_fifths = (1 - r_c/1000) / (1 - r_best/1000)``: the category's
-    favourable-outcome rate (not harmed) over the best category's; ``<r>_flag`` is 1.0 when
-    that is below :data:`FOUR_FIFTHS`, else 0.0. Empty when the citizens table lacks the
-    attribute.
-    """
-    citizens = read(result, "citizens", [attribute, "ever_false"])
-    if citizens is None:
-        citizens = read(result, "citizens", [attribute])
-        if citizens is None:
-            return {}
-    labels = _col(citizens, attribute).astype(str)
-    categories, code = np.unique(labels, return_inverse=True)
-    size = np.bincount(code, minlength=len(categories)).astype(np.float64)
-    rates: dict[str, np.ndarray] = {}
+BINS = 5
+"""Default number of quantile bins of a numeric trait."""
+
+MAX_LEVELS = 12
+"""A numeric column with at most this many distinct values is treated as categories."""
+
+NOT_ATTRIBUTES = ("citizen", "household", "partner", "score", "tier", "false_points",
+                  "ever_false")
+"""Citizens columns that are identifiers or outcomes, not attributes to compare by."""
+
+TOO_FEW, REFERENCE = "too few to judge", "reference"
+FLAGGED, UNCLEAR, WITHIN = "adverse impact", "below 4/5, CI includes 4/5", "within 4/5"
+
+
+def _citizen_columns(result: Any) -> list[str]:
+    """The columns of the run's citizens table (none without one)."""
+    path = getattr(result, "path", None)
+    if path is None:
+        try:
+            return list(result.table("citizens").column_names)
+        except (UserError, KeyError):
+            return []
+    files = _files(Path(path), "citizens")
+    if not files:
+        return []
+    try:
+        return list(pq.read_schema(files[0]).names)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise UserError(f"{path}/citizens: corrupt or unreadable Parquet file "
+                        f"({str(exc).splitlines()[0]})") from None
+
+
+def attributes(result: Any, numeric: bool = True) -> list[str]:
+    """The citizens columns disparate impact can compare by: every column but identifiers and
+    outcomes (:data:`NOT_ATTRIBUTES`). With ``numeric=False`` only the categorical ones (see
+    :func:`categorical_attributes`)."""
+    cols = [c for c in _citizen_columns(result) if c not in NOT_ATTRIBUTES]
+    return cols if numeric else [c for c in cols if _is_categorical(result, c)]
+
+
+def categorical_attributes(result: Any) -> list[str]:
+    """The categorical citizens columns (text, dictionary or boolean type, or whole numbers
+    with at most :data:`MAX_LEVELS` values, such as ``rank``), identifiers, outcomes and tie
+    counts (``*_ties``) left out: what the report compares by."""
+    return attributes(result, numeric=False)
+
+
+def _is_categorical(result: Any, column: str) -> bool:
+    if column.endswith("_ties"):
+        return False
+    table = read(result, "citizens", [column])
+    if table is None:
+        return False
+    kind = table.schema.field(column).type
+    if pa.types.is_dictionary(kind) or pa.types.is_string(kind) or pa.types.is_large_string(
+            kind) or pa.types.is_boolean(kind):
+        return True
+    return pa.types.is_integer(kind) and len(pc.unique(table.column(column))) <= MAX_LEVELS
+
+
+def _categories(values: np.ndarray, kind: pa.DataType, bins: int | None
+                ) -> tuple[list[str], np.ndarray]:
+    """Category labels (in order) and each citizen's category index. Text, dictionary and
+    boolean columns, and numbers with at most :data:`MAX_LEVELS` values, are categories;
+    other numbers fall into ``bins`` quantile bins (``[lo, hi)``, the last ``[lo, hi]``)."""
+    numeric = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    if numeric and bins:
+        x = values.astype(np.float64)
+        finite = ~np.isnan(x)
+        if len(np.unique(x[finite])) > MAX_LEVELS:
+            edges = np.unique(np.quantile(x[finite], np.linspace(0, 1, bins + 1)))
+            k = len(edges) - 1
+            code = np.clip(np.searchsorted(edges[1:-1], x, side="right"), 0, k - 1)
+            for digits in (4, 6, 9, 17):  # enough digits to tell the edges apart
+                shown = [f"{e:.{digits}g}" for e in edges]
+                if len(set(shown)) == len(edges):
+                    break
+            labels = [f"[{shown[i]}, {shown[i + 1]}" + (")" if i < k - 1 else "]")
+                      for i in range(k)]
+            if not finite.all():
+                code[~finite] = k
+                labels.append("missing")
+            return labels, code
+    if numeric:
+        cats, code = np.unique(values, return_inverse=True)
+        return [f"{c:g}" if isinstance(c, float) else str(c) for c in cats.tolist()], code
+    cats, code = np.unique(values.astype(str), return_inverse=True)
+    return [str(c) for c in cats], code
+
+
+def _outcomes(result: Any, spec: Any = None
+              ) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per measure the run has: each citizen's outcome (bool (n,)) and who counts (bool (n,),
+    or None for everyone). Refusals count among citizens old enough to try an opportunity
+    (:func:`_can_try`); the rest among all citizens."""
+    cols = set(_citizen_columns(result))
+    out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     refusals = read(result, "refusals", ["citizen", "wrongful"])
-    if refusals is not None:
+    base = read(result, "citizens", ["citizen"]) if cols else None
+    n = 0 if base is None else base.num_rows
+    if refusals is not None and n:
+        can_try = _can_try(result, spec, cols)
         who = _col(refusals, "citizen").astype(np.int64)
-        bad = _col(refusals, "wrongful").astype(bool)
-        n = len(labels)
-        refused = np.zeros(n, dtype=bool)
-        refused[who] = True
-        wrong = np.zeros(n, dtype=bool)
-        wrong[who[bad]] = True
-        rates["refused_per_1000"] = 1000 * np.bincount(code[refused], minlength=len(size)) / size
-        rates["wrongful_per_1000"] = 1000 * np.bincount(code[wrong], minlength=len(size)) / size
-    if "ever_false" in citizens.column_names:
-        ever = _col(citizens, "ever_false").astype(bool)
-        rates["false_per_1000"] = 1000 * np.bincount(code[ever], minlength=len(size)) / size
-    out: dict[str, dict[str, float]] = {str(c): {"citizens": float(size[k])}
-                                       for k, c in enumerate(categories)}
-    for name, r in rates.items():
-        best = float(r.min())
-        for k, c in enumerate(categories):
-            rc = float(r[k])
-            ratio = 1.0 if rc == best else (rc / best if best > 0 else math.inf)
-            fav = (1 - rc / 1000) / (1 - best / 1000) if best < 1000 else math.nan
-            out[str(c)][name] = rc
-            out[str(c)][f"{name}_ratio"] = ratio
-            out[str(c)][f"{name}_four_fifths"] = fav
-            out[str(c)][f"{name}_flag"] = float(fav < FOUR_FIFTHS)
+        for name, mask in (("refused", None), ("wrongly_refused", "wrongful")):
+            flag = np.zeros(n, dtype=bool)
+            flag[who if mask is None else who[_col(refusals, mask).astype(bool)]] = True
+            out[name] = (flag, can_try)
+        sanctioned = read(result, "refusals", ["citizen", "sanctioned"])
+        if sanctioned is not None:
+            flag = np.zeros(n, dtype=bool)
+            flag[_col(sanctioned, "citizen").astype(np.int64)[
+                _col(sanctioned, "sanctioned").astype(bool)]] = True
+            out["sanctioned"] = (flag, can_try)
+    if "ever_false" in cols:
+        out["falsely_named"] = (_col(read(result, "citizens", ["ever_false"]),
+                                     "ever_false").astype(bool), None)
+    tiers = _tiers(result)
+    if "tier" in cols and tiers:
+        tier = _col(read(result, "citizens", ["tier"]), "tier").astype(str)
+        out["top_tier"] = (tier == tiers[0], None)
     return out
 
 
-def disparate_impact_all(result: Any) -> dict[str, dict[str, dict[str, float]]]:
-    """:func:`disparate_impact` for each of :data:`ATTRIBUTES` the run's citizens have."""
+def _can_try(result: Any, spec: Any, cols: set[str]) -> np.ndarray | None:
+    """Citizens at least the youngest ``min_age`` of the scenario's opportunities (the
+    default, 18, when the run's scenario is unknown); None without an ``age`` column."""
+    if "age" not in cols:
+        return None
+    from panopticon.scenario import OpportunitySpec
+
+    try:
+        spec = _spec(result, spec)
+    except UserError:
+        spec = None
+    ages = [o.min_age for o in (getattr(spec, "opportunities", None) or {}).values()]
+    youngest = min(ages) if ages else OpportunitySpec.model_fields["min_age"].default
+    return _col(read(result, "citizens", ["age"]), "age").astype(np.float64) >= youngest
+
+
+def _attempts_by_group(result: Any, spec: Any) -> dict[str, dict[str, tuple[float, float]]]:
+    """``granted`` and ``perks_granted`` per group: (attempts granted, attempts), from the
+    ``opportunities`` table (which counts by group only)."""
+    table = read(result, "opportunities", ["opportunity", "group", "attempts", "refused"])
+    if table is None:
+        return {}
+    opp = _col(table, "opportunity").astype(str)
+    group = _col(table, "group").astype(str)
+    attempts = _col(table, "attempts").astype(np.float64)
+    granted = attempts - _col(table, "refused").astype(np.float64)
+    perks = np.isin(opp, sorted(_perk_opportunities(result, spec, set(opp))))
+    out: dict[str, dict[str, tuple[float, float]]] = {"granted": {}, "perks_granted": {}}
+    for g in sorted(set(group)):
+        mine = group == g
+        out["granted"][g] = (float(granted[mine].sum()), float(attempts[mine].sum()))
+        if perks.any():
+            out["perks_granted"][g] = (float(granted[mine & perks].sum()),
+                                       float(attempts[mine & perks].sum()))
+    return {k: v for k, v in out.items() if v}
+
+
+def _perk_opportunities(result: Any, spec: Any, names: set[str]) -> set[str]:
+    """The opportunities that need a perk: the scenario's ``needs`` (else the catalogue's)."""
+    from panopticon.catalogue import OPPORTUNITIES_BY_NAME
+
+    try:
+        spec = _spec(result, spec)
+    except UserError:
+        spec = None
+    given = getattr(spec, "opportunities", None) or {}
+    out = set()
+    for name in names:
+        needs = getattr(given.get(name), "needs", None)
+        if needs is None and name in OPPORTUNITIES_BY_NAME:
+            needs = OPPORTUNITIES_BY_NAME[name].needs
+        if needs:
+            out.add(name)
+    return out
+
+
+def compare_rates(counts: dict[str, tuple[float, float]], size: dict[str, float], kind: str,
+                  min_citizens: int = MIN_CITIZENS, min_events: int = MIN_EVENTS,
+                  level: float = LEVEL) -> dict[str, dict[str, Any]]:
+    """The four-fifths test of one measure across categories, with intervals.
+
+    Args:
+        counts: category -> (events, trials): citizens (or attempts) with the outcome, and
+            citizens (or attempts) of the category.
+        size: category -> citizens counted (what ``min_citizens`` is checked against).
+        kind: ``"harm"`` (a higher rate is worse) or ``"favourable"``.
+
+    Returns category -> ``events``, ``trials``, ``rate = events / trials`` with its Wilson
+    interval ``low``/``high``; ``reference`` (the least-harmed, or most-favoured, category
+    with at least ``min_citizens`` citizens); ``ratio = rate / reference rate`` with its Katz
+    interval ``ratio_low``/``ratio_high`` (None where undefined: never infinite); ``impact``,
+    the four-fifths impact ratio (harm: reference rate / rate; favourable: rate / reference
+    rate; 1 = as well off as the reference) with ``impact_low``/``impact_high``;
+    ``excludes`` (the impact interval lies wholly on one side of :data:`FOUR_FIFTHS`; None
+    when not judged); ``flag`` (impact and its whole interval below :data:`FOUR_FIFTHS`) and
+    ``status``: ``reference``, ``too few to judge`` (under ``min_citizens`` citizens, or
+    under ``min_events`` events in the category and the reference together), ``adverse
+    impact`` (flagged), ``below 4/5, CI includes 4/5`` or ``within 4/5``.
+    """
+    harm = kind == "harm"
+    out: dict[str, dict[str, Any]] = {}
+    for c, (x, n) in counts.items():
+        row: dict[str, Any] = {"kind": kind, "events": float(x), "trials": float(n),
+                               "rate": None, "low": None, "high": None}
+        if n > 0:
+            row["rate"], row["low"], row["high"] = rate(x, n, level)
+        out[c] = row
+    eligible = [c for c, r in out.items()
+                if r["trials"] > 0 and size.get(c, 0) >= min_citizens]
+
+    def order(c: str) -> tuple[float, float]:  # ties: the larger category
+        return (out[c]["rate"], -out[c]["trials"] if harm else out[c]["trials"])
+
+    ref = (min if harm else max)(eligible, key=order, default=None)
+    for c, row in out.items():
+        row.update(reference=ref, ratio=None, ratio_low=None, ratio_high=None, impact=None,
+                   impact_low=None, impact_high=None, excludes=None, flag=False,
+                   status=TOO_FEW)
+        if ref is None or row["trials"] == 0:
+            continue
+        if c == ref:
+            row.update(ratio=1.0, impact=1.0, status=REFERENCE)
+            continue
+        x, n, xr, nr = row["events"], row["trials"], out[ref]["events"], out[ref]["trials"]
+        row["ratio"], row["ratio_low"], row["ratio_high"] = katz_ratio(x, n, xr, nr, level)
+        row["impact"], row["impact_low"], row["impact_high"] = (
+            katz_ratio(xr, nr, x, n, level) if harm else
+            (row["ratio"], row["ratio_low"], row["ratio_high"]))
+        if size.get(c, 0) < min_citizens or x + xr < min_events or row["impact"] is None:
+            continue
+        high, low = row["impact_high"], row["impact_low"]
+        row["excludes"] = (high is not None and high < FOUR_FIFTHS) or \
+            (low is not None and low > FOUR_FIFTHS)
+        row["flag"] = row["impact"] < FOUR_FIFTHS and high is not None and high < FOUR_FIFTHS
+        row["status"] = FLAGGED if row["flag"] else \
+            UNCLEAR if row["impact"] < FOUR_FIFTHS else WITHIN
+    return out
+
+
+def disparate_impact(result: Any, attribute: str, *, min_citizens: int = MIN_CITIZENS,
+                     min_events: int = MIN_EVENTS, bins: int | None = BINS,
+                     level: float = LEVEL, spec: Any = None) -> dict[str, dict[str, Any]]:
+    """Harms and favourable outcomes per category of any citizens column, with the
+    four-fifths test and confidence intervals (see :func:`compare_rates`).
+
+    ``attribute`` is any column of ``citizens``: text, dictionary and boolean columns (and
+    whole numbers with at most :data:`MAX_LEVELS` values) by category; other numbers in
+    ``bins`` quantile bins (``None``: every value a category).
+
+    Returns category -> ``citizens`` (N_c) and, per measure the run has, the dict of
+    :func:`compare_rates`. Harms (:data:`HARMS`; citizens with the event over the category's
+    citizens): ``refused``, ``wrongly_refused``, ``sanctioned`` (from ``refusals``; counted
+    among citizens old enough to try an opportunity), ``falsely_named``
+    (``citizens.ever_false``). Favourable (:data:`FAVOURABLE`): ``top_tier`` (final tier is
+    the highest); for ``attribute="group"`` also ``granted`` and ``perks_granted`` (per
+    attempt, from ``opportunities``: attempts - refused over attempts, all opportunities or
+    those that need a perk). Categories with under ``min_citizens`` citizens counted (default
+    :data:`MIN_CITIZENS`), or comparisons with under ``min_events`` events (default
+    :data:`MIN_EVENTS`), are ``too few to judge``, never flagged. Empty when the citizens
+    table lacks the attribute. docs/metrics.md gives the formulas and references.
+    """
+    return _impact(result, attribute, _outcomes(result, spec), None, min_citizens,
+                   min_events, bins, level, spec)
+
+
+def _impact(result: Any, attribute: str, outcomes: dict[str, tuple],
+            attempts: dict | None, min_citizens: int, min_events: int, bins: int | None,
+            level: float, spec: Any) -> dict[str, dict[str, Any]]:
+    citizens = read(result, "citizens", [attribute])
+    if citizens is None or attribute == "citizen":
+        return {}
+    labels, code = _categories(_col(citizens, attribute), citizens.schema.field(
+        attribute).type, bins)
+    k = len(labels)
+    size = np.bincount(code, minlength=k).astype(np.float64)
+    sizes = {c: float(size[i]) for i, c in enumerate(labels)}
+    out: dict[str, dict[str, Any]] = {c: {"citizens": sizes[c]} for c in labels}
+    measures: dict[str, tuple[str, dict[str, tuple[float, float]]]] = {}
+    population: dict[str, dict[str, float]] = {}
+    for name, (flag, counts) in outcomes.items():
+        events = np.bincount(code[flag if counts is None else flag & counts], minlength=k)
+        trials = size if counts is None else np.bincount(code[counts], minlength=k)
+        population[name] = {c: float(trials[i]) for i, c in enumerate(labels)}
+        measures[name] = ("harm" if name in HARMS else "favourable",
+                          {c: (float(events[i]), float(trials[i]))
+                           for i, c in enumerate(labels)})
+    if attribute == "group":
+        if attempts is None:
+            attempts = _attempts_by_group(result, spec)
+        for name, by_group in attempts.items():
+            measures[name] = ("favourable",
+                              {c: by_group.get(c, (0.0, 0.0)) for c in labels})
+    order = [*HARMS, *FAVOURABLE]
+    for name in sorted(measures, key=order.index):
+        kind, counts = measures[name]
+        for c, row in compare_rates(counts, population.get(name, sizes), kind, min_citizens,
+                                    min_events, level).items():
+            out[c][name] = row
+    return out
+
+
+def disparate_impact_all(result: Any, attributes: str | Sequence[str] = ATTRIBUTES, *,
+                         min_citizens: int = MIN_CITIZENS, min_events: int = MIN_EVENTS,
+                         bins: int | None = BINS, level: float = LEVEL, spec: Any = None
+                         ) -> dict[str, dict[str, dict[str, Any]]]:
+    """:func:`disparate_impact` for each of ``attributes`` (a column name or several; default
+    :data:`ATTRIBUTES`) that the run's citizens have: attribute -> category -> row. Pass
+    :func:`categorical_attributes` (or :func:`attributes`) of the run for every column."""
+    if isinstance(attributes, str):
+        attributes = [attributes]
+    cols = set(_citizen_columns(result))
+    wanted = [a for a in attributes if a in cols]
+    if not wanted:
+        return {}
+    outcomes = _outcomes(result, spec)
+    attempts = _attempts_by_group(result, spec) if "group" in wanted else {}
     out = {}
-    for attribute in ATTRIBUTES:
-        d = disparate_impact(result, attribute)
+    for attribute in wanted:
+        d = _impact(result, attribute, outcomes, attempts, min_citizens, min_events, bins,
+                    level, spec)
         if d:
             out[attribute] = d
     return out
+
+
+def _comparisons(impact: dict[str, dict[str, dict[str, Any]]]):
+    """Every (attribute, category, measure, row) judged by the four-fifths test."""
+    for attribute, cats in impact.items():
+        for category, row in cats.items():
+            for name, r in row.items():
+                if isinstance(r, dict) and r["status"] not in (TOO_FEW, REFERENCE):
+                    yield attribute, category, name, r
 
 
 # ------------------------------------------------------------------- 6. behaviour change
@@ -550,10 +846,13 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
 
     Keys (each absent when its table is): ``mean_score``, ``median_score`` (last day),
     ``gini`` (final scores), ``share_<tier>`` (last day), ``mobility_up`` / ``_down`` /
-    ``_stayed``; the keys of :func:`wrongful`; ``worst_four_fifths`` (lowest
-    ``*_four_fifths`` over every attribute, category and rate of :func:`disparate_impact`),
-    ``four_fifths_flags`` (how many are flagged), ``max_refused_ratio`` and
-    ``max_false_ratio`` (highest ``*_ratio`` of those rates, finite ones);
+    ``_stayed``; the keys of :func:`wrongful`; from :func:`disparate_impact_all` (default
+    attributes and thresholds), over the comparisons judged (not the reference, not too few
+    to judge): ``worst_four_fifths`` (lowest impact ratio), ``four_fifths_below`` (how many
+    impact ratios are below 0.8), ``four_fifths_flags`` (how many of those have their whole
+    95% interval below 0.8), ``max_refused_ratio``, ``max_wrongful_ratio``,
+    ``max_sanctioned_ratio`` and ``max_false_ratio`` (highest defined ratio of each harm's
+    rate to the least harmed category's);
     ``behaviour_change_<event>`` (:func:`behaviour_change`'s ``change``, else
     ``true_change``); ``tier_assortativity_<layer>``, ``mean_degree_<layer>`` and
     ``fragmentation_<layer>`` (last survey); ``appeals_<figure>``;
@@ -578,17 +877,17 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
         for k in ("up", "down", "stayed"):
             out[f"mobility_{k}"] = moves[k]
     out.update(wrongful(result))
-    impact = disparate_impact_all(result)
-    fifths = [v for cats in impact.values() for row in cats.values()
-              for k, v in row.items() if k.endswith("_four_fifths") and not math.isnan(v)]
-    if fifths:
-        out["worst_four_fifths"] = min(fifths)
-        out["four_fifths_flags"] = float(sum(v < FOUR_FIFTHS for v in fifths))
-    for rate, key in (("refused_per_1000", "max_refused_ratio"),
-                      ("false_per_1000", "max_false_ratio"),
-                      ("wrongful_per_1000", "max_wrongful_ratio")):
-        ratios = [row[f"{rate}_ratio"] for cats in impact.values() for row in cats.values()
-                  if f"{rate}_ratio" in row and math.isfinite(row[f"{rate}_ratio"])]
+    judged = list(_comparisons(disparate_impact_all(result, spec=spec)))
+    impacts = [r["impact"] for *_, r in judged]
+    if impacts:
+        out["worst_four_fifths"] = min(impacts)
+        out["four_fifths_below"] = float(sum(v < FOUR_FIFTHS for v in impacts))
+        out["four_fifths_flags"] = float(sum(r["flag"] for *_, r in judged))
+    for measure, key in (("refused", "max_refused_ratio"), ("falsely_named", "max_false_ratio"),
+                         ("wrongly_refused", "max_wrongful_ratio"),
+                         ("sanctioned", "max_sanctioned_ratio")):
+        ratios = [r["ratio"] for _, _, name, r in judged
+                  if name == measure and r["ratio"] is not None]
         if ratios:
             out[key] = max(ratios)
     for event, d in behaviour_change(result).items():
@@ -608,6 +907,31 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
     for attack, d in manipulations(result).items():
         out[f"manipulations_{attack}"] = d["actions"]
     return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+
+
+SUMMARY_BOUNDS: tuple[tuple[tuple[str, ...], tuple[float | None, float | None]], ...] = (
+    (("gini", "share_*", "*_share", "*_rate", "mobility_*", "fragmentation_*",
+      "worst_four_fifths"), (0.0, 1.0)),
+    (("tier_assortativity_*",), (-1.0, 1.0)),
+    (("behaviour_change_*",), (-1.0, None)),
+    (("false_observations", "observations", "citizens_*", "attempts", "refusals",
+      "wrongful_refusals", "evaded", "four_fifths_*", "max_*_ratio", "mean_degree_*",
+      "appeals_*", "manipulations_*"), (0.0, None)),
+)
+"""The range of each :func:`summary` key (shell patterns, first match wins): shares and
+rates in [0, 1], assortativity in [-1, 1], behaviour change at least -1, counts and ratios at
+least 0. Scores and anything else: unbounded."""
+
+
+def summary_bounds(name: str) -> tuple[float | None, float | None]:
+    """``(lower, upper)`` of a :func:`summary` key (None: unbounded), from
+    :data:`SUMMARY_BOUNDS`; sweeps keep their confidence intervals within them."""
+    from fnmatch import fnmatchcase
+
+    for patterns, bounds in SUMMARY_BOUNDS:
+        if any(fnmatchcase(name, p) for p in patterns):
+            return bounds
+    return None, None
 
 
 def to_json(obj: Any) -> str:

@@ -21,7 +21,14 @@ import numpy as np
 import pandas as pd
 
 from panopticon.errors import UserError
-from panopticon.metrics.run import FOUR_FIFTHS
+from panopticon.metrics.run import (
+    FOUR_FIFTHS,
+    MIN_CITIZENS,
+    MIN_EVENTS,
+    REFERENCE,
+    TOO_FEW,
+    UNCLEAR,
+)
 from panopticon.report.template import CSS, PAGE, SCRIPT
 
 #: (id, heading) of every section, in page order.
@@ -103,38 +110,60 @@ def _sql(con, query: str, what: Path, **files: list[Path]) -> pd.DataFrame:
 
 
 def _disparity(run: RunData, con) -> None:
-    """Per attribute value: citizens, shares ever refused, wrongly refused, falsely named."""
-    citizens = run.path / "citizens.parquet"
+    """Per categorical attribute of the citizens (the four of :data:`ATTRIBUTES` first), one
+    frame per attribute from :func:`panopticon.metrics.run.disparate_impact_all` (the one
+    implementation): a row per value with ``citizens`` and, per measure m, ``m`` (the rate),
+    ``m_low``/``m_high`` (its Wilson interval), ``m_ratio`` (to the reference) with its Katz
+    interval, ``m_impact`` (the four-fifths impact ratio), ``m_flag`` and ``m_status``."""
+    from panopticon.metrics import run as metrics
+
     if "citizens.parquet" not in run.manifest.get("files", {}):
         run.notes["disparity"] = "not in this run: the run did not finish (no citizens table)."
         return
+    stored = _StoredRun(run.path, run.manifest)
+    found = metrics.categorical_attributes(stored)
+    wanted = [a for a in ATTRIBUTES if a in found] + [a for a in found if a not in ATTRIBUTES]
+    impact = metrics.disparate_impact_all(stored, wanted)
+    run.disparity = {attr: _impact_frame(cats) for attr, cats in impact.items()}
     refusals = _parts(run.path, "refusals")
-    files = {"c": [citizens], **({"r": refusals} if refusals else {})}
-    c = "read_parquet($c)"
-    if refusals:
-        joined = (f"(SELECT c.*, r.citizen IS NOT NULL AS refused, "
-                  f"coalesce(r.wrongful, false) AS wrongly FROM {c} c LEFT JOIN "
-                  f"(SELECT citizen, bool_or(wrongful) AS wrongful FROM read_parquet($r) "
-                  f"GROUP BY citizen) r USING (citizen))")
-    else:
-        joined = f"(SELECT *, false AS refused, false AS wrongly FROM {c})"
-    columns = set(_sql(con, f"SELECT * FROM {c} LIMIT 0", citizens, c=[citizens]).columns)
-    out = {}
-    for attr in ATTRIBUTES:
-        if attr not in columns:
-            continue
-        out[attr] = _sql(con, f"""
-            SELECT CAST("{attr}" AS VARCHAR) AS value, count(*) AS citizens,
-                   avg(refused::INT) AS refused, avg(wrongly::INT) AS wrongly_refused,
-                   avg(ever_false::INT) AS falsely_named
-            FROM {joined} GROUP BY 1 ORDER BY 1""", citizens, **files)
-    run.disparity = out
     if refusals:
         run.wrongly_refused = int(_sql(con, "SELECT count(DISTINCT citizen) AS n FROM "
                                             "read_parquet($r) WHERE wrongful",
                                        run.path / "refusals", r=refusals)["n"][0])
     else:
         run.notes["refusals"] = "not in this run: it has no opportunities or refusals table."
+
+
+@dataclass
+class _StoredRun:
+    """What the metrics functions read of a stored run: its folder and manifest."""
+
+    path: Path
+    manifest: dict
+
+
+_IMPACT_FIELDS = ("low", "high", "events", "trials", "ratio", "ratio_low", "ratio_high",
+                  "impact", "impact_low", "impact_high")
+
+
+def _impact_frame(cats: dict[str, dict[str, Any]]) -> pd.DataFrame:
+    """One attribute's disparate impact as a flat frame (None as NaN): ``value``,
+    ``citizens`` and per measure m ``m``, ``m_<field>``, ``m_reference``, ``m_flag``,
+    ``m_status``."""
+    rows = []
+    for value, row in cats.items():
+        flat: dict[str, Any] = {"value": value, "citizens": int(row["citizens"])}
+        for m, r in row.items():
+            if not isinstance(r, dict):
+                continue
+            flat[m] = math.nan if r["rate"] is None else r["rate"]
+            for f in _IMPACT_FIELDS:
+                flat[f"{m}_{f}"] = math.nan if r[f] is None else float(r[f])
+            flat[f"{m}_reference"] = r["reference"]
+            flat[f"{m}_flag"] = bool(r["flag"])
+            flat[f"{m}_status"] = r["status"]
+        rows.append(flat)
+    return pd.DataFrame(rows)
 
 
 def _stories(run: RunData, con) -> None:
@@ -266,18 +295,73 @@ def _headline(run: RunData) -> list[tuple[str, str]]:
     return rows
 
 
-def _rate_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Ratios of each harm's share to the best (lowest) group's, and the four-fifths flag as
-    in :func:`panopticon.metrics.run.disparate_impact`: the group's favourable-outcome rate
-    (1 - share) below :data:`FOUR_FIFTHS` of the best group's (1 - best)."""
-    out = frame.copy()
-    for col in ("refused", "wrongly_refused", "falsely_named"):
-        best = float(out[col].min())
-        out[col + "_ratio"] = [1.0 if rate == best else math.inf if best == 0 else rate / best
-                               for rate in out[col]]
-        out[col + "_flag"] = [(1 - rate) / (1 - best) < FOUR_FIFTHS if best < 1 else False
-                              for rate in out[col]]
-    return out
+#: (measure, column heading) of the disparity tables, harms then favourable outcomes.
+_MEASURES = (("refused", "ever refused"), ("wrongly_refused", "wrongly refused"),
+             ("sanctioned", "refused under a sanction"), ("falsely_named", "falsely named"),
+             ("top_tier", "in the top tier"), ("granted", "attempts granted"),
+             ("perks_granted", "perk attempts granted"))
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2%}" if x < 0.1 else f"{x:.1%}"
+
+
+def _impact_cell(x: Any, m: str) -> str:
+    """One measure of one value: the rate and its 95% interval, then the ratio to the
+    reference with its interval and the four-fifths verdict (HTML, escaped)."""
+    rate = getattr(x, m)
+    if rate is None or math.isnan(rate):
+        return "-"
+    low, high = getattr(x, f"{m}_low"), getattr(x, f"{m}_high")
+    status = getattr(x, f"{m}_status")
+    ratio, r_low, r_high = (getattr(x, f"{m}_ratio{s}") for s in ("", "_low", "_high"))
+    if status in (REFERENCE, TOO_FEW):
+        second = status
+    elif not math.isnan(ratio):
+        second = f"{ratio:.2f}× ({r_low:.2f}–{r_high:.2f})"
+    elif not math.isnan(r_low):
+        second = f"undefined (reference 0), ≥ {r_low:.2f}×"
+    else:
+        second = "ratio undefined"
+    if getattr(x, f"{m}_flag"):
+        second = "⚑ " + second
+    elif status == UNCLEAR:
+        second = "? " + second
+    return (f"{_e(_pct(rate))} <small>({_e(_pct(low))}–{_e(_pct(high))})</small><br>"
+            f"<small>{_e(second)}</small>")
+
+
+def _no_events(frame: pd.DataFrame) -> list[str]:
+    """The headings of the measures with no event at all in ``frame``."""
+    return [h for m, h in _MEASURES if m in frame.columns and not frame[f"{m}_events"].sum()]
+
+
+def _impact_table(attr: str, frame: pd.DataFrame) -> str:
+    """One compact table per attribute: value, citizens, one cell per measure with events
+    (rate, interval, ratio, verdict), and the measures flagged."""
+    none = _no_events(frame)
+    measures = [(m, h) for m, h in _MEASURES if m in frame.columns and h not in none]
+    head = "".join(f"<th>{_e(h)}</th>" for h in [attr, "citizens", *(h for _, h in measures),
+                                                  "four-fifths rule fails for"])
+    body = []
+    for x in frame.itertuples(index=False):
+        flagged = ", ".join(h for m, h in measures if getattr(x, f"{m}_flag")) or "-"
+        cells = [_e(x.value), f"{x.citizens:,}", *(_impact_cell(x, m) for m, _ in measures),
+                 _e(flagged)]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return (f'<table class="numbers"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def _harms_long(frame: pd.DataFrame) -> pd.DataFrame:
+    """The harm rates of one attribute's frame, one row per value and harm (for the chart)."""
+    from panopticon.metrics.run import HARMS
+
+    parts = [pd.DataFrame({"value": frame["value"], "citizens": frame["citizens"], "harm": h,
+                           "rate": frame[m], "low": frame[f"{m}_low"],
+                           "high": frame[f"{m}_high"]})
+             for m, h in _MEASURES if m in HARMS and m in frame.columns]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def _behaviour_change(frame: pd.DataFrame) -> pd.DataFrame:
@@ -357,17 +441,19 @@ def charts(runs: list[RunData]) -> dict[str, tuple[str, dict | None]]:
         specs["refusals"] = ("refusals", None)
 
     rates = _with_run([(r, None if not r.disparity or "group" not in r.disparity
-                        else r.disparity["group"]) for r in runs])
+                        else _harms_long(r.disparity["group"])) for r in runs])
     if len(rates):
-        rates = rates.melt(["run", "value", "citizens"],
-                           ["refused", "wrongly_refused", "falsely_named"],
-                           var_name="harm", value_name="rate")
-        bars = a.Chart(rates).mark_bar().encode(
-            y=a.Y("harm:N", title=None), x=a.X("rate:Q", axis=a.Axis(format="%"),
-                                             title="share of the group's citizens"),
+        base = a.Chart(rates).encode(
+            y=a.Y("harm:N", title=None, sort=[h for _, h in _MEASURES]),
             color=a.Color("value:N", title="group"), yOffset="value:N",
-            tooltip=["run:N", "value:N", "harm:N", a.Tooltip("rate:Q", format=".2%")])
-        specs["disparity"] = ("disparity", _facet(bars.properties(title="Harms by group"), runs))
+            tooltip=["run:N", "value:N", "harm:N", a.Tooltip("rate:Q", format=".2%"),
+                     a.Tooltip("low:Q", format=".2%", title="95% CI from"),
+                     a.Tooltip("high:Q", format=".2%", title="95% CI to")])
+        bars = base.mark_bar().encode(x=a.X("rate:Q", axis=a.Axis(format="%"),
+                                            title="share of the group's citizens (95% CI)"))
+        whiskers = base.mark_rule(color="black").encode(x="low:Q", x2="high:Q")
+        specs["disparity"] = ("disparity", _facet(a.layer(bars, whiskers).properties(
+            title="Harms by group"), runs))
     else:
         specs["disparity"] = ("disparity", None)
 
@@ -509,35 +595,38 @@ def _section_body(sid: str, runs: list[RunData], specs: dict) -> str:
         return chart("refusals", "not in this run: no run has an opportunities table.") + \
             _side_by_side(runs, table)
     if sid == "disparity":
-        def ratio(x: float) -> str:
-            return "∞" if math.isinf(x) else f"{x:.2f}×"
-
         def tables(r: RunData) -> str:
             if not r.disparity:
                 return _note(r.notes.get("disparity", "not in this run."))
-            out = []
+            out, single = [], []
             for attr, frame in r.disparity.items():
-                t = _rate_table(frame)
-                rows = [[x.value, f"{x.citizens:,}",
-                         f"{x.refused:.2%}", ratio(x.refused_ratio),
-                         f"{x.wrongly_refused:.2%}", ratio(x.wrongly_refused_ratio),
-                         f"{x.falsely_named:.2%}", ratio(x.falsely_named_ratio),
-                         ", ".join(h for h, f in (("refused", x.refused_flag),
-                                                  ("wrongly refused", x.wrongly_refused_flag),
-                                                  ("falsely named", x.falsely_named_flag)) if f)
-                         or "-"]
-                        for x in t.itertuples()]
-                out.append(f"<h4>by {_e(attr)}</h4>" + _table_html(
-                    [attr, "citizens", "ever refused", "ratio", "wrongly refused", "ratio",
-                     "falsely named", "ratio", "four-fifths rule fails for"], rows, "numbers"))
+                if len(frame) < 2:
+                    single.append(f"{attr} ({frame['value'].iloc[0]})" if len(frame) else attr)
+                    continue
+                out.append(f"<h4>by {_e(attr)}</h4>" + _impact_table(attr, frame))
+            if single:
+                out.append(_note("Not compared, one value only: " + ", ".join(single) + "."))
+            none = dict.fromkeys(h for f in r.disparity.values() for h in _no_events(f))
+            if none:
+                out.append(_note("Left out, no events in this run: " + ", ".join(none) + "."))
             return "".join(out)
         return (chart("disparity", "not in this run: no run has a citizens table.")
-                + '<p class="explain">Shares of each group\'s citizens ever refused an '
-                  'opportunity, ever wrongly refused (refused because of a false '
-                  'observation), and ever falsely named. The ratio is to the group with the '
-                  'lowest share; the four-fifths rule flags a group whose share spared '
-                  '(1 − share) is below four fifths of the best group\'s ((1 − share) / '
-                  f'(1 − lowest) &lt; {FOUR_FIFTHS}).</p>' + _side_by_side(runs, tables))
+                + '<p class="explain">For each attribute of the citizens, the share of each '
+                  'value\'s citizens ever refused an opportunity, ever wrongly refused '
+                  '(refused where their true record would not have been), ever refused '
+                  'because a sanction blocked it, and ever falsely named (harms), and the '
+                  'share in the top tier at the end (favourable; by group also the share of '
+                  'attempts granted, all and those needing a perk), each with its 95% Wilson '
+                  'interval. Below it: the ratio to the reference value (the least harmed, or '
+                  'most favoured, with enough citizens) and its 95% Katz interval. The '
+                  'four-fifths rule (⚑) flags a harm more than 1.25× the reference\'s, or a '
+                  f'favourable share below {FOUR_FIFTHS}× the reference\'s, only when the '
+                  'whole interval is past that threshold too (? marks a ratio past it whose '
+                  'interval is not). Refusals count among citizens old enough to try an '
+                  f'opportunity. A value with fewer than {MIN_CITIZENS} citizens, or a '
+                  f'comparison with fewer than {MIN_EVENTS} events, is too few to judge. A '
+                  'flag is a reason to look closer, not a verdict.</p>'
+                + _side_by_side(runs, tables))
     if sid == "behaviour":
         missing = [r.label for r in runs if r.behaviour is None]
         return ('<p class="explain">Expected events over the baseline (what citizens would '

@@ -48,11 +48,6 @@ import yaml
 from panopticon.errors import Problem, RunInterrupted, UserError
 from panopticon.scenario import ScenarioSpec, assign, scenario_from_data
 
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-         2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-"""Student's t 97.5% quantiles for 1-30 degrees of freedom (1.96 beyond)."""
-
 
 @dataclass(frozen=True)
 class Setting:
@@ -474,21 +469,28 @@ def _account(jobs: list[tuple], digests: list[str], records: dict[int, dict], st
     return out
 
 
-def summarise_point(point: dict, summaries: list[dict[str, float]]) -> dict:
-    """Mean, sample standard deviation, 95% confidence interval of the mean (Student's t)
-    and n of every metric over one grid point's replicates (NaNs left out)."""
-    metrics: dict[str, dict[str, float]] = {}
+def summarise_point(point: dict, summaries: list[dict[str, float]],
+                    bounds: Callable[[str], tuple[float | None, float | None]] | None = None
+                    ) -> dict:
+    """Mean, sample standard deviation, 95% confidence interval of the mean and n of every
+    metric over one grid point's replicates (NaNs left out), with the interval's ``method``.
+
+    The interval stays within the metric's range (``bounds(name)``; default
+    :func:`panopticon.metrics.run.summary_bounds`), by
+    :func:`panopticon.metrics.intervals.mean_interval`: Student's t for an unbounded metric
+    (``"t"``), t on the logit scale for a share in [0, 1] (``"logit"``), on the log scale for
+    a count or ratio >= 0 (``"log"``). One replicate: NaN bounds."""
+    from panopticon.metrics.intervals import mean_interval
+
+    if bounds is None:
+        from panopticon.metrics.run import summary_bounds as bounds
+    metrics: dict[str, dict[str, Any]] = {}
     for name in sorted({k for s in summaries for k in s}):
         values = [s[name] for s in summaries if name in s and not math.isnan(s[name])]
-        n = len(values)
-        if not n:
+        if not values:
             continue
-        mean = sum(values) / n
-        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else math.nan
-        half = (_T975[n - 2] if n - 1 <= len(_T975) else 1.96) * sd / math.sqrt(n) \
-            if n > 1 else math.nan
-        metrics[name] = {"mean": mean, "sd": sd, "ci_low": mean - half, "ci_high": mean + half,
-                         "n": n}
+        lower, upper = bounds(name)
+        metrics[name] = mean_interval(values, lower, upper)
     return {"point": point, "metrics": metrics}
 
 
