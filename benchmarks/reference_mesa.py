@@ -1,4 +1,4 @@
-"""The benchmark reference model (``shared/BENCHMARK.md``) written the way a Mesa 3 user would.
+"""The benchmark reference model (docs/presets/reference.md) written the way a Mesa 3 user would.
 
 One :class:`Citizen` agent per citizen, activated in random order each day with
 ``model.agents.shuffle_do``; the weekly pull toward ties is synchronous (every citizen reads the

@@ -1,4 +1,4 @@
-"""Panopticon against Mesa on the benchmark reference model (``shared/BENCHMARK.md``).
+"""Panopticon against Mesa on the benchmark reference model (docs/presets/reference.md).
 
 Both implementations run the same model at the same N, each in its own subprocess so that peak
 memory (``ru_maxrss``) is its own. Panopticon runs its ``reference`` preset through

@@ -122,8 +122,8 @@ def test_refused_citizen_retries_next_day_and_evasion_lets_refusals_through():
 
 def test_retries_give_a_geometric_number_of_tries(seed):
     """With retry p, a citizen refused every day tries 1 + Geometric: on average 1 / (1 - p)
-    times. p = 0.85 -> 6.67 tries (the ~8.7 blocked tries per listed traveller of FACTS 11 is
-    p ~ 0.885). 20,000 blocked citizens, SE of the mean ~ 6.2 / sqrt(20000) = 0.044."""
+    times. p = 0.85 -> 6.67 tries (the ~8.7 blocked tries per listed traveller in
+    docs/sources.md is p ~ 0.885). 20,000 blocked citizens, SE of the mean ~ 6.2 / sqrt(20000) = 0.044."""
     n = 20_000
     rates = np.zeros((n, 1))
     opps = Opportunities((_kind(retry=0.85),), rates, rates[:, 0], np.ones(n), ())

@@ -8,6 +8,7 @@ every expected day is worked by hand from the preset: listed on day d while ``un
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import adults, policy_day
 
 from panopticon import api, engine
@@ -156,7 +157,8 @@ def test_a_same_name_error_lists_an_innocent_person_just_the_same():
 
 
 def test_foreign_debtors_get_the_exit_ban_too():
-    """A resident foreigner found in default is denied exit like anyone listed [V] (FACTS 9)."""
+    """A resident foreigner found in default is denied exit like anyone listed [V]
+    (docs/sources.md#court-blacklist-foreigners)."""
     sim, state = _start(citizens=3000)
     pop = sim.society.population
     foreigner = int(np.flatnonzero((pop.residency == pop.labels["residency"].index("resident_foreigner"))
@@ -192,3 +194,88 @@ def test_court_blacklist_runs_ten_thousand_citizens_for_a_year():
     assert listed.iloc[-1] > 0
     for ban in NINE_BANS + JOINT:
         assert (daily[f"denied_{ban}"] == listed).all()
+
+
+# ------------------------------------------------------------ what a run reproduces
+# Blocked purchases per listed person do not depend on how many are listed, so the runs below
+# list twenty times the preset's rate of debtors (0.00013 a day instead of 6.5e-6) to measure
+# them in seconds; everything else is the preset's.
+BOOSTED_LISTING = 0.00013
+
+
+def _run(citizens: int, listing_rate: float | None = None, seed: int = 2013):
+    spec = load_preset("court_blacklist").with_run(citizens=citizens, days=365, seed=seed)
+    if listing_rate is not None:
+        data = spec.model_dump(mode="json")
+        data["behaviour"]["events"]["court_judgment_default"]["rate"] = listing_rate
+        spec = scenario_from_data(data, {}, "<test>")
+    return api.run(spec)
+
+
+def _listed_days(lists) -> dict[int, list[tuple[int, int]]]:
+    """Each citizen's listed spells as [first day, first day off) from the lists table."""
+    spells: dict[int, list[tuple[int, int]]] = {}
+    start: dict[int, int] = {}
+    for row in lists.sort_values(["day"], kind="stable").itertuples():
+        if row.change == "entered":
+            start[row.citizen] = row.day
+        elif row.change in ("left", "expired", "restored"):
+            spells.setdefault(row.citizen, []).append((start.pop(row.citizen), row.day))
+    for citizen, day in start.items():
+        spells.setdefault(citizen, []).append((day, 10**9))
+    return spells
+
+
+@pytest.fixture(scope="module")
+def boosted():
+    """50,000 citizens x 365 days with twenty times the listing rate (about 4.8% of adults a
+    year, ~850 listed person-years): enough listed debtors to see every ban refuse someone,
+    and about 60 spells of refused air tickets."""
+    return _run(50_000, BOOSTED_LISTING)
+
+
+def test_the_nine_bans_and_the_joint_sanctions_refuse_listed_debtors_only(boosted):
+    """Rule: `sanctions: when listed("court_defaulter")` gates the scenario's opportunities.
+    Each of the nine consumption bans (flights, soft sleepers, high-speed rail, star hotels,
+    property, non-essential vehicles, holidays, private schools, high-premium insurance) and
+    the joint sanctions on loans and travel abroad refuses someone, and every refusal is of a
+    citizen on the list that day (listed from the day of entry to the day before they leave)."""
+    refusals = boosted.table("refusals").to_pandas()
+    spells = _listed_days(boosted.lists.to_pandas())
+    for opportunity in ("flight", "soft_sleeper", "high_speed_train", "star_hotel", "flat_purchase",
+                        "car_purchase", "holiday", "school_place", "insurance_purchase", "loan",
+                        "travel_abroad"):
+        assert (refusals.opportunity == opportunity).sum() > 0, opportunity
+    for row in refusals.itertuples():
+        assert any(a <= row.day < b for a, b in spells.get(row.citizen, ())), row
+
+
+def test_blocked_tickets_per_listed_person_year_are_in_the_documented_band(boosted):
+    """Calibration [D] (docs/sources.md#derived-court-blocked-per-listed): 0.45-0.72 blocked air
+    tickets and 0.16-0.20 blocked high-speed rail tickets per listed person a year, and a
+    spell of refused air tickets lasts about 8.7 tries (108,000 / 12,389 in July 2014). Air
+    refusals come in spells of ~9, so the bands are widened for sampling noise (seeds 1-5
+    give 0.51-0.70, 0.16-0.21 and 6.9-9.1): air 0.35-0.9, rail 0.12-0.26, 6-12 tries."""
+    daily = boosted.daily.to_pandas()
+    person_years = daily["listed_court_defaulter"].sum() / 365
+    refusals = boosted.table("refusals").to_pandas()
+    flights = refusals[refusals.opportunity == "flight"]
+    trains = refusals[refusals.opportunity == "high_speed_train"]
+    assert 0.35 < len(flights) / person_years < 0.9
+    assert 0.12 < len(trains) / person_years < 0.26
+    assert 6 < len(flights) / (~flights.retry).sum() < 12
+    assert trains.retry.sum() == 0  # no retry for trains [A]
+
+
+def test_a_year_lists_about_a_quarter_percent_of_adults_and_a_quarter_of_them_pay():
+    """Calibration [D] at the preset's own rates, 100,000 citizens x 365 days: the list takes
+    in 0.24-0.30% of adults a year (docs/sources.md#derived-court-listing-rate; 0.18-0.32%
+    here, phantoms included) and listed debtors pay at ~0.27 a listed year
+    (docs/sources.md#derived-court-paying-rate; 0.15-0.5 here: ~90 listed person-years)."""
+    result = _run(100_000)
+    lists = result.lists.to_pandas()
+    adults_n = int((result.citizens.to_pandas().age >= 18).sum())
+    entered = int((lists.change == "entered").sum())
+    assert 0.0018 < entered / adults_n < 0.0032
+    person_years = result.daily.to_pandas()["listed_court_defaulter"].sum() / 365
+    assert 0.15 < (lists.change == "left").sum() / person_years < 0.5

@@ -81,6 +81,21 @@ def test_nosedive_runs_a_year_with_scores_within_one_to_five_stars():
     assert abs(sum(v for k, v in last.items() if k.startswith("share_")) - 1) < 1e-9
 
 
+def test_the_episodes_thresholds_are_all_met_in_a_year():
+    """Calibration [A] of `opinion` (docs/presets/nosedive.md): the episode's thresholds
+    (docs/sources.md#nosedive) all bite in a 10,000 x 365 run: some adults reach 4.5 (prime,
+    the Pelican Cove discount) and 4.2 (priority rebooking), about half are at 4 or more (good
+    standing; 35-65% here), and the underclass below 2.5 is small (0.5-6% of adults)."""
+    result = api.run("nosedive", citizens=10_000, days=365)
+    citizens = result.citizens.to_pandas()
+    grown = citizens[citizens.age >= 18]
+    last = result.daily.slice(364).to_pylist()[0]
+    assert last["granted_housing_discount"] > 0 and last["granted_priority_rebooking"] > 0
+    assert last["denied_flights"] > 0
+    assert 0.35 < (grown.score >= 4.0).mean() < 0.65
+    assert 0.005 < (grown.tier == "underclass").mean() < 0.06
+
+
 def test_presets_table_labels_nosedive_as_fiction():
     """`panopticon presets` shows the nosedive preset's family as fiction."""
     result = CliRunner().invoke(app, ["presets"])

@@ -1,4 +1,4 @@
-"""The rongcheng_points preset follows Rongcheng's documented rules (FACTS.md section 1).
+"""The rongcheng_points preset follows Rongcheng's documented rules (docs/sources.md#rongcheng).
 
 Each test plants observations and feeds them through the real policy code path
 (``engine.apply_policy``), with the numbers worked by hand in the docstring. Scores are int64
@@ -169,7 +169,10 @@ def test_an_exempt_officials_violations_change_nothing():
 def test_a_year_of_rongcheng_runs_on_records_alone_and_reports_its_columns():
     """10,000 citizens x 365 days: no camera source; the daily table has the tier shares of
     AAA-D (summing to 1), the three C/D sanctions and the four A perks; nobody under 18 is ever
-    scored; observed rewards : deductions is near the 2015 city-wide 33,000 : 260,000 (1 : 7.9)."""
+    scored; observed rewards : deductions is near the 2015 city-wide 33,000 : 260,000 (1 : 7.9,
+    docs/sources.md#rongcheng-2015); and the documented consequences happen: someone graded C
+    (a drunk driver, capped at C) is struck off village candidacy, and adults in A get the
+    green channel."""
     assert "cameras" not in load_preset(NAME).sensors
     result = api.run(NAME, citizens=10_000, days=365)
     daily = result.daily.to_pandas()
@@ -189,3 +192,5 @@ def test_a_year_of_rongcheng_runs_on_records_alone_and_reports_its_columns():
     rewards = rule.isin(["heroic_act", "volunteering", "blood_donation"]).sum()
     deductions = ((ledger["delta_milli"] < 0) & ~rule.str.startswith("expired:")).sum()
     assert 5 < deductions / rewards < 12
+    assert daily["denied_village_candidacy"].iloc[-1] > 0
+    assert daily["granted_green_channel"].iloc[-1] > 0.9 * (citizens.age >= 18).sum()

@@ -151,10 +151,15 @@ def test_children_are_not_scored_and_get_no_perks():
 
 
 def test_sesame_runs_ten_thousand_citizens_for_a_year_within_350_to_950():
-    """10,000 citizens x 365 days: every score in [350, 950]; perks granted, nothing denied."""
+    """10,000 citizens x 365 days: every score in [350, 950]; perks granted, nothing denied;
+    and at the end of the year 30-55% of adults are at 650 or more, the ofo deposit waiver,
+    as 40% of Hangzhou residents could waive deposits (docs/sources.md#sesame-adoption)."""
     result = api.run("sesame_commercial", citizens=10_000, days=365)
     scores = result.citizens.column("score").to_numpy()
     assert scores.min() >= 350 and scores.max() <= 950
     daily = result.daily.to_pandas()
     assert len(daily) == 365 and daily["granted_deposit_free_rental"].iloc[-1] > 0
     assert not [c for c in daily.columns if c.startswith("denied_")]
+    citizens = result.citizens.to_pandas()
+    grown = citizens[citizens.age >= 18]
+    assert 0.30 < (grown.score >= 650).mean() < 0.55

@@ -1,4 +1,4 @@
-"""The suining_2010 preset follows the 2010 Suining pilot as reported (FACTS.md section 5).
+"""The suining_2010 preset follows the 2010 Suining pilot as reported (docs/sources.md#suining-2010).
 
 Each test plants observations and feeds them through the real policy code path
 (``engine.apply_policy``), with the numbers worked by hand in the docstring. Scores are int64
@@ -120,7 +120,9 @@ def test_an_exempt_officials_violations_change_nothing():
 
 def test_a_year_of_suining_runs_and_reports_its_columns():
     """10,000 citizens x 365 days: the daily table has the shares of grades A-D (summing to 1),
-    the four D sanctions and the two A perks; scores never exceed the maximum of 1000."""
+    the four D sanctions and the two A perks; scores never exceed the maximum of 1000; and the
+    documented consequences happen (docs/sources.md#suining-2010): someone falls to D and is
+    named publicly and denied a business licence, and adults in A get priority in promotion."""
     result = api.run(NAME, citizens=10_000, days=365)
     daily = result.daily.to_pandas()
     assert len(daily) == 365
@@ -134,3 +136,6 @@ def test_a_year_of_suining_runs_and_reports_its_columns():
     assert np.allclose(daily[tiers].sum(axis=1), 1.0)
     scores = result.citizens.column("score").to_numpy()
     assert scores.max() <= 1000.0 and scores.min() >= 0.0
+    last = daily.iloc[-1]
+    assert last["denied_public_naming"] > 0 and last["denied_business_licence"] > 0
+    assert last["granted_priority_promotion"] > 0

@@ -90,7 +90,7 @@ COURT = "court_blacklist"
 
 def test_listed_debtors_pay_up_at_the_scenario_rate_and_nobody_else_does():
     """court_blacklist: debt_repaid has rate 0 for everyone and 0.00075 a day while listed
-    (FACTS 11: ~27% of the listed stock a year). Every true debt_repaid event is by a
+    (docs/sources.md, compliance: ~27% of the listed stock a year). Every true debt_repaid event is by a
     citizen who was listed that day; and listed debtors do pay (some leave the list)."""
     result = api.run(api.load(COURT).with_run(citizens=20_000, days=365))
     behaviour = result.table("behaviour").to_pandas()

@@ -92,7 +92,8 @@ EVENT_NAMES: tuple[str, ...] = tuple(EVENTS_BY_NAME)
 
 
 SANCTIONS: dict[str, str] = {
-    # SPC consumption restrictions, Art. 3 (FACTS 3.2), and the 2016 joint-punishment Opinions
+    # SPC consumption restrictions, Art. 3, and the 2016 joint-punishment Opinions
+    # (docs/sources.md#court-blacklist-sanctions)
     "flights": "buying air tickets",
     "soft_sleeper_trains": "soft-sleeper berths and better ship berths",
     "high_speed_rail": "G-series high-speed train seats, first class on other EMU trains",
@@ -108,14 +109,14 @@ SANCTIONS: dict[str, str] = {
     "loans": "bank loans",
     "civil_service_jobs": "civil-service and state-enterprise posts",
     "public_naming": "name published on the list",
-    # local point schemes (FACTS 1.4, 5)
+    # local point schemes (docs/sources.md#city-scores)
     "village_candidacy": "standing in village-committee elections",
     "business_licence": "obtaining a business licence",
     "community_assistance": "community assistance",
     "honours_and_subsidies": "honours, subsidies and some permits",
     "strict_supervision": "stricter supervision and inspections",
 }
-"""Joint sanctions a policy may deny (documented names; FACTS.md sections 1, 3, 5)."""
+"""Joint sanctions a policy may deny (documented names; docs/sources.md#court-blacklist-sanctions)."""
 
 PERKS: dict[str, str] = {
     "green_channel": "green channels: faster, simplified procedures",
@@ -133,7 +134,7 @@ PERKS: dict[str, str] = {
     "housing_discount": "discounted housing",
     "priority_rebooking": "priority rebooking of flights",
 }
-"""Perks a policy may grant to the 'trustworthy' (documented names; FACTS.md sections 1, 2, 5)."""
+"""Perks a policy may grant to the 'trustworthy' (documented names; docs/sources.md#city-scores)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class OpportunityType:
 
 
 OPPORTUNITY_TYPES: tuple[OpportunityType, ...] = (
-    # the joint-punishment gates (FACTS.md 3.2, 3.4); rates are assumptions [A]
+    # the joint-punishment gates (docs/sources.md#court-blacklist-sanctions); rates are assumptions [A]
     OpportunityType("loan", ("loans",), (), 1 / 730, None, "applying for a bank loan"),
     OpportunityType("flight", ("flights",), (), 1 / 180, None, "buying an air ticket"),
     OpportunityType("high_speed_train", ("high_speed_rail",), (), 1 / 60, None,
@@ -176,7 +177,7 @@ OPPORTUNITY_TYPES: tuple[OpportunityType, ...] = (
     OpportunityType("school_place", ("private_schools",), (), 1 / 365, "children > 0",
                     "enrolling a child in a (private) school: the child's place follows the "
                     "parent's standing"),
-    # perks (FACTS.md 2, 4)
+    # perks (docs/sources.md#city-scores)
     OpportunityType("deposit_free_rental", (), ("deposit_free_rental",), 1 / 90, None,
                     "renting a flat, bike or power bank without a deposit"),
 )
