@@ -246,9 +246,11 @@ def check_manifest(run_dir: Path, manifest: dict, sim) -> list[Finding]:
     return findings
 
 
-def replay(run_dir: Path, manifest: dict | None = None) -> list[Finding]:
+def replay(run_dir: Path, manifest: dict | None = None,
+           actual: dict[tuple[int, str], tuple[int, str]] | None = None) -> list[Finding]:
     """Simulate the run again and compare it with the stored one: every table day by day,
-    the ledger row by row, the final scores and the fingerprint."""
+    the ledger row by row, the final scores and the fingerprint. ``actual``: what the stored
+    rows hash to (:func:`row_digests`), if the caller has it already."""
     from panopticon import engine
     from panopticon.store.local import Digester, result_of
     from panopticon.store.tables import Collector, citizens_table
@@ -257,7 +259,8 @@ def replay(run_dir: Path, manifest: dict | None = None) -> list[Finding]:
     spec = read_scenario(run_dir, manifest)
     days = manifest["days_completed"]
     stored = _by_day(stored_ledger(run_dir, manifest), days) if days else []
-    actual, _ = row_digests(run_dir, manifest, days)
+    if actual is None:
+        actual, _ = row_digests(run_dir, manifest, days)
     sim = engine.build(spec)
     state = engine.initial_state(sim)
     digester = Digester(digest.genesis(spec.digest))
@@ -428,7 +431,7 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
     days = manifest["days_completed"]
     report["days_checked"] = days
     try:
-        rows, _, content = check_rows(run_dir, manifest, days)
+        rows, actual, content = check_rows(run_dir, manifest, days)
         chain, ledger_head = verify_chain(run_dir, manifest, days)
     except UNREADABLE as exc:
         return _verdict(report, [*findings, Finding("file", None, None, _unreadable(exc))], full)
@@ -456,7 +459,7 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
                                 f"kept ({expect[:16]}...)"))
     if full:
         try:
-            report["replay_findings"] = [asdict(f) for f in replay(run_dir, manifest)]
+            report["replay_findings"] = [asdict(f) for f in replay(run_dir, manifest, actual)]
         except UNREADABLE as exc:
             findings.append(Finding("file", None, None, "the replay cannot read the run: "
                                     + _unreadable(exc)))
