@@ -17,7 +17,7 @@ from panopticon import engine, ledger
 from panopticon.api import open_run, resume
 from panopticon.api import run as api_run
 from panopticon.errors import UserError
-from panopticon.kernels import sum_and_median
+from panopticon.metrics.daily import sum_and_median
 from panopticon.scenario import load_preset, preset_names
 from panopticon.store.local import read_manifest
 from panopticon.store.query import connect
@@ -279,10 +279,11 @@ def test_daily_metrics_are_consistent(stored):
     np.testing.assert_allclose(shares.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     assert daily["misattributed"].sum() > 0 and daily["phantoms"].sum() > 0
 
-    events = r.events.to_pandas().groupby("day")[["true", "observed", "false"]].sum()
-    assert events["true"].tolist() == daily["true_events"].tolist()
+    events = r.events.to_pandas().groupby("day")[
+        ["true_events", "observed", "false_observations"]].sum()
+    assert events["true_events"].tolist() == daily["true_events"].tolist()
     assert events["observed"].tolist() == daily["observed_true"].tolist()
-    assert events["false"].tolist() == daily["false_observations"].tolist()
+    assert events["false_observations"].tolist() == daily["false_observations"].tolist()
 
     obs = r.observations.to_pandas()
     per_day = obs.groupby("day").agg(n=("id", "size"), true=("is_true", "sum"),

@@ -13,10 +13,12 @@ import pytest
 from conftest import build_scenario
 
 from panopticon import engine
-from panopticon.behaviour import CHUNK, MAX_EVENTS_PER_DAY, behave, poisson_count, totals
-from panopticon.kernels import sum_and_median, sum_median_nonzero
+from panopticon.behaviour import CHUNK, MAX_EVENTS_PER_DAY, behave, totals
+from panopticon.kernels.random import poisson_count
+from panopticon.kernels.sensing import pick
+from panopticon.metrics.daily import sum_and_median, sum_median_nonzero
 from panopticon.rng import Stage, stream_key, uniform
-from panopticon.sensors import MISATTRIBUTED, NO_ACTOR, NOT_OBSERVED, OBSERVED, _pick, observe
+from panopticon.sensors import MISATTRIBUTED, NO_ACTOR, NOT_OBSERVED, OBSERVED, observe
 
 
 def _reference_behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
@@ -103,7 +105,7 @@ def _reference_observe(seed, day, true, model, region, abroad):
         j = i
         if model.misattribution[s] > 0.0 and (
                 uniform(key, c + np.uint64(1)) < model.misattribution[s]):
-            p = _pick(model.victim_cdf[s], uniform(key, c + np.uint64(2)))
+            p = pick(model.victim_cdf[s], uniform(key, c + np.uint64(2)))
             first, size = model.profile_starts[p], model.profile_starts[p + 1] - model.profile_starts[p]
             k = int(uniform(key, c + np.uint64(3)) * size)
             j = int(model.profile_members[first + k])

@@ -492,8 +492,9 @@ def test_partner_stats_needs_two_couples():
 def test_fragmentation_of_couples_needs_no_search():
     """A layer of couples (degree at most 1): each couple is one component of 2; the same
     answer as the union-find (0-1, 2-3 and 5 alone of 6 -> 2 components, largest 2, 2 alone)."""
-    from panopticon.society.network import _components, fragmentation
+    from panopticon.kernels.network import components
+    from panopticon.society.network import fragmentation
 
     layer = from_pairs(6, np.asarray([0, 2]), np.asarray([1, 3]))
     assert fragmentation(layer) == (2, 2, 2)
-    assert tuple(int(x) for x in _components(layer.indptr, layer.indices)) == (2, 2, 2)
+    assert tuple(int(x) for x in components(layer.indptr, layer.indices)) == (2, 2, 2)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from typer.testing import CliRunner
 
-from panopticon import api, engine
+from panopticon import api, engine, kernels
 from panopticon.cli import app
-from panopticon.policy.runtime import _rate
 from panopticon.rng import stream_key
 from panopticon.scenario import load_preset
 from panopticon.sensors import Observations
@@ -19,8 +18,10 @@ def _rate_once(rater_score: int, opinion: float, boost_until: int = 0, boost: fl
     layer = from_pairs(2, np.array([0]), np.array([1]))
     scores = np.array([3000, rater_score], np.int64)
     sum_w, sum_wr = np.zeros(2, np.int64), np.zeros(2, np.int64)
-    _rate(stream_key(1, 7, 0), layer.indptr, layer.indices, scores, np.array([opinion, 3.0]), 4.0,
-          0.0, 2.0, np.array([boost_until, 0], np.int64), boost, 0, np.zeros(2, bool), sum_w, sum_wr)
+    kernels.scoring.rate_peers(stream_key(1, 7, 0), layer.indptr, layer.indices, scores,
+                               np.array([opinion, 3.0]), 4.0, 0.0, 2.0,
+                               np.array([boost_until, 0], np.int64), boost, 0, np.zeros(2, bool),
+                               sum_w, sum_wr)
     return sum_w[0], sum_wr[0]
 
 

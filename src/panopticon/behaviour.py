@@ -11,23 +11,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
+from panopticon import kernels
 from panopticon.catalogue import EVENTS_BY_NAME
 from panopticon.errors import UserError
-from panopticon.rng import Stage, stream_key, uniform, uniforms
+from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
 from panopticon.society import Population
 from panopticon.society.sampling import draw
 
-MAX_EVENTS_PER_DAY = 60
+MAX_EVENTS_PER_DAY = kernels.behaviour.MAX_EVENTS_PER_DAY
 """Cap on one citizen's true events in a day. With total rates of at most :data:`MAX_RATE` the
 chance of reaching it is below 1e-13 per citizen-day."""
 OUTCOME_SEQ = 200
 """Draw counter of events added to the day (loan outcomes); behaviour's own are below 60."""
 MAX_RATE = 20.0
 """Largest total rate of true events per citizen-day a scenario may produce."""
+CHUNK = kernels.behaviour.CHUNK
+"""Citizens per chunk of the event draw; chunks run in parallel, each writing its own events."""
 
 
 @dataclass(frozen=True)
@@ -100,122 +102,10 @@ def rate_from_traits(spec, default: float, pop: Population, key: np.uint64) -> n
     return np.maximum(rate, 0.0)
 
 
-@nb.njit(inline="always")
-def _refresh(rates, i, total, cdf):
-    """Citizen i's total rate and the Poisson CDF of their daily count at 0, 1 and 2, with the
-    exact float steps of :func:`poisson_count` so that both give the same draw."""
-    s = 0.0
-    for t in range(rates.shape[1]):
-        s += rates[i, t]
-    total[i] = s
-    p = np.exp(-s)
-    cdf[0, i] = p
-    p *= s / 1
-    cdf[1, i] = cdf[0, i] + p
-    p *= s / 2
-    cdf[2, i] = cdf[1, i] + p
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def totals(rates, total, cdf):
-    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (3, n), in place."""
-    for i in nb.prange(rates.shape[0]):
-        _refresh(rates, i, total, cdf)
-
-
-@nb.njit(inline="always")
-def poisson_count(u, p0, lam, cap):
-    """Inverse-CDF Poisson draw given P(0) = p0 = exp(-lam); capped at ``cap``."""
-    k = 0
-    p = p0
-    cdf = p0
-    while u >= cdf and k < cap:
-        k += 1
-        p *= lam / k
-        cdf += p
-    return k
-
-
-CHUNK = 1 << 12
-"""Citizens per chunk of the event draw; chunks run in parallel, each writing its own events."""
-
-
-@nb.njit(inline="always")
-def _event_type(key, rates, total, i, k):
-    """The type of citizen i's event k, in proportion to their rates (one uniform)."""
-    x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
-    # The last type j with a nonzero rate whose cumulative rate before it is at or below x
-    # (0 if none). Rates are non-negative, so this equals counting the cumulative rates at or
-    # below x and stepping back over zero-rate types (where rounding can land). Branch-free:
-    # with the stepping-back loop the kernel ran ~15% slower once loaded from Numba's cache.
-    t = 0
-    acc = 0.0
-    for j in range(rates.shape[1] - 1):
-        acc += rates[i, j]
-        t = max(t, (j + 1) * ((acc <= x) & (rates[i, j + 1] != 0.0)))
-    return t
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _draw(key, rates, total, cdf):
-    """The day's events in citizen order: citizen (int32), type (int16) and seq (int32).
-
-    Two parallel passes over chunks: the first draws every citizen's count, so that the
-    second writes each chunk's events straight to their final place (exact sizes, no copy).
-    """
-    n = rates.shape[0]
-    n_chunks = (n + CHUNK - 1) // CHUNK
-    counts = np.empty(n, np.uint8)  # MAX_EVENTS_PER_DAY fits
-    first_event = np.empty(n_chunks + 1, np.int64)
-    first_event[0] = 0
-    for c in nb.prange(n_chunks):
-        first, last = c * CHUNK, min(n, (c + 1) * CHUNK)
-        # elementwise, so the compiler can vectorise it: the count capped at 3 from the CDF
-        m = 0
-        for i in range(first, last):
-            u = uniform(key, np.uint64(i) << np.uint64(8))
-            k = (u >= cdf[0, i]) + (u >= cdf[1, i]) + (u >= cdf[2, i])
-            counts[i] = k
-            m += k
-        # past the tabulated CDF (about 1% of citizens at the reference rates): the full
-        # inversion with the same uniform. Listing them branch-free first is cheaper than a
-        # branch per citizen.
-        many = np.empty(last - first, np.int32)
-        n_many = 0
-        for i in range(first, last):
-            many[n_many] = i
-            n_many += counts[i] == 3
-        for j in range(n_many):
-            i = many[j]
-            u = uniform(key, np.uint64(i) << np.uint64(8))
-            k = poisson_count(u, cdf[0, i], total[i], MAX_EVENTS_PER_DAY)
-            counts[i] = k
-            m += k - 3
-        first_event[c + 1] = m
-    for c in range(n_chunks):
-        first_event[c + 1] += first_event[c]
-    m_all = first_event[n_chunks]
-    citizen = np.empty(m_all, np.int32)
-    event = np.empty(m_all, np.int16)
-    seq = np.empty(m_all, np.int32)
-    for c in nb.prange(n_chunks):
-        first, last = c * CHUNK, min(n, (c + 1) * CHUNK)
-        # the active citizens (about a third), listed branch-free: one branch per active
-        # citizen below instead of an unpredictable one per citizen
-        active = np.empty(last - first, np.int32)
-        n_active = 0
-        for i in range(first, last):
-            active[n_active] = i
-            n_active += counts[i] > 0
-        e = first_event[c]
-        for a in range(n_active):
-            i = active[a]
-            for k in range(counts[i]):
-                citizen[e] = i
-                event[e] = _event_type(key, rates, total, i, k)
-                seq[e] = k
-                e += 1
-    return citizen, event, seq
+def totals(rates: np.ndarray, total: np.ndarray, cdf: np.ndarray) -> None:
+    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (3, n), in place,
+    from ``rates`` (n, T) events per day."""
+    kernels.behaviour.totals(rates, total, cdf)
 
 
 def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
@@ -231,7 +121,8 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
         rates: (n, T) events per day. total: (n,) row sums. cdf: (3, n) Poisson CDF of each
             citizen's daily count at 0, 1 and 2 (see :func:`totals`).
     """
-    return TrueEvents(*_draw(stream_key(seed, Stage.BEHAVE, day), rates, total, cdf))
+    return TrueEvents(*kernels.behaviour.draw_events(stream_key(seed, Stage.BEHAVE, day),
+                                                  rates, total, cdf))
 
 
 def add_events(true: TrueEvents, citizen: np.ndarray, event: np.ndarray) -> TrueEvents:
@@ -262,23 +153,12 @@ class Deterrence:
         return cls(tier_mask, event_mask, spec.factor)
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _deter(rates, total, cdf, tier, tier_mask, event_mask, factor):
-    n, t_count = rates.shape
-    for i in nb.prange(n):
-        if not tier_mask[tier[i]]:
-            continue
-        for t in range(t_count):
-            if event_mask[t]:
-                rates[i, t] *= factor
-        _refresh(rates, i, total, cdf)
-
-
 def respond(rules: list[Deterrence], tier: np.ndarray, rates: np.ndarray, total: np.ndarray,
             cdf: np.ndarray) -> None:
     """Deterrence: citizens in a sanctioned tier scale their rates of the named events (in place)."""
     for rule in rules:
-        _deter(rates, total, cdf, tier, rule.tier_mask, rule.event_mask, rule.factor)
+        kernels.behaviour.deter(rates, total, cdf, tier, rule.tier_mask, rule.event_mask,
+                                rule.factor)
 
 
 @dataclass(frozen=True)
@@ -333,58 +213,16 @@ class Responses:
         return np.ascontiguousarray(rates[:, self.base_column >= 0])
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _scale(rates, total, cdf, mask, columns, factor, limit, base, base_column):
-    """Multiply the rates ``columns`` of masked citizens by ``factor``, bounded by ``limit``
-    times their base rate (a floor for factors below 1, a ceiling above)."""
-    for i in nb.prange(rates.shape[0]):
-        if not mask[i]:
-            continue
-        changed = False
-        for t in columns:
-            r = rates[i, t] * factor
-            if limit > 0.0:  # a bound stops the move; it never moves a rate back
-                bound = base[i, base_column[t]] * limit
-                if factor < 1.0:
-                    r = max(r, min(bound, rates[i, t]))
-                else:
-                    r = min(r, max(bound, rates[i, t]))
-            changed |= r != rates[i, t]
-            rates[i, t] = r
-        if changed:  # at its limit (or a zero rate): no new CDF to work out
-            _refresh(rates, i, total, cdf)
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _set(rates, total, cdf, masks, apply, value, base, base_column):
-    """Rate responses: each applied event's rate is the last matching response's value, or
-    the base rate where none matches."""
-    n, t_count = rates.shape
-    for i in nb.prange(n):
-        changed = False
-        for t in range(t_count):
-            target = -1.0
-            for r in range(masks.shape[0]):
-                if apply[r, t]:
-                    if target < 0.0:
-                        target = base[i, base_column[t]]
-                    if masks[r, i]:
-                        target = value[r]
-            if target >= 0.0 and rates[i, t] != target:
-                rates[i, t] = target
-                changed = True
-        if changed:
-            _refresh(rates, i, total, cdf)
-
-
 def adapt(responses: Responses, masks: list[np.ndarray], rates: np.ndarray, total: np.ndarray,
           cdf: np.ndarray, base: np.ndarray) -> None:
     """Apply the responses in order (in place). ``masks``: whom each response's ``when``
     holds for today, bool (n,) per response."""
     for r in responses.scale:
-        _scale(rates, total, cdf, masks[r], np.flatnonzero(responses.apply[r]),
-               responses.factor[r], responses.limit[r], base, responses.base_column)
+        kernels.behaviour.scale_rates(rates, total, cdf, masks[r],
+                                      np.flatnonzero(responses.apply[r]), responses.factor[r],
+                                      responses.limit[r], base, responses.base_column)
     if responses.setting:
         idx = list(responses.setting)
-        _set(rates, total, cdf, np.stack([masks[r] for r in idx]), responses.apply[idx],
-             responses.rate[idx], base, responses.base_column)
+        kernels.behaviour.set_rates(rates, total, cdf, np.stack([masks[r] for r in idx]),
+                                    responses.apply[idx], responses.rate[idx], base,
+                                    responses.base_column)

@@ -12,10 +12,9 @@ import hashlib
 from dataclasses import dataclass, field, fields
 from typing import Protocol
 
-import numba
 import numpy as np
 
-from panopticon import ledger
+from panopticon import kernels, ledger
 from panopticon.behaviour import (
     Deterrence,
     Responses,
@@ -687,7 +686,7 @@ smaller there than the cost of sharing the cores with the ledger and store threa
 
 def default_threads(n: int) -> int:
     """Threads the day loop uses for ``n`` citizens unless told otherwise."""
-    return 1 if n < SERIAL_BELOW else numba.config.NUMBA_NUM_THREADS
+    return 1 if n < SERIAL_BELOW else kernels.threads.available()
 
 
 def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
@@ -703,8 +702,8 @@ def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
     every = sim.scenario.run.checkpoint_every
     if threads is None:
         threads = default_threads(sim.n)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    previous = kernels.threads.current()
+    kernels.threads.use(threads)
     try:
         while state.day < last:
             record = step(sim, state)
@@ -713,5 +712,5 @@ def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
                 if state.day % every == 0 or state.day == last:
                     sink.checkpoint(state)
     finally:
-        numba.set_num_threads(previous)
+        kernels.threads.use(previous)
     return state

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
+from panopticon import kernels
 from panopticon.behaviour import rate_from_traits
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, apply_deltas
 from panopticon.rng import Stage, stream_key, uniforms_at
@@ -244,21 +244,6 @@ def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy
     return ledger_rows, Manipulations.concat(done)
 
 
-@nb.njit(cache=True, nogil=True)
-def _add_in_order(citizen, delta, truth, idx, extra, low, high, scores, false_points):
-    """Add ``extra`` to rows ``idx`` one after another, clamped to the score bounds; ``extra``
-    becomes what was applied."""
-    for j in range(idx.shape[0]):
-        k = idx[j]
-        i = citizen[k]
-        new = min(max(scores[i] + extra[j], low), high)
-        extra[j] = new - scores[i]
-        scores[i] = new
-        delta[k] += extra[j]
-        if truth[k] == 0:
-            false_points[i] += extra[j]
-
-
 def edit_rows(day: int, insiders: Insiders, rows: LedgerRows, region: np.ndarray,
               region_code: dict[str, int], policy: CompiledPolicy, scores: np.ndarray,
               false_points: np.ndarray) -> tuple[Manipulations, np.ndarray, np.ndarray]:
@@ -280,8 +265,8 @@ def edit_rows(day: int, insiders: Insiders, rows: LedgerRows, region: np.ndarray
         if not len(idx):
             continue
         extra = np.round(rows.delta[idx] * (spec.factor - 1)).astype(np.int64)
-        _add_in_order(rows.citizen, rows.delta, rows.truth, idx, extra, policy.low,
-                      policy.high, scores, false_points)
+        kernels.governance.add_in_order(rows.citizen, rows.delta, rows.truth, idx, extra,
+                                        policy.low, policy.high, scores, false_points)
         hit = extra != 0  # a bound can swallow the whole edit: then nothing happened
         idx, extra = idx[hit], extra[hit]
         official = insiders.officials[i][0]

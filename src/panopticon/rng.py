@@ -9,25 +9,25 @@ The hash is SplitMix64's finaliser applied to a keyed Weyl sequence (Steele, Lea
 ``mix64(key + counter * GOLDEN)``. It passes BigCrush for a fixed key; keys are themselves mixed,
 so two streams coincide only if their counters differ by a 64-bit random offset.
 
-The same functions work on NumPy arrays (vectorised) and inside Numba kernels (scalars).
+The hash itself (``mix64``, ``bits``, ``uniform``) is a kernel, in
+:mod:`panopticon.kernels.random`; this module names the streams and draws whole arrays of
+uniforms with NumPy. ``rng.mix64``, ``rng.bits`` and ``rng.uniform`` still name those kernels
+(looked up when used), for code that draws inside its own kernels.
 """
 
 from __future__ import annotations
 
 import enum
 
-import numba as nb
 import numpy as np
 
+from panopticon import kernels
+from panopticon.kernels.random import GOLDEN
+
 MASK64 = (1 << 64) - 1
-GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _TWO_M53 = 1.0 / 9007199254740992.0
+_KERNELS = ("mix64", "bits", "uniform")
 
 
 class Stage(enum.IntEnum):
@@ -47,12 +47,12 @@ class Stage(enum.IntEnum):
     BENCHMARK = 99
 
 
-@nb.njit(inline="always", cache=True)
-def mix64(z):
-    """SplitMix64 finaliser: a bijective avalanche of a uint64 (scalar or array)."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
+def __getattr__(name: str):
+    """``mix64``, ``bits`` and ``uniform``: the kernels of :mod:`panopticon.kernels.random`,
+    looked up at each use (so a different kernel backend is the one found)."""
+    if name in _KERNELS:
+        return getattr(kernels.random, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _mix_int(z: int) -> int:
@@ -78,19 +78,6 @@ def stream_key(seed: int, stage: int, day: int = 0, sub: int = 0) -> np.uint64:
     return np.uint64(k)
 
 
-@nb.njit(inline="always", cache=True)
-def bits(key, counter):
-    """64 random bits for ``counter`` in the stream ``key`` (scalars or arrays of uint64)."""
-    return mix64(key + counter * GOLDEN)
-
-
-@nb.njit(inline="always", cache=True)
-def uniform(key, counter):
-    """A float64 in [0, 1) with 53 random bits."""
-    # via int64: the value fits exactly, and signed conversion is one instruction on x86
-    return np.int64(bits(key, counter) >> _S11) * _TWO_M53
-
-
 def uniforms(key: np.uint64, n: int, offset: int = 0, stride: int = 1, slot: int = 0) -> np.ndarray:
     """Vectorised: ``n`` uniforms for counters ``(offset + arange(n)) * stride + slot``.
 
@@ -99,12 +86,12 @@ def uniforms(key: np.uint64, n: int, offset: int = 0, stride: int = 1, slot: int
     """
     c = (np.arange(offset, offset + n, dtype=np.uint64) * np.uint64(stride)) + np.uint64(slot)
     with np.errstate(over="ignore"):
-        x = mix64(key + c * GOLDEN)
+        x = kernels.random.mix64(key + c * GOLDEN)
     return (x >> _S11).astype(np.float64) * _TWO_M53
 
 
 def uniforms_at(key: np.uint64, counters: np.ndarray) -> np.ndarray:
     """Vectorised: one uniform per counter (e.g. citizen ids), float64 of the same shape."""
     with np.errstate(over="ignore"):
-        x = mix64(key + np.asarray(counters).astype(np.uint64) * GOLDEN)
+        x = kernels.random.mix64(key + np.asarray(counters).astype(np.uint64) * GOLDEN)
     return (x >> _S11).astype(np.float64) * _TWO_M53

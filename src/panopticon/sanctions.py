@@ -25,15 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from panopticon.behaviour import poisson_count, rate_from_traits
+from panopticon import kernels
+from panopticon.behaviour import rate_from_traits
 from panopticon.catalogue import OPPORTUNITIES_BY_NAME
 from panopticon.errors import UserError
-from panopticon.kernels import offsets
 from panopticon.policy.schema import MILLI
-from panopticon.rng import Stage, stream_key, uniform, uniforms_at
+from panopticon.rng import Stage, stream_key, uniforms_at
 from panopticon.scenario import RepaymentTable, ScenarioSpec
 from panopticon.society import Population
 
@@ -223,47 +222,19 @@ class OpportunityDay:
     refusals: Refusals
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _count_tries(key, p0, total, counts):
-    for i in nb.prange(p0.shape[0]):
-        u = uniform(key, np.uint64(i) << np.uint64(8))
-        counts[i] = 0 if u < p0[i] else poisson_count(u, p0[i], total[i], 200)
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _fill_tries(key, rates, total, counts, trying, first, citizen, kind, slot):
-    """Each attempt's kind, in proportion to the citizen's rates (parallel-safe: each citizen
-    writes its own slots). ``trying``: the citizens with at least one try today."""
-    k_count = rates.shape[1]
-    for a in nb.prange(trying.shape[0]):
-        i = trying[a]
-        for j in range(counts[i]):
-            x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(j + 1)) * total[i]
-            k = 0
-            acc = rates[i, 0]
-            while acc <= x and k < k_count - 1:
-                k += 1
-                acc += rates[i, k]
-            while rates[i, k] == 0.0 and k > 0:  # rounding landed on a zero rate
-                k -= 1
-            citizen[first[i] + j] = i
-            kind[first[i] + j] = k
-            slot[first[i] + j] = j
-
-
 def draw_tries(seed: int, day: int, opps: Opportunities
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Today's first tries: citizen int32 (a,) in order, kind int16 (a,), and each try's
     number among the citizen's tries today, int64 (a,) (a draw counter)."""
     key = stream_key(seed, Stage.OPPORTUNITY, day, _TRY)
     counts = np.empty(len(opps.total), dtype=np.int64)
-    _count_tries(key, opps.p0, opps.total, counts)
-    first = offsets(counts)
+    kernels.opportunities.count_tries(key, opps.p0, opps.total, counts)
+    first = kernels.arrays.offsets(counts)
     citizen = np.empty(first[-1], dtype=np.int32)
     kind = np.empty(first[-1], dtype=np.int16)
     slot = np.empty(first[-1], dtype=np.int64)
-    _fill_tries(key, opps.rates, opps.total, counts, np.flatnonzero(counts), first, citizen,
-                kind, slot)
+    kernels.opportunities.fill_tries(key, opps.rates, opps.total, counts, np.flatnonzero(counts),
+                                     first, citizen, kind, slot)
     return citizen, kind, slot
 
 

@@ -17,19 +17,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-import numba as nb
 import numpy as np
 
-from panopticon.behaviour import poisson_count
+from panopticon import kernels
 from panopticon.errors import UserError
-from panopticon.kernels import offsets
-from panopticon.rng import Stage, stream_key, uniform
+from panopticon.rng import Stage, stream_key
 from panopticon.scenario import ScenarioSpec
 from panopticon.society import Population
 
-NOT_OBSERVED, OBSERVED, MISATTRIBUTED = 0, 1, 2
-NO_ACTOR = -1
-TALLY = ("true", "observed", "missed", "misattributed", "false")
+NOT_OBSERVED, OBSERVED, MISATTRIBUTED = (kernels.sensing.NOT_OBSERVED, kernels.sensing.OBSERVED,
+                                         kernels.sensing.MISATTRIBUTED)
+"""Status of a true event: missed, observed on its actor, pinned on someone else."""
+NO_ACTOR = kernels.sensing.NO_ACTOR
+"""True actor of a phantom observation."""
+TALLY = ("true_events", "observed", "missed", "misattributed", "false_observations")
 """Rows of the daily tally, per event type: true events; of them observed on the actor, missed
 and pinned on someone else; and false observations (misattributions and phantoms) claiming it."""
 MAX_PHANTOMS = 20.0
@@ -237,103 +238,6 @@ def reallocate(coverage: np.ndarray, heat: np.ndarray, region_size: np.ndarray,
     return np.maximum(out, floor)
 
 
-@nb.njit(inline="always")
-def _pick(cdf, u):
-    """Smallest index whose cumulative share exceeds u (binary search)."""
-    lo, hi = 0, cdf.shape[0] - 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if cdf[mid] > u:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-@nb.njit(cache=True, nogil=True)
-def _observe(key, citizen, event, seq, region, abroad, source_of_event, detect, misattribution,
-             victim_cdf, members, pstarts, p_cit, p_evt, p_src, n_events):
-    """One pass over the day's true events and phantoms: each event's status, the tally, and
-    the observation columns (observed true events in event order, then the phantoms)."""
-    m = citizen.shape[0]
-    cap = m + p_cit.shape[0]
-    status = np.empty(m, np.int8)
-    tally = np.zeros((5, n_events), np.int64)  # rows as in TALLY
-    named = np.empty(cap, np.int32)
-    event_out = np.empty(cap, np.int16)
-    source = np.empty(cap, np.int8)
-    is_true = np.empty(cap, np.bool_)
-    true_actor = np.empty(cap, np.int32)
-    by_status = np.zeros((3, n_events), np.int64)  # events by status and type
-    o = 0
-    for e in range(m):
-        i = citizen[e]
-        t = event[e]
-        s = source_of_event[t]
-        c = (np.uint64(i) << np.uint64(10)) + (np.uint64(seq[e]) << np.uint64(2))
-        # branch-free (about a third of events are missed, at random): every event is written
-        # at slot o, which only the seen ones keep; row 0 stands in where no source sees t
-        row = max(s, 0)
-        detected = not uniform(key, c) >= detect[row, region[i]]
-        seen = (s >= 0) & (not abroad[i]) & detected
-        j = i
-        if misattribution[row] > 0.0 and seen and (
-                uniform(key, c + np.uint64(1)) < misattribution[row]):
-            p = _pick(victim_cdf[s], uniform(key, c + np.uint64(2)))
-            size = pstarts[p + 1] - pstarts[p]
-            k = np.int64(uniform(key, c + np.uint64(3)) * size)
-            j = members[pstarts[p] + k]
-            if j == i and size > 1:  # a false match is someone else: take the next in profile
-                j = members[pstarts[p] + (k + 1) % size]
-        code = seen * (OBSERVED + (j != i))
-        status[e] = code
-        by_status[code, t] += 1
-        named[o] = j
-        event_out[o] = t
-        source[o] = s
-        is_true[o] = j == i
-        true_actor[o] = i
-        o += seen
-    for t in range(n_events):
-        tally[0, t] = by_status[:, t].sum()
-        tally[1, t] = by_status[OBSERVED, t]
-        tally[2, t] = by_status[NOT_OBSERVED, t]
-        tally[3, t] = by_status[MISATTRIBUTED, t]
-        tally[4, t] = by_status[MISATTRIBUTED, t]
-    for k in range(p_cit.shape[0]):
-        named[o] = p_cit[k]
-        event_out[o] = p_evt[k]
-        source[o] = p_src[k]
-        is_true[o] = False
-        true_actor[o] = NO_ACTOR
-        tally[4, p_evt[k]] += 1
-        o += 1
-    return (status, tally, named[:o], event_out[:o], source[:o], is_true[:o], true_actor[:o])
-
-
-@nb.njit(cache=True, nogil=True)
-def _phantom_count(key, lam, block_first, block_len, block_profile, counts):
-    for b in range(block_first.shape[0]):
-        mean = lam[block_profile[b]] * block_len[b]
-        u = uniform(key, np.uint64(b) << np.uint64(8))
-        p0 = np.exp(-mean)
-        counts[b] = 0 if u < p0 else poisson_count(u, p0, mean, 60)
-
-
-@nb.njit(cache=True, nogil=True)
-def _phantom_fill(key, members, block_first, block_len, block_profile, phantom_cdf, flat, starts,
-                  counts, first, citizen, event, source):
-    for b in range(block_first.shape[0]):
-        for k in range(counts[b]):
-            c = (np.uint64(b) << np.uint64(8)) + np.uint64(3 * k + 1)
-            i = members[block_first[b] + np.int64(uniform(key, c) * block_len[b])]
-            s = _pick(phantom_cdf[block_profile[b]], uniform(key, c + np.uint64(1)))
-            lo, hi = starts[s], starts[s + 1]
-            citizen[first[b] + k] = i
-            source[first[b] + k] = s
-            event[first[b] + k] = flat[lo + np.int64(uniform(key, c + np.uint64(2)) * (hi - lo))]
-
-
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
             region: np.ndarray, abroad: np.ndarray) -> tuple[Observations, np.ndarray, np.ndarray]:
     """Turn one day's true events into observations. Events of citizens living abroad
@@ -350,17 +254,18 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
     # independent Poisson(lam) count: the same distribution as one draw per citizen.
     pkey = stream_key(seed, Stage.PHANTOM, day)
     counts = np.empty(len(model.block_first), dtype=np.int32)
-    _phantom_count(pkey, model.phantom_lambda, model.block_first, model.block_len,
-                   model.block_profile, counts)
-    first = offsets(counts)
+    kernels.sensing.phantom_count(pkey, model.phantom_lambda, model.block_first,
+                                  model.block_len, model.block_profile, counts)
+    first = kernels.arrays.offsets(counts)
     k = int(first[-1])
     p_cit = np.empty(k, dtype=np.int32)
     p_evt = np.empty(k, dtype=np.int16)
     p_src = np.empty(k, dtype=np.int8)
-    _phantom_fill(pkey, model.profile_members, model.block_first, model.block_len,
-                  model.block_profile, model.phantom_cdf, model.phantom_events,
-                  model.phantom_starts, counts, first, p_cit, p_evt, p_src)
-    status, tally, *columns = _observe(
+    kernels.sensing.phantom_fill(pkey, model.profile_members, model.block_first,
+                                 model.block_len, model.block_profile, model.phantom_cdf,
+                                 model.phantom_events, model.phantom_starts, counts, first,
+                                 p_cit, p_evt, p_src)
+    status, tally, *columns = kernels.sensing.observe(
         stream_key(seed, Stage.OBSERVE, day), true.citizen, true.event, true.seq, region, abroad,
         model.source_of_event, model.detect, model.misattribution, model.victim_cdf,
         model.profile_members, model.profile_starts, p_cit, p_evt, p_src,

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numba as nb
 import numpy as np
 
-from panopticon.kernels import count_codes, sum_median_nonzero
+from panopticon import kernels
 from panopticon.policy.schema import MILLI
 from panopticon.sensors import Observations
 
@@ -18,6 +17,24 @@ FLOWS = ("true_events", "observed_true", "missed_events", "misattributed", "fals
 the whole run's total. The others (scores, tier shares, ``listed_*``, ``denied_*``,
 ``granted_*``, ``citizens_ever_false``, backlogs, coverage) describe the state at the end of a
 day, and ``citizens_false_today`` counts distinct citizens of one day only."""
+
+
+def sum_and_median(x: np.ndarray) -> tuple[int, float]:
+    """Exact sum and median of an int64 array (equal to ``np.median`` for integers below
+    2**53), in three linear passes: a coarse histogram finds the bucket of the middle ranks,
+    and only that bucket is sorted."""
+    total, median, _ = sum_median_nonzero(x, x)
+    return total, median
+
+
+def sum_median_nonzero(x: np.ndarray, y: np.ndarray) -> tuple[int, float, int]:
+    """:func:`sum_and_median` of ``x``, and how many of ``y`` (same length) are nonzero."""
+    if len(y) != len(x):
+        raise ValueError(f"sum_median_nonzero: {len(x)} values but {len(y)} flags")
+    if len(x) == 0:
+        return 0, float("nan"), 0
+    total, median, nonzero = kernels.tally.sum_median_nonzero(x, y)
+    return int(total), float(median), int(nonzero)
 
 
 def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[str, ...],
@@ -43,14 +60,14 @@ def measure(day: int, scores: np.ndarray, tier: np.ndarray, tier_names: tuple[st
     total, median, false_standing = sum_median_nonzero(scores, false_points)
     row: dict[str, float | int] = {"day": day, "mean_score": total / n / MILLI,
                                    "median_score": median / MILLI}
-    counts = count_codes(tier, len(tier_names))
+    counts = kernels.tally.count_codes(tier, len(tier_names))
     for name, c in zip(tier_names, counts, strict=True):
         row[f"share_{name}"] = float(c) / n
-    row["true_events"] = int(tally["true"].sum())
+    row["true_events"] = int(tally["true_events"].sum())
     row["observed_true"] = int(tally["observed"].sum())
     row["missed_events"] = int(tally["missed"].sum())
     row["misattributed"] = int(tally["misattributed"].sum())
-    row["false_observations"] = int(tally["false"].sum())
+    row["false_observations"] = int(tally["false_observations"].sum())
     row["phantoms"] = row["false_observations"] - row["misattributed"]
     victims = obs.citizen[~obs.is_true]
     row["citizens_false_today"] = int(len(np.unique(victims)))
@@ -78,17 +95,7 @@ def standing(day: int, until: np.ndarray, lists: list[str], denied: dict[str, np
 
 def rates_by_group(rates: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """Expected events a day by event type and group: sum of the citizens' rates, (T, G)."""
-    return _sum_by_group(rates, np.arange(rates.shape[1]), group, n_groups)
-
-
-@nb.njit(cache=True, nogil=True)
-def _sum_by_group(rates, cols, group, n_groups):
-    """Sums of the rate columns ``cols`` by group, (len(cols), G)."""
-    out = np.zeros((cols.shape[0], n_groups), dtype=np.float64)
-    for i in range(rates.shape[0]):
-        for c in range(cols.shape[0]):
-            out[c, group[i]] += rates[i, cols[c]]
-    return out
+    return kernels.tally.sum_by_group(rates, np.arange(rates.shape[1]), group, n_groups)
 
 
 def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates: np.ndarray | None,
@@ -106,19 +113,13 @@ def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates: np.
         the sum of today's rates, and ``baseline``: ``expected / baseline - 1`` is the
         behaviour change (deterrence, chilling, gaming) without sampling noise.
     """
-    out = {"true": _count_by_group(true.event, true.citizen, group, *baseline.shape)}
+    out = {"true_events": kernels.tally.count_by_group(true.event, true.citizen, group,
+                                                       *baseline.shape)}
     if rates is not None:
         expected = baseline.copy()
         cols = np.flatnonzero(adapting)
         if len(cols):
-            expected[cols] = _sum_by_group(rates, cols, group, baseline.shape[1])
+            expected[cols] = kernels.tally.sum_by_group(rates, cols, group, baseline.shape[1])
         out.update(expected=expected, baseline=baseline)
     return out
 
-
-@nb.njit(cache=True, nogil=True)
-def _count_by_group(event, citizen, group, t_count, g_count):
-    out = np.zeros((t_count, g_count), dtype=np.int64)
-    for e in range(event.shape[0]):
-        out[event[e], group[citizen[e]]] += 1
-    return out

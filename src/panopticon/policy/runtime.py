@@ -21,17 +21,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from panopticon.behaviour import poisson_count
+from panopticon import kernels
 from panopticon.catalogue import EVENTS_BY_NAME
 from panopticon.policy.conditions import Column, Condition, ConditionError, Function, compile_condition
 from panopticon.policy.schema import MILLI, PolicySpec, to_milli
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, apply_deltas
-from panopticon.rng import Stage, stream_key, uniform, uniforms_at
+from panopticon.rng import Stage, stream_key, uniforms_at
 
-NEVER = 1_000_000_000
+NEVER = kernels.scoring.NEVER
 """``days_since`` of an event never observed, and the end day of an open-ended listing."""
 STATIC_NUMBERS = ("age", "income", "rank", "children")
 STATIC_CATEGORIES = ("sex", "region", "group", "residency", "occupation")
@@ -43,7 +42,9 @@ FUNCTIONS = {
     "abroad": Function((), "bool"),
     "ties_mean": Function(("layer",), "number"),
 }
-ENTERED, EXTENDED, LEFT, EXPIRED, RESTORED = range(5)
+ENTERED, EXTENDED, LEFT, EXPIRED, RESTORED = (kernels.scoring.ENTERED, kernels.scoring.EXTENDED,
+                                              kernels.scoring.LEFT, kernels.scoring.EXPIRED,
+                                              kernels.scoring.RESTORED)
 LIST_CHANGES = ("entered", "extended", "left", "expired", "restored")
 """What happened to a listing: entered, extended (trigger while listed), left (performance or
 a leave condition), expired (its days ran out), restored (credit restoration granted)."""
@@ -199,100 +200,6 @@ class RuleTable:
         )
 
 
-@nb.njit(cache=True, nogil=True)
-def _apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_order, plain,
-                 delta, lo, hi, from_day, to_day, where_row, where, any_exempt, exempt, cap,
-                 cap_days, cap_row, cap_used, cap_period, expires, override_tier, override_days,
-                 tier_cap, tier_cap_until, low, high, scores, false_points, out_citizen, out_rule,
-                 out_delta, out_obs, out_truth, out_due):
-    first_id = np.int64(day) << np.int64(32)
-    m = 0
-    for o in range(obs_citizen.shape[0]):
-        i = obs_citizen[o]
-        if any_exempt and exempt[i]:
-            continue
-        t = obs_event[o]
-        for p in range(table_first[t], table_first[t + 1]):
-            r = table_order[p]
-            d = delta[r]
-            row = -1
-            if not plain[r]:
-                if day < from_day[r] or day >= to_day[r]:
-                    continue
-                if where_row[r] >= 0 and not where[where_row[r], i]:
-                    continue
-                if override_tier[r] >= 0:  # the grade cap holds whatever the points
-                    current = tier_cap[i] if tier_cap_until[i] > day else 0
-                    tier_cap[i] = max(current, override_tier[r])
-                    tier_cap_until[i] = max(tier_cap_until[i], day + override_days[r])
-                if lo[r] <= hi[r]:  # discretionary: whole points drawn in [lo, hi]
-                    u = uniform(key, (np.uint64(o) << np.uint64(8)) + np.uint64(r))
-                    d = (lo[r] + np.int64(u * (hi[r] - lo[r] + 1))) * 1000
-                row = cap_row[r]
-                if row >= 0:
-                    period = day // cap_days[r]
-                    if cap_period[row, i] != period:
-                        cap_period[row, i] = period
-                        cap_used[row, i] = 0
-                    room = cap[r] - abs(cap_used[row, i])
-                    d = max(-room, min(room, d))
-            new = min(max(scores[i] + d, low), high)
-            d = new - scores[i]
-            if d == 0 and (plain[r] or override_tier[r] < 0):
-                continue  # an override is recorded even with no points: it changes standing
-            if row >= 0:
-                cap_used[row, i] += d
-            scores[i] = new
-            if not obs_true[o]:
-                false_points[i] += d
-            out_citizen[m] = i
-            out_rule[m] = r
-            out_delta[m] = d
-            out_obs[m] = first_id + o
-            out_truth[m] = 1 if obs_true[o] else 0
-            out_due[m] = day + expires[r] if expires[r] > 0 else -1
-            m += 1
-    return m
-
-
-@nb.njit(cache=True, nogil=True)
-def _enter_lists(day, obs_citizen, obs_event, obs_true, enters, leaves, exempt, days, extend,
-                 until, since, trigger, falsely, out_citizen, out_list, out_change, out_obs):
-    """Observation-driven list changes, in observation order (lists x events masks). A listing
-    is false while every observation that entered or extended it was false."""
-    first_id = np.int64(day) << np.int64(32)
-    m = 0
-    for o in range(obs_citizen.shape[0]):
-        i = obs_citizen[o]
-        if exempt[i]:
-            continue
-        t = obs_event[o]
-        for k in range(enters.shape[0]):
-            change = -1
-            if enters[k, t]:
-                trigger[k, i] = day
-                if until[k, i] <= day:
-                    since[k, i] = day
-                    until[k, i] = day + days[k] if days[k] > 0 else NEVER
-                    falsely[k, i] = not obs_true[o]
-                    change = ENTERED
-                else:
-                    falsely[k, i] = falsely[k, i] and not obs_true[o]
-                    if extend[k] > 0 and until[k, i] < NEVER:
-                        until[k, i] += extend[k]
-                        change = EXTENDED
-            elif leaves[k, t] and until[k, i] > day:
-                until[k, i] = day
-                change = LEFT
-            if change >= 0:
-                out_citizen[m] = i
-                out_list[m] = k
-                out_change[m] = change
-                out_obs[m] = first_id + o
-                m += 1
-    return m
-
-
 @dataclass(frozen=True)
 class ListChanges:
     """List changes of one day: citizen int32, list int16, change int8 (:data:`LIST_CHANGES`),
@@ -435,8 +342,10 @@ class PolicyRuntime:
             if name == "abroad":
                 return pick(self.abroad).copy()
             if name == "ties_mean":
-                layer = self.ties[args[0]]
-                return pick(_ties_mean(layer.indptr, layer.indices, all_scores())) / MILLI
+                layer, values = self.ties[args[0]], all_scores()
+                # one's own score without ties
+                return pick(kernels.ties.ties_mean(layer.indptr, layer.indices, values,
+                                                   values)) / MILLI
             if name == "days_since":
                 last = pick(self.last_seen[self.tracked[args[0]]])
                 return np.minimum(np.subtract(day, last, dtype=np.float64), NEVER)
@@ -495,9 +404,10 @@ class PolicyRuntime:
             m = len(obs) * len(self.lists)
             cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int8),
                     np.empty(m, np.int64))
-            k = _enter_lists(day, obs.citizen, obs.event, obs.is_true, self.enters, self.leaves,
-                             self.exempt, self.list_days, self.list_extend, self.until,
-                             self.since, self.trigger, self.falsely, *cols)
+            k = kernels.scoring.enter_lists(day, obs.citizen, obs.event, obs.is_true,
+                                            self.enters, self.leaves, self.exempt,
+                                            self.list_days, self.list_extend, self.until,
+                                            self.since, self.trigger, self.falsely, *cols)
             parts.append(ListChanges(*(c[:k] for c in cols)))
         for k, lst in enumerate(self.lists):
             if lst.enter_when:
@@ -555,14 +465,13 @@ class PolicyRuntime:
                 np.empty(m, np.int64), np.empty(m, np.int8))
         due = np.empty(m, np.int64)
         rt = self.rules
-        k = _apply_rules(day, stream_key(self.seed, Stage.SCORE, day), obs.citizen, obs.event,
-                         obs.is_true, rt.first, rt.order, rt.plain, rt.delta, rt.lo, rt.hi,
-                         rt.from_day, rt.to_day, rt.where_row, self.where_masks(day, scores, tier),
-                         self.any_exempt, self.exempt,
-                         rt.cap, rt.cap_days, rt.cap_row, self.cap_used, self.cap_period,
-                         rt.expires, rt.override_tier, rt.override_days, self.tier_cap,
-                         self.tier_cap_until, policy.low, policy.high, scores, false_points,
-                         *cols, due)
+        k = kernels.scoring.apply_rules(
+            day, stream_key(self.seed, Stage.SCORE, day), obs.citizen, obs.event, obs.is_true,
+            rt.first, rt.order, rt.plain, rt.delta, rt.lo, rt.hi, rt.from_day, rt.to_day,
+            rt.where_row, self.where_masks(day, scores, tier), self.any_exempt, self.exempt,
+            rt.cap, rt.cap_days, rt.cap_row, self.cap_used, self.cap_period, rt.expires,
+            rt.override_tier, rt.override_days, self.tier_cap, self.tier_cap_until, policy.low,
+            policy.high, scores, false_points, *cols, due)
         rows = LedgerRows(*(c[:k] for c in cols))
         later = due[:k] >= 0
         if later.any():
@@ -613,7 +522,8 @@ class PolicyRuntime:
         rule, obs, truth = self.due_rule[now], self.due_obs[now], self.due_truth[now]
         for name in ("due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth"):
             setattr(self, name, getattr(self, name)[keep])
-        applied = _reverse(citizen, delta, truth, policy.low, policy.high, scores, false_points)
+        applied = kernels.scoring.reverse(citizen, delta, truth, policy.low, policy.high, scores,
+                                          false_points)
         changed = applied != 0
         return LedgerRows(citizen[changed].astype(np.int32),
                           (rule[changed] + policy.first_expiry_rule).astype(np.int16),
@@ -659,9 +569,11 @@ class PolicyRuntime:
         layer = ties[spec.ties]
         prior = round(spec.prior * 1_000_000)
         start = to_milli(self.policy.score.start)
-        _rate(stream_key(self.seed, Stage.POLICY, day, 1_000), layer.indptr, layer.indices, scores,
-              opinion, spec.ratings_per_day, spec.noise, spec.rater_weight_exponent,
-              self.boost_until, spec.incident_weight, day, self.exempt, self.sum_w, self.sum_wr)
+        kernels.scoring.rate_peers(stream_key(self.seed, Stage.POLICY, day, 1_000), layer.indptr,
+                                   layer.indices, scores, opinion, spec.ratings_per_day,
+                                   spec.noise, spec.rater_weight_exponent, self.boost_until,
+                                   spec.incident_weight, day, self.exempt, self.sum_w,
+                                   self.sum_wr)
         mean = (prior * start + self.sum_wr + (prior + self.sum_w) // 2) // (prior + self.sum_w)
         move = np.where(self.exempt, 0, mean - self.rating_mean)
         self.rating_mean = np.where(self.exempt, self.rating_mean, mean)
@@ -678,7 +590,7 @@ class PolicyRuntime:
                 continue
             layer = ties[a.ties]
             listed = self.until[self._list(a.listed)] > day
-            count = _count_listed(layer.indptr, layer.indices, listed)
+            count = kernels.ties.ties_sum(layer.indptr, layer.indices, listed)
             count[self.exempt] = 0
             delta = np.clip(scores + count * to_milli(a.points), policy.low, policy.high) - scores
             parts.append(apply_deltas(np.where(count > 0, delta, 0), scores, rule_id))
@@ -721,70 +633,6 @@ class PolicyRuntime:
             add(denied, c.deny, mask & ~exempt if c.deny and self.any_exempt else mask)
             add(granted, c.grant, mask)
         return denied, granted
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _rate(key, indptr, indices, scores, opinion, lam, noise, exponent, boost_until, boost, day,
-          exempt, sum_w, sum_wr):
-    """Each citizen receives Poisson(lam) ratings from ties; adds weight (ppm) and weight x stars
-    (ppm x milli-stars) to their sums. Writes only the rated citizen's own sums (parallel-safe)."""
-    p0 = np.exp(-lam)
-    for i in nb.prange(scores.shape[0]):
-        degree = indptr[i + 1] - indptr[i]
-        if degree == 0 or exempt[i]:
-            continue
-        c = np.uint64(i) << np.uint64(8)
-        u = uniform(key, c)
-        k_i = 0 if u < p0 else poisson_count(u, p0, lam, 60)
-        for k in range(k_i):
-            slot = c + np.uint64(3 * k + 1)
-            j = indices[indptr[i] + np.int64(uniform(key, slot) * degree)]
-            z = np.sqrt(-2.0 * np.log(1.0 - uniform(key, slot + np.uint64(1)))) * np.cos(
-                2.0 * np.pi * uniform(key, slot + np.uint64(2)))
-            stars = min(5.0, max(1.0, np.floor(opinion[i] + noise * z + 0.5)))
-            w = (max(scores[j], 0) / 5000.0) ** exponent
-            if stars < 3.0 and boost_until[i] > day:
-                w *= boost
-            w_ppm = np.int64(np.floor(w * 1_000_000 + 0.5))
-            sum_w[i] += w_ppm
-            sum_wr[i] += w_ppm * np.int64(stars) * 1000
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _ties_mean(indptr, indices, scores):
-    """Mean score of each citizen's ties (their own score without ties), float64 (n,)."""
-    out = np.empty(indptr.shape[0] - 1, dtype=np.float64)
-    for i in nb.prange(out.shape[0]):
-        d = indptr[i + 1] - indptr[i]
-        s = 0.0
-        for p in range(indptr[i], indptr[i + 1]):
-            s += scores[indices[p]]
-        out[i] = s / d if d > 0 else scores[i]
-    return out
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _count_listed(indptr, indices, listed):
-    """How many of each citizen's ties are listed, int64 (n,)."""
-    out = np.zeros(indptr.shape[0] - 1, dtype=np.int64)
-    for i in nb.prange(out.shape[0]):
-        for p in range(indptr[i], indptr[i + 1]):
-            out[i] += listed[indices[p]]
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
-def _reverse(citizen, delta, truth, low, high, scores, false_points):
-    """Undo changes in order, clamped to the bounds; returns what was applied."""
-    applied = np.empty(citizen.shape[0], np.int64)
-    for j in range(citizen.shape[0]):
-        i = citizen[j]
-        new = min(max(scores[i] - delta[j], low), high)
-        applied[j] = new - scores[i]
-        scores[i] = new
-        if truth[j] == 0:
-            false_points[i] += applied[j]
-    return applied
 
 
 class _Lazy(dict):

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba as nb
 import numpy as np
 
-from panopticon.kernels import tiers
+from panopticon import kernels
 from panopticon.policy.schema import PolicySpec, to_milli
 from panopticon.society.ties import CSR
 
-PPM = 1_000_000
-_SMALL_DIFF = 2**62 // (4 * PPM)
-"""Below this |sum of gaps| (milli-points) the pull's numerator fits int64 as it is."""
+PPM = kernels.scoring.PPM
+"""Association weights are in parts per million."""
 INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
@@ -105,32 +103,6 @@ class LedgerRows:
                             for f in ("citizen", "rule", "delta", "observation", "truth")))
 
 
-@nb.njit(parallel=True, cache=True, nogil=True)
-def _pull(indptr, indices, scores, weight_ppm, low, high, out):
-    for i in nb.prange(scores.shape[0]):
-        d = indptr[i + 1] - indptr[i]
-        if d == 0:
-            out[i] = 0
-            continue
-        s = np.int64(0)
-        for p in range(indptr[i], indptr[i + 1]):
-            s += scores[indices[p]]
-        # weight * (mean - score) = w * diff / (PPM * d), rounded half up, in int64 without
-        # overflow: diff = q*d + r and w*q = a1*PPM + a0 split the product into small parts.
-        diff = s - d * scores[i]
-        if -_SMALL_DIFF <= diff <= _SMALL_DIFF:  # the usual case: one division, no overflow
-            delta = (2 * weight_ppm * diff + PPM * d) // (2 * PPM * d)
-        else:
-            q = diff // d
-            r = diff - q * d
-            a = weight_ppm * q
-            a1 = a // PPM
-            a0 = a - a1 * PPM
-            delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
-        new = min(max(scores[i] + delta, low), high)
-        out[i] = new - scores[i]
-
-
 def _distinct(labels: list[str]) -> list[str]:
     """Ledger labels made unique: a second unnamed rule on ``red_light`` is ``red_light#2``."""
     seen: dict[str, int] = {}
@@ -154,7 +126,8 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np
             continue
         out = np.empty(len(scores), dtype=np.int64)
         csr = ties[layer]
-        _pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high, out)
+        kernels.scoring.pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high,
+                             out)
         if frozen is not None:
             out[frozen] = 0  # exempt or frozen citizens are never pulled (they still pull)
         parts.append(apply_deltas(out, scores, rule))
@@ -164,31 +137,12 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np
 def apply_deltas(delta: np.ndarray, scores: np.ndarray, rule: int) -> LedgerRows:
     """Add ``delta`` (int64 milli-points, shape (n,)) to the scores in place; the nonzero ones
     become ledger rows of ``rule``, not caused by an observation, in citizen order."""
-    return LedgerRows(*_apply_changes(delta, scores, rule))
-
-
-@nb.njit(cache=True, nogil=True)
-def _apply_changes(delta, scores, rule):
-    """Add the nonzero deltas (n,) to the scores; their ledger columns, in citizen order."""
-    m = 0
-    for i in range(delta.shape[0]):
-        m += delta[i] != 0
-    citizen = np.empty(m, np.int32)
-    out = np.empty(m, np.int64)
-    k = 0
-    for i in range(delta.shape[0]):
-        if delta[i] != 0:
-            scores[i] += delta[i]
-            citizen[k] = i
-            out[k] = delta[i]
-            k += 1
-    return (citizen, np.full(m, rule, np.int16), out, np.full(m, -1, np.int64),
-            np.full(m, -1, np.int8))
+    return LedgerRows(*kernels.scoring.apply_changes(delta, scores, rule))
 
 
 def classify(policy: CompiledPolicy, scores: np.ndarray) -> np.ndarray:
     """Tier of each citizen (0 = highest), uint8 of shape (n,)."""
-    return tiers(scores, policy.tier_floor_desc)
+    return kernels.scoring.tiers(scores, policy.tier_floor_desc)
 
 
 _EMPTY = LedgerRows(np.empty(0, np.int32), np.empty(0, np.int16), np.empty(0, np.int64),

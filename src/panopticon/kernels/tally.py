@@ -1,28 +1,25 @@
-"""Small compiled helpers shared by the stages (prefix sums, integer statistics)."""
+"""Tally: the day's counts and statistics for the metrics (sums, medians, by group)."""
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-
-@nb.njit(cache=True, nogil=True)
-def offsets(counts):
-    """Exclusive prefix sum with a final total: int64 of shape (len(counts) + 1,)."""
-    out = np.empty(counts.shape[0] + 1, dtype=np.int64)
-    acc = np.int64(0)
-    out[0] = 0
-    for i in range(counts.shape[0]):
-        acc += counts[i]
-        out[i + 1] = acc
-    return out
-
-
 _COARSE = 4096
 
 
 @nb.njit(cache=True, nogil=True)
-def _sum_median_nonzero(x, y):
+def sum_median_nonzero(x, y):
+    """Exact sum and median of ``x``, and how many of ``y`` are nonzero, in three linear
+    passes: a coarse histogram finds the bucket of the middle ranks, and only that bucket is
+    sorted (the median equals ``np.median`` for integers below 2**53).
+
+    Args:
+        x: (n,) int64, n >= 1 (e.g. milli-point scores). y: (n,) numbers.
+
+    Returns:
+        (sum int64, median float64, nonzero int).
+    """
     n = x.shape[0]
     total = np.int64(0)
     lo = x[0]
@@ -70,44 +67,16 @@ def _sum_median_nonzero(x, y):
     return total, out / 2.0, nonzero
 
 
-def sum_and_median(x: np.ndarray) -> tuple[int, float]:
-    """Exact sum and median of an int64 array (equal to ``np.median`` for integers below
-    2**53), in three linear passes: a coarse histogram finds the bucket of the middle ranks,
-    and only that bucket is sorted."""
-    total, median, _ = sum_median_nonzero(x, x)
-    return total, median
-
-
-def sum_median_nonzero(x: np.ndarray, y: np.ndarray) -> tuple[int, float, int]:
-    """:func:`sum_and_median` of ``x``, and how many of ``y`` (same length) are nonzero."""
-    if len(y) != len(x):
-        raise ValueError(f"sum_median_nonzero: {len(x)} values but {len(y)} flags")
-    if len(x) == 0:
-        return 0, float("nan"), 0
-    total, median, nonzero = _sum_median_nonzero(x, y)
-    return int(total), float(median), int(nonzero)
-
-
-@nb.njit(parallel=True, cache=True, nogil=True)
-def tiers(scores, floors_desc):
-    """Tier index per score (0 = highest): the first floor the score reaches, else the last tier.
-
-    Args:
-        scores: (n,) int64. floors_desc: (k-1,) int64 tier mins, strictly decreasing.
-    """
-    n = scores.shape[0]
-    out = np.empty(n, dtype=np.uint8)
-    for i in nb.prange(n):
-        t = 0  # floors are strictly decreasing: the tier is the number of floors above the score
-        for j in range(floors_desc.shape[0]):
-            t += scores[i] < floors_desc[j]
-        out[i] = t
-    return out
-
-
 @nb.njit(cache=True, nogil=True)
 def count_codes(codes, k):
-    """How often each code 0..k-1 occurs (like ``np.bincount`` without the int64 copy)."""
+    """How often each code 0..k-1 occurs (like ``np.bincount`` without the int64 copy).
+
+    Args:
+        codes: (n,) unsigned or int codes below k (e.g. uint8 tiers). k: int.
+
+    Returns:
+        int64 (k,).
+    """
     # four interleaved histograms: consecutive equal codes do not wait on each other's store
     lanes = np.zeros((4, k), dtype=np.int64)
     n = codes.shape[0]
@@ -120,3 +89,38 @@ def count_codes(codes, k):
     for j in range(body, n):
         lanes[0, codes[j]] += 1
     return lanes.sum(axis=0)
+
+
+@nb.njit(cache=True, nogil=True)
+def sum_by_group(rates, cols, group, n_groups):
+    """Sums of the rate columns ``cols`` by group, in citizen order.
+
+    Args:
+        rates: (n, T) float64 events per day. cols: int64 (c,) columns. group: (n,) group
+            code. n_groups: G.
+
+    Returns:
+        float64 (c, G) events per day.
+    """
+    out = np.zeros((cols.shape[0], n_groups), dtype=np.float64)
+    for i in range(rates.shape[0]):
+        for c in range(cols.shape[0]):
+            out[c, group[i]] += rates[i, cols[c]]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def count_by_group(event, citizen, group, t_count, g_count):
+    """Events by type and by their citizen's group.
+
+    Args:
+        event: int16 (m,) type. citizen: int32 (m,). group: (n,) group code.
+        t_count, g_count: T and G.
+
+    Returns:
+        int64 (T, G).
+    """
+    out = np.zeros((t_count, g_count), dtype=np.int64)
+    for e in range(event.shape[0]):
+        out[event[e], group[citizen[e]]] += 1
+    return out
