@@ -11,8 +11,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# after installing, compile the kernels for this machine (about a minute, once) so that no
+# run waits for the compiler
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/panopticon compile
 	touch $@
 
 $(DEV_STAMP): pyproject.toml $(STAMP)

@@ -128,11 +128,11 @@ def test_starting_repayment_rates_are_0590_and_0495(spec, citizens, day0_scores)
 
     assert np.array_equal(day0_scores, (citizens["level"].to_numpy() * MILLI).astype(np.int64))
     for group, weights in START.items():  # levels of weight 0 never occur
-        drawn = day0_scores[(citizens["group"] == group).to_numpy()] // MILLI
+        drawn = day0_scores[(citizens["social_group"] == group).to_numpy()] // MILLI
         assert set(np.unique(drawn)) == set(np.flatnonzero(weights))
     p = REPAY[day0_scores // MILLI]
     for group, expected in (("group_1", 0.590), ("group_2", 0.495)):
-        mine = p[(citizens["group"] == group).to_numpy()]
+        mine = p[(citizens["social_group"] == group).to_numpy()]
         se = mine.std(ddof=1) / math.sqrt(len(mine))
         assert abs(mine.mean() - expected) < 3 * se, (group, mine.mean(), se)
 
@@ -230,7 +230,7 @@ def test_group_outcomes_diverge(spec, citizens):
 
     change = {}
     for group in START:
-        mine = citizens[citizens["group"] == group]
+        mine = citizens[citizens["social_group"] == group]
         start = mine["level"].to_numpy().astype(int)
         final = mine["score"].to_numpy()
         se = math.sqrt(var_by_start[start].sum()) / len(start)
@@ -260,7 +260,7 @@ def test_loans_started_equal_loans_column_and_outcomes_a_term_later(result, spec
 
     events = result.events.to_pandas()
     outcomes = events[events["event"].isin(["loan_repaid", "loan_default"])]
-    ended = outcomes.groupby("day")["true"].sum().reindex(range(days), fill_value=0).to_numpy()
+    ended = outcomes.groupby("day")["true_events"].sum().reindex(range(days), fill_value=0).to_numpy()
     assert ended[0] == 0
     assert np.array_equal(ended[term:], started[:days - term])
 
@@ -270,10 +270,10 @@ def test_only_loan_outcomes_happen(result):
     every observation is true and observed (detection 1, no errors), and nothing is listed."""
     events = result.events.to_pandas()
     assert set(events["event"].astype(str)) == {"loan_repaid", "loan_default"}
-    assert (events["missed"] == 0).all() and (events["false"] == 0).all()
-    assert (events["observed"] == events["true"]).all()
+    assert (events["missed"] == 0).all() and (events["false_observations"] == 0).all()
+    assert (events["observed"] == events["true_events"]).all()
     behaviour = result.table("behaviour").to_pandas()
     assert set(behaviour["event"].astype(str)) == {"loan_repaid", "loan_default"}
-    assert result.observations.num_rows == int(events["true"].sum())
+    assert result.observations.num_rows == int(events["true_events"].sum())
     assert result.lists.num_rows == 0
     assert result.daily["false_observations"].to_numpy().sum() == 0

@@ -83,7 +83,7 @@ REFUSALS = {  # day: [(citizen, wrongful, evaded, retry)]
     1: [(CITIZEN, True, False, False), (CITIZEN, True, True, True), (OTHER, False, False, False)],
     4: [(CITIZEN, False, False, False)],
 }
-ATTRIBUTES = {"age": 41, "sex": "male", "region": "rural", "group": "minority",
+ATTRIBUTES = {"age": 41, "sex": "male", "region": "rural", "social_group": "minority",
               "residency": "citizen", "occupation": "farmer", "score": 62.5, "tier": "B",
               "false_points": -50.0, "listed_traffic": False}
 OTHER_STANDING = {"score": 53.0, "tier": "C", "false_points": 0.0, "listed_traffic": False}

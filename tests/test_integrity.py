@@ -127,7 +127,7 @@ def test_zeroed_wrongful_counts_are_found_by_day_and_table_even_when_the_files_a
     readers cannot tell by the files, but the audit finds that day's rows no longer hash to
     their digest, and the fingerprint no longer binds them; the replay says so too."""
     part = run_dir / "events" / "part-00005-00009.parquet"
-    _edit_part(part, "false", lambda v: np.zeros_like(v))
+    _edit_part(part, "false_observations", lambda v: np.zeros_like(v))
     reseal(run_dir)
     api.open_run(run_dir).events  # noqa: B018 - the cheap check cannot see it
     report = audit(run_dir, full=True)

@@ -224,14 +224,14 @@ def sizes_table(groups: dict[str, tuple[int, int]]) -> dict:
     for g, (n, x) in groups.items():
         group += [g] * n
         ever += [True] * x + [False] * (n - x)
-    return {"citizen": list(range(len(group))), "group": group, "ever_false": ever}
+    return {"citizen": list(range(len(group))), "social_group": group, "ever_false": ever}
 
 
 def test_a_small_category_is_too_few_to_judge_not_flagged():
     """48 resident foreigners, 3 of them falsely named, against 5,000 citizens with none:
     no infinite ratio, no flag, 'too few to judge'."""
     citizens = sizes_table({"citizen": (5000, 0), "resident_foreigner": (48, 3)})
-    citizens["residency"] = citizens.pop("group")
+    citizens["residency"] = citizens.pop("social_group")
     got = m.disparate_impact(Fake(citizens=citizens), "residency")
     r = got["resident_foreigner"]["falsely_named"]
     assert r["status"] == m.TOO_FEW and not r["flag"]

@@ -42,7 +42,7 @@ DAILY = {"day": [0, 1, 2], "mean_score": [100.0, 99.0, 98.0], "median_score": [1
          "citizens_wrongly_sanctioned": [0, 3, 1],
          "attempts": [10, 10, 20], "refused": [2, 3, 5], "wrongful_refusals": [0, 1, 1],
          "evaded": [0, 0, 1]}
-CITIZENS = {"citizen": [0, 1, 2, 3], "group": ["x", "x", "y", "y"], "sex": ["f", "m", "f", "m"],
+CITIZENS = {"citizen": [0, 1, 2, 3], "social_group": ["x", "x", "y", "y"], "sex": ["f", "m", "f", "m"],
             "score": [100.0, 110.0, 90.0, 100.0], "tier": ["A", "A", "B", "B"],
             "ever_false": [False, False, True, False]}
 
@@ -113,7 +113,7 @@ def test_mobility_absent_without_a_scenario():
 
 def test_opportunity_outcomes():
     opp = {"day": [0, 0, 1, 1], "opportunity": ["flight", "loan", "flight", "loan"],
-           "group": ["x", "x", "y", "y"], "attempts": [10, 4, 10, 0], "retries": [0, 1, 0, 0],
+           "social_group": ["x", "x", "y", "y"], "attempts": [10, 4, 10, 0], "retries": [0, 1, 0, 0],
            "refused": [4, 2, 1, 0], "wrongful": [1, 0, 1, 0], "evaded": [0, 1, 0, 0],
            "granted": [6, 2, 9, 0], "loans": [0, 1, 0, 0]}
     got = m.opportunity_outcomes(Fake(opportunities=opp))
@@ -151,7 +151,7 @@ def test_wrongful_without_opportunities_has_no_refusal_keys():
 # --------------------------------------------------------------------- disparate impact
 
 def test_disparate_impact_by_group():
-    citizens = {"citizen": list(range(10)), "group": ["x"] * 5 + ["y"] * 5,
+    citizens = {"citizen": list(range(10)), "social_group": ["x"] * 5 + ["y"] * 5,
                 "ever_false": [False] * 5 + [True, True, False, False, False]}
     # x: citizens 0 and 1 refused (1 twice), none wrongfully; y: 5,6,7,8 refused, 5 and 6 wrongly
     refusals = {"citizen": [0, 1, 1, 5, 6, 7, 8], "wrongful": [False, False, False, True, True,
@@ -189,7 +189,7 @@ def test_disparate_impact_without_refusals_has_false_rates_only():
     assert got["f"]["falsely_named"]["rate"] == 0.5 and got["m"]["falsely_named"]["rate"] == 0
     assert "refused" not in got["f"]
     assert m.disparate_impact(Fake(citizens=CITIZENS), "region") == {}
-    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS))) == {"group", "sex"}
+    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS))) == {"social_group", "sex"}
     assert set(m.disparate_impact_all(Fake(citizens=CITIZENS), "sex")) == {"sex"}
 
 
@@ -239,9 +239,9 @@ def test_refusals_count_among_citizens_old_enough_to_try():
 
 
 def test_opportunity_measures_by_group():
-    citizens = {"citizen": list(range(300)), "group": ["a"] * 200 + ["b"] * 100}
+    citizens = {"citizen": list(range(300)), "social_group": ["a"] * 200 + ["b"] * 100}
     opp = {"day": [0, 0, 0, 0], "opportunity": ["flight", "deposit_free_rental"] * 2,
-           "group": ["a", "a", "b", "b"], "attempts": [100, 50, 100, 50],
+           "social_group": ["a", "a", "b", "b"], "attempts": [100, 50, 100, 50],
            "refused": [10, 5, 40, 30]}
     got = m.disparate_impact(Fake(citizens=citizens, opportunities=opp), "group")
     # granted: a (135 of 150) the reference, b 80 of 150: impact 0.593, flagged
@@ -261,8 +261,8 @@ def test_behaviour_change():
     nan = float("nan")
     rows = {"day": [0, 0, 1, 1, 2, 2, 3, 3] * 2,
             "event": ["drunk_driving"] * 8 + ["critical_post"] * 8,
-            "group": ["x", "y"] * 8,
-            "true": [4, 2, 3, 1, 1, 1, 0, 2] + [1, 1, 1, 1, 0, 0, 1, 0],
+            "social_group": ["x", "y"] * 8,
+            "true_events": [4, 2, 3, 1, 1, 1, 0, 2] + [1, 1, 1, 1, 0, 0, 1, 0],
             "expected": [1.0, 1.0, nan, nan, nan, nan, 0.6, 0.2] + [2.0, 2.0] + [nan] * 4 +
                         [1.0, 1.0],
             "baseline": [1.0, 1.0, nan, nan, nan, nan, 1.0, 1.0] + [2.0, 2.0] + [nan] * 4 +

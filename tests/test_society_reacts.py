@@ -115,7 +115,7 @@ def test_network_groups_report_each_groups_ties_on_survey_days(tiny_data):
     friends = state.ties["friends"]
     rows = np.repeat(np.arange(friends.n), friends.degree)
     same = state.tier[friends.indices] == state.tier[rows]
-    day0 = groups[(groups.day == 0) & (groups.layer == "friends")].set_index("group")
+    day0 = groups[(groups.day == 0) & (groups.layer == "friends")].set_index("social_group")
     for code, name in enumerate(sim.society.population.labels["group"]):
         members = sim.society.population.group == code
         mine = members[rows]

@@ -26,5 +26,5 @@ def test_the_tutorial_runs_and_its_chart_shows_the_biased_cameras_effect(tmp_pat
     assert not errors
     printed = "".join(o.get("text", "") for o in notebook.cells[-1].outputs)
     rows = json.loads(printed.split("CHART", 1)[1])
-    rate = {(r["cameras"], r["group"]): r["per 1,000"] for r in rows}
+    rate = {(r["cameras"], r["social_group"]): r["per 1,000"] for r in rows}
     assert rate[("biased", "minority")] > rate[("fair", "minority")]

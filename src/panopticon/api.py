@@ -227,6 +227,7 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days, seed=seed)
     tuning.configure()
+    tuning.announce_compiling()
     progress = _sink(progress, spec.run.days)
     with _Stop() as stop:
         t0 = time.perf_counter()
@@ -277,7 +278,7 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
 def sweep(scenario: ScenarioSpec | str | Path, settings: dict[str, list], *,
           replicates: int = 3, out: str | Path = "runs", workers: int = 1,
           citizens: int | None = None, days: int | None = None, progress: Any = None,
-          force: bool = False):
+          force: bool = False, engine: str = "processes", ray_address: str | None = None):
     """Run a scenario over a grid of settings x replicates (as ``panopticon sweep``); every
     run is stored under ``out`` with its settings in its manifest.
 
@@ -287,6 +288,9 @@ def sweep(scenario: ScenarioSpec | str | Path, settings: dict[str, list], *,
         replicates: runs per grid point, seeds ``run.seed``, ``run.seed + 1``, ...
         workers: processes (at most one per run and per CPU).
         progress: optional callable (runs done, runs in all).
+        engine: ``processes`` (default) or ``ray``: each run a Ray task, on the cluster at
+            ``ray_address`` (``"auto"``: the one ``ray start`` made here) or on a local
+            cluster of ``workers`` CPUs; the store must then be a folder every node sees.
 
     Returns:
         A pandas DataFrame, one row per run: a column per setting, ``replicate``, ``seed``,
@@ -301,7 +305,8 @@ def sweep(scenario: ScenarioSpec | str | Path, settings: dict[str, list], *,
     spec = scenario if isinstance(scenario, ScenarioSpec) else load(scenario)
     spec = spec.with_run(citizens=citizens, days=days)
     grid = [Setting(key, tuple(values)) for key, values in settings.items()]
-    report = run_sweep(spec, grid, replicates, Path(out), workers, progress, force=force)
+    report = run_sweep(spec, grid, replicates, Path(out), workers, progress, force=force,
+                       engine=engine, ray_address=ray_address)
     rows = [{**r["point"], "replicate": r["replicate"], "seed": spec.run.seed + r["replicate"],
              "run_id": Path(r["run"]).name if r.get("run") else None, "status": r["status"],
              **(r.get("summary") or {})} for r in report["runs"]]
@@ -350,6 +355,7 @@ def resume(path: str | Path, progress: Any = None, threads: int | None = None) -
     """
     path = Path(path)
     tuning.configure()
+    tuning.announce_compiling()
     with _Stop() as stop:
         t0 = time.perf_counter()
         manifest, spec, snapshot, lock = local.prepare_resume(path)

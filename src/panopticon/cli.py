@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -69,7 +70,17 @@ def _main(
         "--version", callback=_version, is_eager=True,
         help="Print the installed panopticon version and exit.")] = False,
 ) -> None:
-    pass
+    # what the library logs (e.g. that a run is compiling kernels) is printed above the
+    # progress bar, in yellow, on stderr
+    log = logging.getLogger("panopticon")
+    if not any(isinstance(h, _ConsoleLog) for h in log.handlers):
+        log.addHandler(_ConsoleLog())
+        log.propagate = False
+
+
+class _ConsoleLog(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(Text(record.getMessage(), style="yellow"), highlight=False, soft_wrap=True)
 
 
 def _finite(value: Any) -> Any:
@@ -271,6 +282,9 @@ def run(
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="Scenario or policy YAML file.")],
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the result as JSON: valid, kind and name, or every problem "
+                       "with its line, column and key (exit code 2).")] = False,
 ) -> None:
     """Check a scenario (or policy) file with exactly the code `run` uses; list every problem."""
     from panopticon.scenario import load_policy, scenario_from_data
@@ -285,8 +299,15 @@ def validate(
         # this includes the limits `run` would otherwise only meet when it builds the society
         spec = load_policy(file) if is_policy else scenario_from_data(data, positions, str(file))
     except UserError as exc:
-        _fail(exc)
+        if not as_json:
+            _fail(exc)
+        _print_json({"file": str(file), "valid": False, "summary": exc.summary,
+                     "errors": exc.to_dicts()})
+        raise typer.Exit(2) from None
     kind = "policy" if is_policy else "scenario"
+    if as_json:
+        _print_json({"file": str(file), "valid": True, "kind": kind, "name": spec.name})
+        return
     out.print(Text("ok", style="green") + Text(f": {file} is a valid {kind} ({spec.name})"),
               highlight=False)
 
@@ -556,11 +577,29 @@ def explain(
         out.print(Text("note: ", style="yellow") + Text(note), highlight=False)
 
 
+def _the_sweep(refs: list[str], store: Path, mixed: str, instead: str) -> list[str]:
+    """The one sweep among ``refs`` (as a list), or none: runs only. Mixing sweeps with runs,
+    or giving two sweeps, is a user error."""
+    from panopticon.sweeps import is_sweep_ref
+
+    sweeps = [r for r in refs if is_sweep_ref(r, store)]
+    if sweeps and len(sweeps) < len(refs):
+        others = [r for r in refs if r not in sweeps]
+        raise UserError(f"{mixed}: {', '.join(sweeps)} "
+                        f"{'is a sweep' if len(sweeps) == 1 else 'are sweeps'}, "
+                        f"{', '.join(others)} {'is a run' if len(others) == 1 else 'are runs'}"
+                        f"; {instead}")
+    if len(sweeps) > 1:
+        raise UserError(f"one sweep at a time: got {', '.join(sweeps)}")
+    return sweeps
+
+
 @app.command()
 def report(
     runs: Annotated[list[str], typer.Argument(
-        help="Run folders or run ids (see `panopticon runs`); several are shown side by side.",
-        show_default=False)],
+        help="Run folders or run ids (see `panopticon runs`); several are shown side by side. "
+             "Or one sweep: its report file, its id (the file name without .json, in the "
+             "store) or latest-sweep.", metavar="RUN... | SWEEP", show_default=False)],
     html: Annotated[Path, typer.Option(
         "--html", help="The HTML file to write.")] = Path("report.html"),
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
@@ -570,11 +609,12 @@ def report(
     output: Annotated[Path | None, typer.Option(
         "--output", hidden=True, help="Deprecated: --html.")] = None,
 ) -> None:
-    """Write one self-contained HTML report of one or several runs.
+    """Write one self-contained HTML report of one or several runs, or of a sweep.
 
-    It shows the scenario, headline numbers, charts, refusals, disparate impact, behaviour
-    and network change, the audit and citizens' stories. It works offline: no request leaves
-    the page.
+    For runs it shows the scenario, headline numbers, charts, refusals, disparate impact,
+    behaviour and network change, the audit and citizens' stories. For a sweep: what was
+    swept, its seeds and runs, and every metric against the swept setting (mean and 95%
+    interval over the replicates). It works offline: no request leaves the page.
     """
     from panopticon.report import write_report
 
@@ -586,7 +626,14 @@ def report(
         if store.suffix.lower() in (".html", ".htm"):
             raise UserError(f"-o/--out is the run store, not the page: to write {store}, "
                             f"use --html {store}")
-        path = write_report(runs, html, store, charts_dir=charts)
+        sweeps = _the_sweep(runs, store, "cannot mix sweeps and runs in one report",
+                            "report the sweep alone (its page shows its runs), or the runs")
+        if sweeps:
+            from panopticon.report.sweep import write_sweep_report
+
+            path = write_sweep_report(sweeps[0], html, store, charts_dir=charts)
+        else:
+            path = write_report(runs, html, store, charts_dir=charts)
     except UserError as exc:
         _fail(exc)
     out.print(Text("report: ") + Text(str(path), style="bold"), highlight=False)
@@ -598,36 +645,117 @@ def report(
 def compare(
     refs: Annotated[list[str], typer.Argument(
         help="Two or more run folders or run ids (see `panopticon runs`); the first is the "
-             "baseline.", metavar="RUN_A RUN_B [RUN ...]", show_default=False)],
+             "baseline. Or one sweep: its report file, its id (the file name without .json, "
+             "in the store) or latest-sweep.", metavar="RUN_A RUN_B [RUN ...] | SWEEP",
+        show_default=False)],
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="A metric to show (repeat for several; default: every one for runs, "
+                         "the headline six for a sweep).", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
 ) -> None:
     """Compare stored runs side by side: headline metrics and differences from the first.
 
-    The metrics are described in docs/metrics.md.
+    With a sweep: one row per grid point, each metric as mean [95% interval] over its
+    replicates. The metrics are described in docs/metrics.md.
     """
     import panopticon as pc
+    from panopticon.metrics.describe import check_names, describe
     from panopticon.metrics.run import summary
     from panopticon.store.local import find_run
+    from panopticon.sweeps import (
+        default_metrics,
+        load_sweep,
+        point_rows,
+        sweep_metrics,
+    )
 
+    try:
+        sweeps = _the_sweep(refs, store, "cannot compare sweeps and runs together",
+                            "give one sweep, or two or more runs")
+        if sweeps:
+            sweep = load_sweep(sweeps[0], store)
+            available = sweep_metrics(sweep)
+            chosen = check_names(metric, available, " in this sweep") if metric else \
+                default_metrics(available)
+    except UserError as exc:
+        _fail(exc)
+    if sweeps:
+        keys = list(sweep["settings"])
+        rows = point_rows(sweep, chosen)
+        complete = sum(r["runs_complete"] for r in rows)
+        if as_json:
+            _print_json({"sweep": sweep["id"], "file": sweep["file"],
+                         "scenario": sweep["scenario"], "replicates": sweep["replicates"],
+                         "settings": sweep["settings"], "metrics": chosen,
+                         "descriptions": {m: dict(zip(("description", "scope"), describe(m),
+                                                      strict=True)) for m in chosen},
+                         "runs": len(sweep["runs"]), "runs_complete": complete,
+                         "points": rows})
+            return
+
+        def interval(name: str, m: dict | None) -> str:
+            if m is None:
+                return "-"
+            pct = name.startswith(("share_", "mobility_", "fragmentation_")) or \
+                name.endswith(("_share", "_rate"))
+
+            def f(v: float) -> str:
+                return f"{v:.1%}" if pct else f"{v:,.4g}"
+
+            if not (math.isfinite(m["ci_low"]) and math.isfinite(m["ci_high"])):
+                return f"{f(m['mean'])} (n={m['n']}, no interval)"
+            return f"{f(m['mean'])} [{f(m['ci_low'])}, {f(m['ci_high'])}]"
+
+        out.print(Text(f"sweep {sweep['id']}", style="bold") + Text(
+            f" ({sweep['scenario']}, {len(rows)} grid points × {sweep['replicates']} "
+            f"replicates, {complete} of {len(sweep['runs'])} runs complete)"),
+                  highlight=False, soft_wrap=True)
+        table = Table(title="mean [95% interval] over the replicates")
+
+        def label(v: Any) -> str:  # as written in --set: true, not True
+            return {True: "true", False: "false", None: "null"}.get(v, str(v)) \
+                if isinstance(v, bool) or v is None else str(v)
+
+        for k in keys:
+            _name_column(table, k, [label(r["point"][k]) for r in rows], style="bold")
+        for m in chosen:
+            table.add_column(m, justify="right", no_wrap=True)
+        if complete < len(sweep["runs"]):
+            table.add_column("runs", justify="right")
+        for r in rows:
+            cells = [label(r["point"][k]) for k in keys]
+            cells += [interval(m, r["metrics"][m]) for m in chosen]
+            if complete < len(sweep["runs"]):
+                cells.append(f"{r['runs_complete']}/{r['runs']}")
+            table.add_row(*cells)
+        _print_table(table)
+        for m in chosen:
+            text, scope = describe(m)
+            out.print(Text(f"  {m}: ", style="dim") + Text(text + (f" ({scope})" if scope
+                                                                    else "")),
+                      highlight=False, soft_wrap=True)
+        return
     try:
         if len(refs) < 2:
             raise UserError("compare needs at least two runs, e.g. "
-                            "`panopticon compare RUN_A RUN_B`")
+                            "`panopticon compare RUN_A RUN_B`, or one sweep")
         results = [pc.open_run(find_run(ref, store)) for ref in refs]
         for ref, r in zip(refs, results, strict=True):
             if r.manifest.get("status") != "complete":
                 raise UserError(f"{ref}: the run is {r.manifest.get('status')!r}, not complete; "
                                 f"finish it with `panopticon run --resume {r.path}`")
         summaries = [summary(r) for r in results]
+        names = list(dict.fromkeys(k for s in summaries for k in s))
+        if metric:
+            names = check_names(metric, names, " in these runs")
     except UserError as exc:
         _fail(exc)
-    names = list(dict.fromkeys(k for s in summaries for k in s))
     base = summaries[0]
     runs = [{"run": r.manifest.get("run_id") or str(r.path), "path": str(r.path),
              "scenario": r.manifest.get("scenario"), "seed": r.manifest.get("seed"),
              "citizens": r.manifest.get("citizens"), "days": r.manifest.get("days_completed"),
-             "summary": s,
+             "summary": {k: s[k] for k in names if k in s} if metric else s,
              "difference": {k: s[k] - base[k] for k in names if k in s and k in base}}
             for r, s in zip(results, summaries, strict=True)]
     if as_json:
@@ -677,26 +805,50 @@ def sweep(
     days: Annotated[int | None, typer.Option(help="Override the number of days.")] = None,
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    metric: Annotated[list[str] | None, typer.Option(
+        "--metric", help="A metric to print (repeat for several; default: mean_score, gini, "
+                         "share_wrongly_sanctioned, wrongful_refusals, refusals, "
+                         "false_observations, those the runs have). The report file and "
+                         "--json keep every metric.", show_default=False)] = None,
     force: Annotated[bool, typer.Option(
         "--force", help="Run even if the runs' estimated memory exceeds what is available.")
     ] = False,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="processes: a pool on this machine; ray: each run a Ray task (on "
+                         "a local cluster of --workers CPUs, or the cluster at "
+                         "--ray-address).")] = "processes",
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray-address", help="A Ray cluster to run on (e.g. auto, or HOST:6379); its nodes "
+                              "must see the store folder under the same path.",
+        show_default=False)] = None,
 ) -> None:
-    """Run a scenario over a grid of settings x replicates, in parallel processes.
+    """Run a scenario over a grid of settings x replicates, in parallel processes or on Ray.
 
     Every run is stored; each grid point's metrics are printed with 95% confidence intervals.
     Ctrl-C stops it (exit 130), saying which runs are stored and which are not complete.
+    `panopticon compare SWEEP` and `panopticon report SWEEP` show a stored sweep again.
     """
     import panopticon as pc
-    from panopticon.sweeps import Setting, SweepInterrupted, run_sweep, save
+    from panopticon.metrics.describe import check_names
+    from panopticon.sweeps import (
+        Setting,
+        SweepInterrupted,
+        default_metrics,
+        known_metrics,
+        run_sweep,
+        save,
+    )
 
     try:
         base = pc.load(scenario).with_run(citizens=citizens, days=days)
         grid_settings = [Setting.parse(s) for s in settings]
+        chosen = check_names(metric, known_metrics(base, grid_settings)) if metric else None
         with _progress(as_json) as progress:
             task = progress.add_task("sweeping", total=None)
             report = run_sweep(base, grid_settings, replicates, store, workers,
                                lambda done, total: progress.update(task, completed=done,
-                                                                   total=total), force=force)
+                                                                   total=total), force=force,
+                               engine=engine, ray_address=ray_address)
         path = save(report, store)
     except UserError as exc:
         _fail(exc)
@@ -712,20 +864,42 @@ def sweep(
         _print_json(report)
         return
     keys = [s.key for s in grid_settings]
-    shown = ("mean_score", "gini", "share_wrongly_sanctioned", "wrongful_refusals",
-             "refusals", "false_observations")
     for point in report["points"]:
-        names = [m for m in shown if m in point["metrics"]] or sorted(point["metrics"])[:6]
+        names = chosen or default_metrics(point["metrics"])
         table = Table(title=", ".join(f"{k}={point['point'][k]}" for k in keys))
         _name_column(table, "metric", names)
         for col in ("mean", "95% CI", "n"):
             table.add_column(col)
         for m in names:
-            v = point["metrics"][m]
+            v = point["metrics"].get(m)
+            if v is None:
+                table.add_row(m, "-", "not measured in these runs", "0")
+                continue
             table.add_row(m, f"{v['mean']:.4g}", f"{v['ci_low']:.4g} to {v['ci_high']:.4g}",
                           str(v["n"]))
         _print_table(table)
     out.print(f"{len(report['runs'])} runs stored in {store}/; report: {path}")
+    out.print(Text(f"see it again: panopticon compare {path.stem} -o {store}\n"
+                   f"              panopticon report {path.stem} -o {store} --html sweep.html"),
+              highlight=False, soft_wrap=True)
+
+
+@app.command(name="compile")
+def compile_kernels() -> None:
+    """Compile the kernels for this machine now, not in the first run (about a minute).
+
+    `make run` and `make test` do it after installing.
+    """
+    from panopticon.tuning import warm_up
+
+    with err.status("compiling kernels: each preset runs briefly in memory"):
+        done = warm_up()
+    out.print(f"{done['kernels']} kernels, {done['compiled']} compiled now, in "
+              f"{done['seconds']:.0f} s")
+    if done["uncompiled"]:
+        out.print(Text(f"{len(done['uncompiled'])} that these short runs did not call are "
+                       f"compiled by the first run that does (seconds each): "
+                       f"{', '.join(done['uncompiled'])}", style="dim"))
 
 
 @app.command()

@@ -30,6 +30,11 @@ class Problem:
         key = f" {self.path}:" if self.path else ""
         return f"{where}:{key} {self.message}"
 
+    def to_dict(self) -> dict:
+        """The problem as JSON data: ``line``, ``column`` and ``key`` are null when unknown."""
+        return {"line": self.line or None, "column": self.column or None,
+                "key": self.path or None, "message": self.message}
+
 
 class UserError(Exception):
     """Bad input from the user: a missing file, an invalid scenario, an unknown run."""
@@ -38,11 +43,23 @@ class UserError(Exception):
         self.problems = list(problems or [])
         super().__init__(message)
 
+    @property
+    def summary(self) -> str:
+        """The message without the problems (``invalid scenario``)."""
+        return super().__str__()
+
     def __str__(self) -> str:
         head = super().__str__()
         if not self.problems:
             return head
         return head + "\n" + "\n".join(f"  {p}" for p in self.problems)
+
+    def to_dicts(self) -> list[dict]:
+        """Every problem as JSON data (see :meth:`Problem.to_dict`); an error without listed
+        problems (a missing file) is one problem with its message and no position."""
+        if self.problems:
+            return [p.to_dict() for p in self.problems]
+        return [{"line": None, "column": None, "key": None, "message": self.summary}]
 
 
 class RunInterrupted(KeyboardInterrupt):

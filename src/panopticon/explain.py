@@ -42,7 +42,7 @@ _COLUMNS = {
     "refusals": ("day", "opportunity", "wrongful", "evaded", "retry"),
     "appeals": ("day", "outcome", "waited"),
 }
-_HEADLINE = ("age", "sex", "region", "group", "residency", "occupation")
+_HEADLINE = ("age", "sex", "region", "social_group", "residency", "occupation")
 
 
 # ------------------------------------------------------------------ the story
@@ -98,7 +98,7 @@ class Story:
     def header(self) -> str:
         """Who the citizen is and where they ended up, in one line."""
         a = self.attributes
-        who = ", ".join(f"{k} {a[k]}" if k not in ("sex",) else str(a[k])
+        who = ", ".join(f"{k.removeprefix('social_')} {a[k]}" if k != "sex" else str(a[k])
                         for k in _HEADLINE if k in a)
         lists = [k.removeprefix("listed_") for k, v in a.items() if k.startswith("listed_") and v]
         return (f"citizen {self.citizen}: {who}; final score {_points(_milli(a['score']))}, "

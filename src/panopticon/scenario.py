@@ -57,6 +57,22 @@ RESIDENCIES = ("citizen", "resident_foreigner", "tourist")
 DERIVED_OCCUPATIONS = ("minor", "retired")
 
 
+def _close(name: str, options) -> str:
+    """`` (did you mean a, b?)`` for the known names closest to ``name`` (an event, tier,
+    sanction, source, ...): close spellings, else names that share its first word
+    (``red_lite`` -> ``red_light``); ``""`` when there are none."""
+    options = [str(o) for o in options]
+    close = difflib.get_close_matches(name, options, 3) or [
+        o for o in options if o.split("_")[0] == name.split("_")[0]][:3]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def _unknown_category(attr: str, cat: str, categories: dict) -> str:
+    """The message for a category the society does not have (``region: urbn``)."""
+    return f"unknown {attr} {cat!r}{_close(cat, categories[attr])}; this society has " \
+           f"{categories[attr]}"
+
+
 ScoreLevel = Annotated[float, Field(ge=-MAX_POINTS, le=MAX_POINTS)]
 """A score threshold in points, within the scores' range (it is compared in milli-points)."""
 
@@ -494,7 +510,8 @@ class ScenarioSpec(Strict):
             run = RunSpec.model_validate({**self.run.model_dump(), **changes})
         except ValidationError as exc:
             raise UserError("invalid run settings", problems_from(
-                exc, {**self.run.model_dump(), **changes}, {}, "<command line>")) from None
+                exc, {**self.run.model_dump(), **changes}, {}, "<command line>",
+                model=RunSpec)) from None
         spec = self.model_copy(update={"run": run})
         if (run.citizens, run.seed) != (self.run.citizens, self.run.seed):
             # the largest drawn rates depend on who is drawn: check them as loading does
@@ -593,9 +610,8 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
 
     def event(path: tuple, name: str) -> None:
         if name not in known:
-            close = [k for k in known if k.split("_")[0] == name.split("_")[0]][:3]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            out.append((path, f"unknown event type {name!r}{hint}; see `panopticon events`"))
+            close = _close(name, known)
+            out.append((path, f"unknown event type {name!r}{close}; see `panopticon events`"))
 
     categories = {} if soc is None else {
         "sex": ["female", "male"], "region": soc.region.labels(), "group": soc.group.labels(),
@@ -606,8 +622,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         for attr, table in mapping.items() if categories else ():
             for cat in table:
                 if cat not in categories[attr]:
-                    out.append(((*path, attr, cat),
-                                f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
+                    out.append(((*path, attr, cat), _unknown_category(attr, cat, categories)))
 
     for attr in ("income",):  # adult_age is one distribution (SocietySpec._one_age)
         dist = getattr(soc, attr) if soc is not None else None
@@ -619,7 +634,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                         f"needs a distribution for every {dist.by}; missing {sorted(missing)}"))
         for cat in sorted(set(dist.values) - set(categories[dist.by])):
             out.append((("society", attr, "values", cat),
-                        f"unknown {dist.by} {cat!r}; this society has {categories[dist.by]}"))
+                        _unknown_category(dist.by, cat, categories)))
     if beh_spec is not None:
         for name, beh in beh_spec.events.items():
             event(("behaviour", "events", name), name)
@@ -628,14 +643,15 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
             for j, t in enumerate(det.tiers if policy is not None else ()):
                 if t not in policy.tier_names:
                     out.append((("behaviour", "deterrence", i, "tiers", j),
-                                f"unknown tier {t!r}; the policy's tiers are {policy.tier_names}"))
+                                f"unknown tier {t!r}{_close(t, policy.tier_names)}; the "
+                                f"policy's tiers are {policy.tier_names}"))
             for j, e in enumerate(det.events):
                 event(("behaviour", "deterrence", i, "events", j), e)
     seen: dict[str, str] = {}
     for sname, src in (sensors or {}).items():
         if sname not in SOURCES:
-            out.append((("sensors", sname), f"unknown data source {sname!r}; "
-                        f"known sources are {sorted(SOURCES)}"))
+            out.append((("sensors", sname), f"unknown data source {sname!r}"
+                        f"{_close(sname, SOURCES)}; known sources are {sorted(SOURCES)}"))
         for j, e in enumerate(src.events):
             event(("sensors", sname, "events", j), e)
             if e in seen:
@@ -652,8 +668,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
             for region in src.coverage:
                 if region not in categories["region"]:
                     out.append((("sensors", sname, "coverage", region),
-                                f"unknown region {region!r}; this society has "
-                                f"{categories['region']}"))
+                                _unknown_category("region", region, categories)))
             missing = set(categories["region"]) - set(src.coverage)
             if missing:
                 out.append((("sensors", sname, "coverage"),
@@ -670,8 +685,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                                 f"{sorted(missing)}"))
                 for cat in sorted(set(dist.values) - set(categories[dist.by])):
                     out.append((("society", "traits", name, "values", cat),
-                                f"unknown {dist.by} {cat!r}; this society has "
-                                f"{categories[dist.by]}"))
+                                _unknown_category(dist.by, cat, categories)))
     if beh_spec is not None:
         for i, resp in enumerate(beh_spec.responses):
             for j, e in enumerate(resp.events):
@@ -699,8 +713,7 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         if insider.region is not None and categories and insider.region not in categories[
                 "region"]:
             out.append((("governance", "insiders", i, "region"),
-                        f"unknown region {insider.region!r}; this society has "
-                        f"{categories['region']}"))
+                        _unknown_category("region", insider.region, categories)))
     return out
 
 
@@ -714,22 +727,19 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
     path = ("opportunities", name)
     if name not in OPPORTUNITIES_BY_NAME and (opp.rate is None or (opp.blocked_by is None
                                                                    and opp.needs is None)):
-        close = difflib.get_close_matches(name, list(OPPORTUNITIES_BY_NAME), 3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        out.append((path, f"unknown opportunity {name!r}{hint}; name one from "
+        out.append((path, f"unknown opportunity {name!r}{_close(name, OPPORTUNITIES_BY_NAME)}"
+                          "; name one from "
                           "`panopticon opportunities`, or give rate and blocked_by or needs"))
     for key, table, what in (("blocked_by", SANCTIONS, "sanction"), ("needs", PERKS, "perk")):
         for j, x in enumerate(getattr(opp, key) or ()):
             if x not in table:
-                close = difflib.get_close_matches(x, list(table), 3)
-                hint = f" (did you mean {', '.join(close)}?)" if close else ""
-                out.append(((*path, key, j), f"unknown {what} {x!r}{hint}"))
+                out.append(((*path, key, j), f"unknown {what} {x!r}{_close(x, table)}"))
     if categories:
         for attr, table in opp.multipliers.items():
             for cat in table:
                 if cat not in categories[attr]:
                     out.append(((*path, "multipliers", attr, cat),
-                                f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
+                                _unknown_category(attr, cat, categories)))
         if isinstance(opp.min_score, dict):
             (attr, table), = opp.min_score.items()
             missing = set(categories[attr]) - set(table)
@@ -738,18 +748,20 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
                             f"needs a threshold for every {attr}; missing {sorted(missing)}"))
             for cat in sorted(set(table) - set(categories[attr])):
                 out.append(((*path, "min_score", attr, cat),
-                            f"unknown {attr} {cat!r}; this society has {categories[attr]}"))
+                            _unknown_category(attr, cat, categories)))
     if opp.loan is not None:
         for key in ("repaid_event", "default_event"):
             e = getattr(opp.loan, key)
             if e not in EVENTS_BY_NAME:
-                out.append(((*path, "loan", key), f"unknown event type {e!r}; see "
+                out.append(((*path, "loan", key), f"unknown event type {e!r}"
+                                                  f"{_close(e, EVENTS_BY_NAME)}; see "
                                                   "`panopticon events`"))
         repay = opp.loan.repay
         if isinstance(repay, RepaymentTable) and repay.column not in (*BUILTIN_NUMBERS, *traits):
+            columns = [*BUILTIN_NUMBERS, *traits]
             out.append(((*path, "loan", "repay", "column"),
-                        f"unknown column {repay.column!r}; numeric columns are "
-                        f"{[*BUILTIN_NUMBERS, *traits]}"))
+                        f"unknown column {repay.column!r}{_close(repay.column, columns)}; "
+                        f"numeric columns are {columns}"))
     return out
 
 
@@ -1016,9 +1028,7 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
 
     def known(path: tuple, name: str, table, what: str) -> None:
         if name not in table:
-            close = difflib.get_close_matches(name, list(table), 3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            out.append((path, f"unknown {what} {name!r}{hint}"))
+            out.append((path, f"unknown {what} {name!r}{_close(name, table)}"))
 
     for i, rule in enumerate(policy.rules):
         known(("rules", i, "event"), rule.event, EVENTS_BY_NAME, "event type")
@@ -1228,7 +1238,7 @@ def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSp
         problems = []
     except ValidationError as exc:
         spec = None
-        problems = problems_from(exc, data, positions, file)
+        problems = problems_from(exc, data, positions, file, model=ScenarioSpec)
     found = _check_references(spec or _valid_sections(data))
     if spec is not None and not problems and not found:
         found = check_limits(spec)  # needs every name resolved

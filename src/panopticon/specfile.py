@@ -13,13 +13,18 @@ a large file of nonsense is refused in seconds.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
+import re
 import stat
+import types
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Tag, ValidationError
 
 from panopticon.errors import Problem, UserError
 
@@ -256,19 +261,169 @@ def _rank(err: dict) -> int:
     return 1 if err["type"].startswith(("union_tag", "distribution_kind")) else 2
 
 
+def did_you_mean(word: str, options, n: int = 3) -> str:
+    """`` (did you mean 'x'?)`` (or ``'x' or 'y'``) for the options closest to ``word``;
+    ``""`` when none is close."""
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=n, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
+
+
+_EXPONENT = re.compile(r"[-+]?\d+[eE][-+]?\d+")
+"""A number in exponent form without a dot: YAML 1.1 (PyYAML) reads ``1e-2`` as text."""
+_NUMBER_ERRORS = {"float_type", "float_parsing", "int_type", "int_parsing"}
+
+
+def exponent_hint(text: str, whole: bool = False) -> str:
+    """What to write instead of ``text`` (``1e-2``), which YAML 1.1 reads as text, where a
+    number (``whole``: a whole number) is expected; matches docs/scenarios.md, File rules."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only numbers
+        value = None
+    plain = format(value, "f") if value is not None else ""
+    plain = plain if plain and len(plain) <= 16 else ""
+    with_dot = re.sub(r"^([-+]?\d+)", r"\1.0", text)
+    head = f"YAML 1.1 reads {text} (no dot) as text"
+    if whole:
+        is_whole = value is not None and value == value.to_integral_value()
+        return (f"expected a whole number; {head}: write {plain}" if is_whole and plain
+                else f"expected a whole number; {head}")
+    return f"expected a number; {head}: write {with_dot}" + (f" or {plain}" if plain else "")
+
+
+def _exponent_text(err: dict) -> str | None:
+    """The input of a number error when it is a number YAML 1.1 read as text (``1e-2``)."""
+    shown = err.get("input")
+    if err["type"] in _NUMBER_ERRORS and isinstance(shown, str) and _EXPONENT.fullmatch(shown):
+        return shown
+    return None
+
+
+# ---------------------------------------------------------------- the keys a location takes
+def _alternatives(tp: Any) -> list[tuple[Any, frozenset[str]]]:
+    """The types a value of annotation ``tp`` may take, each with the tags that name it in
+    pydantic's error locations (its class name, its ``Tag`` in a discriminated union)."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        inner, *meta = get_args(tp)
+        tags = frozenset(m.tag for m in meta if isinstance(m, Tag))
+        return [(t, g | tags) for t, g in _alternatives(inner)]
+    if origin is Union or origin is types.UnionType:
+        return [alt for arg in get_args(tp) for alt in _alternatives(arg)]
+    if tp is type(None):
+        return []
+    return [(tp, frozenset({tp.__name__}) if _is_model(tp) else frozenset())]
+
+
+def _is_model(tp: Any) -> bool:
+    return inspect.isclass(tp) and issubclass(tp, BaseModel)
+
+
+def _inside(tp: Any, part: str | int) -> list[tuple[Any, frozenset[str]]]:
+    """The alternatives of the value at key or index ``part`` of a value of type ``tp``."""
+    if _is_model(tp):
+        for name, field in tp.model_fields.items():
+            if part in (name, field.alias):
+                return _alternatives(field.annotation)
+        return []
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is dict and len(args) == 2:
+        return _alternatives(args[1])
+    if origin in (list, set, frozenset) and args and isinstance(part, int):
+        return _alternatives(args[0])
+    if origin is tuple and args and isinstance(part, int):
+        return _alternatives(args[0] if args[-1] is Ellipsis or part >= len(args) else args[part])
+    return []
+
+
+def known_keys(model: Any, loc: tuple[Any, ...], data: Any) -> list[str]:
+    """The keys the mapping at pydantic location ``loc`` (of ``data`` validated as ``model``)
+    takes: the fields of the model (or models, where a value may take several forms) found
+    there by following the location through the type annotations. Parts of ``loc`` that are
+    not in ``data`` are pydantic's union and validator tags: they pick the form, not a key."""
+    found = _alternatives(model)
+    node = data
+    for part in loc:
+        if not found:
+            return []
+        in_data = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        if in_data:
+            node = node[part]
+            found = [alt for tp, _ in found for alt in _inside(tp, part)]
+            continue
+        if not isinstance(part, str):
+            return []
+        match = re.fullmatch(r"function-\w+\[.*, (\w+)\]", part)
+        tag = match.group(1) if match else part
+        tagged = [(tp, tags) for tp, tags in found if tag in tags]
+        found = tagged or found  # a tag of another kind (``tagged-union[...]``) picks nothing
+    keys: list[str] = []
+    for tp, _ in found:
+        if _is_model(tp):
+            keys += [f.alias or name for name, f in tp.model_fields.items()]
+    return list(dict.fromkeys(keys))
+
+
+def _unknown_key(err: dict, model: Any, data: Any) -> str:
+    """The message for an unknown key: the closest known keys there, or the known keys."""
+    loc = tuple(err["loc"])
+    key = loc[-1] if loc else ""
+    keys = known_keys(model, loc[:-1], data) if model is not None else []
+    hint = did_you_mean(str(key), keys)
+    if hint:
+        return "unknown key" + hint
+    if keys:
+        listed = ", ".join(keys) if len(keys) <= 20 else ", ".join(keys[:20]) + ", ..."
+        return f"unknown key; the keys here are {listed}"
+    return "unknown key (check the spelling; see the documented keys)"
+
+
+def _names_in(text: str) -> list[str]:
+    """``'a', 'b' or 'c'`` as ``['a', 'b', 'c']`` (pydantic's list of expected values)."""
+    return re.findall(r"'((?:[^'\\]|\\.)*)'", text)
+
+
+def _choice_hint(err: dict) -> str:
+    """A "did you mean" for a mistyped choice: a literal value or key (``regoin``), a
+    distribution ``kind``, a union tag."""
+    kind, shown, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "literal_error" and isinstance(shown, str):
+        return did_you_mean(shown, _names_in(str(ctx.get("expected", ""))))
+    if kind == "union_tag_invalid" and isinstance(ctx.get("tag"), str):
+        return did_you_mean(ctx["tag"], _names_in(str(ctx.get("expected_tags", ""))))
+    if kind == "distribution_kind" and isinstance(shown, dict) and isinstance(
+            shown.get("kind"), str) and "kind:" in err["msg"]:
+        options = [w for w in re.findall(r"\w+", err["msg"].split("kind:", 1)[1]) if w != "or"]
+        hint = did_you_mean(shown["kind"], options)
+        return f"; got kind {shown['kind']!r}{hint}" if shown["kind"] not in options else ""
+    return ""
+
+
 def problems_from(exc: ValidationError, data: Any, positions: Positions, file: str,
-                  prefix: KeyPath = ()) -> list[Problem]:
+                  prefix: KeyPath = (), model: Any = None) -> list[Problem]:
     """Turn pydantic errors into :class:`Problem`s with file positions and plain messages.
 
     A value that may take several forms (a number or a distribution) fails once per form;
     only the most specific failure is kept: one per key path, and none at a path when a
-    deeper path below it explains the problem.
+    deeper path below it explains the problem. ``model`` is what ``data`` was validated as:
+    given, an unknown key at any depth comes with the closest known keys there ("did you
+    mean"). Where a number is expected and the value is text such as ``1e-2`` (YAML 1.1 reads
+    exponents without a dot as text), the message says so and what to write.
     """
     found: dict[KeyPath, dict] = {}
+    exponents: dict[KeyPath, tuple[str, bool]] = {}
     for err in exc.errors(include_url=False):
         path = (*prefix, *_clean_loc(tuple(err["loc"]), data))
         if path not in found or _rank(err) < _rank(found[path]):
             found[path] = err
+        text = _exponent_text(err)
+        if text is not None:  # a float anywhere among the forms: the hint is for a float
+            whole = err["type"].startswith("int") and exponents.get(path, (text, True))[1]
+            exponents[path] = (text, whole)
     # every path with a problem below it, built once: linear in the number of problems
     # (comparing each path with every other took minutes for a file of 20,000 unknown keys)
     above = {path[:k] for path in found for k in range(len(path))}
@@ -279,9 +434,13 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
             continue
         line, col = locate(positions, path)
         if kind == "extra_forbidden":
-            msg = "unknown key (check the spelling; see the documented keys)"
+            # hints for the first problems only: a file of 20,000 typos lists MAX_PROBLEMS
+            msg = (_unknown_key(err, model, data) if len(problems) < MAX_PROBLEMS
+                   else "unknown key (check the spelling; see the documented keys)")
         elif kind == "missing":
             msg = "required key is missing"
+        elif path in exponents and kind in _TYPE_ERRORS:
+            msg = exponent_hint(*exponents[path])
         else:
             msg = err["msg"].removeprefix("Value error, ")
             shown = err.get("input")
@@ -289,6 +448,7 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
                 text = repr(shown) if not isinstance(shown, int) or abs(shown) < 10**60 \
                     else f"a number of {len(str(abs(shown)))} digits"
                 msg += f"; got {text if len(text) < 60 else text[:57] + '...'}"
+            msg += _choice_hint(err)
         problems.append(Problem(file, line, col, dotted(path), msg))
     return problems
 
@@ -328,4 +488,4 @@ def validate(model: type[M], data: Any, positions: Positions, file: str,
         return model.model_validate(data)
     except ValidationError as exc:
         raise UserError(f"invalid {what}",
-                        capped(problems_from(exc, data, positions, file))) from None
+                        capped(problems_from(exc, data, positions, file, model=model))) from None

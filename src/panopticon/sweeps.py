@@ -290,16 +290,26 @@ def summarise(result) -> dict[str, float]:
     return summary(result)
 
 
+ENGINES = ("processes", "ray")
+
+
 def run_sweep(base: ScenarioSpec, settings: list[Setting], replicates: int, store: Path,
               workers: int = 1, progress: Callable[[int, int], None] | None = None,
-              force: bool = False, limit_to_cpus: bool = True) -> dict:
+              force: bool = False, limit_to_cpus: bool = True, engine: str = "processes",
+              ray_address: str | None = None) -> dict:
     """Run the grid x replicates (in up to ``workers`` processes) and summarise each point.
 
     Args:
         workers: processes wanted; at most one per run and, with ``limit_to_cpus``, one per
-            CPU are started.
+            CPU are started. With ``engine="ray"`` and no address: the CPUs of the local
+            Ray cluster started for the sweep.
         force: skip the memory check (``workers`` concurrent runs of the largest point must
             fit in the memory available).
+        engine: ``processes`` (a pool on this machine) or ``ray``: each run a Ray task, on
+            the cluster at ``ray_address`` (``auto``: the one ``ray start`` made on this
+            machine) or on a local cluster started for the sweep. On a cluster the store
+            must be a folder every node sees under the same path (a shared filesystem), and
+            every node needs panopticon installed; results do not depend on the engine.
 
     Returns:
         ``settings`` (key -> values), ``workers`` (processes used), ``runs`` (one per run:
@@ -316,20 +326,28 @@ def run_sweep(base: ScenarioSpec, settings: list[Setting], replicates: int, stor
 
     if replicates < 1:
         raise UserError("--replicates must be at least 1")
+    if engine not in ENGINES:
+        raise UserError(f"--engine {engine!r}: choose {' or '.join(ENGINES)}")
+    if ray_address is not None and engine != "ray":
+        raise UserError("--ray-address needs --engine ray")
     points = grid(base, settings)
+    store = store.resolve()  # a Ray worker may start in another folder
     jobs = [(spec.model_dump_json(), str(store), r, point)
             for point, spec in points for r in range(replicates)]
     used = worker_count(workers, len(jobs), None if limit_to_cpus else 0)
-    largest = max((spec for _, spec in points), key=estimate_peak_bytes)
-    check_memory(largest, force, runs=used)
+    if ray_address is None:  # on this machine: the memory check holds
+        largest = max((spec for _, spec in points), key=estimate_peak_bytes)
+        check_memory(largest, force, runs=used)
     store.mkdir(parents=True, exist_ok=True)
     digests = [spec.with_run(seed=spec.run.seed + r).digest
                for _, spec in points for r in range(replicates)]
-    if used <= 1:
+    if engine == "ray":
+        done = _run_ray(jobs, digests, store, used, ray_address, progress)
+    elif used <= 1:
         done = _run_here(jobs, digests, store, progress)
     else:
         done = _run_pool(jobs, digests, store, used, progress)
-    return {"scenario": base.name, "replicates": replicates, "workers": used,
+    return {"scenario": base.name, "replicates": replicates, "workers": used, "engine": engine,
             "settings": {s.key: list(s.values) for s in settings}, "runs": done,
             "points": [summarise_point(point, [d["summary"] for d in done
                                               if d["point"] == point])
@@ -395,6 +413,78 @@ def _run_pool(jobs: list[tuple], digests: list[str], store: Path, workers: int,
     return [records[i] for i in range(len(jobs))]
 
 
+def _run_ray(jobs: list[tuple], digests: list[str], store: Path, workers: int,
+             address: str | None, progress: Callable[[int, int], None] | None) -> list[dict]:
+    """The runs as Ray tasks (one CPU each), on the cluster at ``address`` or on a local
+    cluster of ``workers`` CPUs started (and shut down) here. Ctrl-C cancels them:
+    :class:`SweepInterrupted` says which runs are stored; a task that fails (its worker
+    killed, or out of memory) stops the sweep with the account of what is stored."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'ray>=2.9' (it is in "
+                        "panopticon's dev extras)") from None
+    started = not ray.is_initialized()
+    if started:
+        _check_reachable(address)
+        try:
+            ray.init(address=address, num_cpus=None if address else workers,
+                     include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"--ray-address {address}: cannot join the Ray cluster: "
+                            f"{exc}") from None
+    since = datetime.now(UTC).isoformat(timespec="seconds")
+    task = ray.remote(num_cpus=1, max_retries=0)(_one)
+    refs = {task.remote(job): i for i, job in enumerate(jobs)}
+    pending = list(refs)
+    records: dict[int, dict] = {}
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    records[refs[ref]] = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    records[refs[ref]] = {"point": jobs[refs[ref]][3],
+                                          "replicate": jobs[refs[ref]][2], "run": None,
+                                          "status": NOT_STARTED, "stopped": True}
+                    raise _RayTaskFailed(str(exc).splitlines()[0]) from None
+                if progress:
+                    progress(len(records), len(jobs))
+    except (KeyboardInterrupt, _RayTaskFailed) as exc:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        account = SweepInterrupted(_account(jobs, digests, records, store, set(), since))
+        if isinstance(exc, KeyboardInterrupt):
+            raise account from None
+        raise UserError(f"a sweep run failed on Ray ({exc}); the sweep was stopped.\n"
+                        + account.describe()) from None
+    finally:
+        if started:
+            ray.shutdown()
+    return [records[i] for i in range(len(jobs))]
+
+
+class _RayTaskFailed(Exception):
+    pass
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse a ``HOST:PORT`` nobody answers at, in seconds (Ray itself retries for minutes);
+    ``auto``, ``ray://`` addresses and none at all are left to Ray."""
+    import socket
+
+    if not address or address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--ray-address {address}: no Ray cluster answers there ({exc}); "
+                        f"start one with `ray start --head` and give its address") from None
+
+
 def _processes(pool: ProcessPoolExecutor) -> list:
     return list((getattr(pool, "_processes", None) or {}).values())
 
@@ -439,10 +529,11 @@ def _end(processes: list, signum: int) -> None:
 
 
 def _account(jobs: list[tuple], digests: list[str], records: dict[int, dict], store: Path,
-             pids: set[int]) -> list[dict]:
+             pids: set[int], since: str | None = None) -> list[dict]:
     """Every run of an interrupted sweep with its status: what the runs returned, else what
-    the store holds for a run of that scenario and seed written by one of ``pids``, else
-    not started."""
+    the store holds for a run of that scenario and seed written by one of ``pids`` (or, for
+    Ray tasks, whose processes the sweep does not know, created at ``since`` or later),
+    else not started."""
     from panopticon.store.local import read_manifest
 
     found: dict[str, list[tuple[Path, dict]]] = {}
@@ -451,7 +542,8 @@ def _account(jobs: list[tuple], digests: list[str], records: dict[int, dict], st
             manifest = read_manifest(folder) if folder.is_dir() else None
         except UserError:
             continue
-        if manifest and manifest.get("pid") in pids:
+        if manifest and (manifest.get("pid") in pids
+                         or (since is not None and str(manifest.get("created")) >= since)):
             found.setdefault(manifest.get("scenario_digest", ""), []).append((folder, manifest))
     claimed = {r["run"] for r in records.values() if r.get("run")}
     out = []
@@ -511,3 +603,217 @@ def save(report: dict, store: Path) -> Path:
             continue
         return path
     raise UserError(f"{store}: cannot create a sweep report file")  # pragma: no cover
+
+
+# ---------------------------------------------------------------- stored sweeps
+LATEST = "latest-sweep"
+"""The word that names the newest sweep report in a store."""
+
+
+def is_sweep_ref(ref: str | Path, store: Path) -> bool:
+    """Whether ``ref`` names a sweep report rather than a run: ``latest-sweep``, a file (a run
+    is a folder), a name ending in ``.json``, a sweep id (file name without ``.json``) in
+    ``store``, or a name starting ``sweep-`` that is no run folder."""
+    text = str(ref)
+    if text == LATEST or text.endswith(".json") or Path(text).is_file():
+        return True
+    if (Path(store) / f"{text}.json").is_file():
+        return True
+    return text.startswith("sweep-") and not Path(text).is_dir() \
+        and not (Path(store) / text).is_dir()
+
+
+def find_sweep(ref: str | Path, store: Path) -> Path:
+    """The sweep report file ``ref`` names: a path, a sweep id in ``store``, or
+    ``latest-sweep`` (the newest ``sweep-*.json`` in ``store``).
+
+    Raises:
+        UserError: no such sweep (the sweeps in ``store`` are named).
+    """
+    store = Path(store)
+    text = str(ref)
+    found = sorted(store.glob("sweep-*.json"), key=lambda p: (p.stat().st_mtime, p.name)) \
+        if store.is_dir() else []
+    if text == LATEST:
+        if not found:
+            raise UserError(f"{LATEST}: no sweep report in {store}/ yet (`panopticon sweep "
+                            "... -o STORE` writes one)")
+        return found[-1]
+    for path in (Path(text), store / text, store / f"{text}.json"):
+        if path.is_file():
+            return path
+    known = [p.stem for p in reversed(found)][:5]
+    hint = f"; sweeps in {store}/ include {', '.join(known)}" if known else \
+        f"; there is no sweep report in {store}/"
+    raise UserError(f"no sweep {text!r}: give a sweep report file, a sweep id (its file name "
+                    f"without .json) or {LATEST}{hint}")
+
+
+def _number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
+def _check_shape(data: Any) -> str | None:
+    """What is wrong with a sweep report's structure, or None."""
+    if not isinstance(data, dict):
+        return f"expected a JSON object, found {type(data).__name__}"
+    for key, kind in (("scenario", str), ("replicates", int), ("settings", dict),
+                      ("points", list), ("runs", list)):
+        if key not in data:
+            return f"no {key!r}"
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            return f"{key!r} is not a {kind.__name__}"
+    settings = data["settings"]
+    if not settings or not all(isinstance(v, list) and v for v in settings.values()):
+        return "'settings' must map each swept key to its values"
+    keys = set(settings)
+    size = math.prod(len(v) for v in settings.values())
+    if len(data["points"]) != size:
+        return (f"{len(data['points'])} grid points, but the settings make a grid of {size}")
+    for i, p in enumerate(data["points"]):
+        if not isinstance(p, dict) or not isinstance(p.get("point"), dict) \
+                or not isinstance(p.get("metrics"), dict):
+            return f"points[{i}] has no 'point' and 'metrics'"
+        if set(p["point"]) != keys:
+            return f"points[{i}] sets {sorted(p['point'])}, not the swept {sorted(keys)}"
+        for name, m in p["metrics"].items():
+            if not isinstance(m, dict) or not all(_number(m.get(f)) for f in
+                                                  ("mean", "ci_low", "ci_high")) \
+                    or not isinstance(m.get("n"), int):
+                return f"points[{i}].metrics.{name} needs numbers mean, ci_low, ci_high, n"
+    points = [p["point"] for p in data["points"]]
+    for i, r in enumerate(data["runs"]):
+        if not isinstance(r, dict):
+            return f"runs[{i}] is not an object"
+        for key, kinds in (("point", dict), ("replicate", int), ("status", str)):
+            if not isinstance(r.get(key), kinds):
+                return f"runs[{i}] has no {key!r}"
+        if r["point"] not in points:
+            return f"runs[{i}] is at {r['point']}, which is not a grid point"
+        if r.get("run") is not None and not isinstance(r["run"], str):
+            return f"runs[{i}].run is not a folder name"
+        if r["status"] == COMPLETE and not r.get("run"):
+            return f"runs[{i}] is complete but names no run folder"
+    return None
+
+
+def _run_folder(record: dict, sweep_file: Path, store: Path) -> Path | None:
+    """A run of a sweep: next to the sweep file, where it was written, or in ``store``."""
+    recorded = Path(record["run"])
+    for path in (sweep_file.parent / recorded.name, recorded, store / recorded.name):
+        if path.is_dir() and (path / "manifest.json").exists():
+            return path
+    return None
+
+
+def load_sweep(ref: str | Path, store: Path, check_runs: bool = True) -> dict:
+    """A stored sweep report, checked: the file ``ref`` names (see :func:`find_sweep`), read
+    and validated, with each complete run found in the store and passing its integrity check
+    (:func:`panopticon.store.local.open_checked`).
+
+    Returns:
+        The report (``scenario``, ``replicates``, ``settings``, ``points``, ``runs``) with
+        ``file`` (its path) and ``id`` (its name without ``.json``); with ``check_runs``, each
+        run also has ``path`` (its folder, or None) and ``manifest``, and a run whose stored
+        status is not complete has that status.
+
+    Raises:
+        UserError: naming the file: unreadable, truncated or not JSON, not shaped like a sweep
+            report, a run missing from the store, damaged, or made with other settings.
+    """
+    from panopticon.store.local import open_checked, read_manifest
+
+    store = Path(store)
+    path = find_sweep(ref, store)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the sweep report "
+                        f"({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not a readable sweep report: {exc.msg} at line {exc.lineno}, "
+                        f"column {exc.colno} (truncated, or not JSON?)") from None
+    problem = _check_shape(data)
+    if problem:
+        raise UserError(f"{path}: not a valid sweep report: {problem}")
+    for p in data["points"]:
+        for m in p["metrics"].values():
+            for f in ("mean", "ci_low", "ci_high"):
+                m[f] = math.nan if m[f] is None else float(m[f])
+    data = {**data, "file": str(path), "id": path.stem}
+    if not check_runs:
+        return data
+    runs = []
+    for i, record in enumerate(data["runs"]):
+        record = dict(record)
+        record["path"], record["manifest"] = None, None
+        if record.get("run"):
+            folder = _run_folder(record, path, store)
+            name = Path(record["run"]).name
+            if folder is None:
+                if record["status"] == COMPLETE:
+                    looked = dict.fromkeys(f"{d}/" for d in (path.parent,
+                                                             Path(record["run"]).parent, store))
+                    raise UserError(f"{path}: run {name} ({_where(record)}) is missing: it is "
+                                    f"not in {' nor in '.join(looked)} (deleted or moved?)")
+            elif record["status"] != COMPLETE:  # not used: named as not complete
+                with contextlib.suppress(UserError):
+                    record.update(path=folder, manifest=read_manifest(folder))
+            else:
+                try:
+                    manifest = open_checked(folder)
+                except UserError as exc:
+                    raise UserError(f"{path}: run {name} ({_where(record)}): {exc}") from None
+                made = manifest.get("settings")
+                if made is not None and made != record["point"]:
+                    raise UserError(f"{path}: run {name} was made with settings {made}, not "
+                                    f"the sweep's {record['point']} (runs[{i}])")
+                record.update(path=folder, manifest=manifest)
+                if manifest.get("status") != COMPLETE:
+                    record["status"] = str(manifest.get("status"))
+        runs.append(record)
+    data["runs"] = runs
+    return data
+
+
+def sweep_metrics(sweep: dict) -> list[str]:
+    """Every metric of a sweep's points: the default shown ones first, then in the order the
+    points list them."""
+    from panopticon.metrics.describe import DEFAULT_SHOWN
+
+    found = list(dict.fromkeys(name for p in sweep["points"] for name in p["metrics"]))
+    return [m for m in DEFAULT_SHOWN if m in found] + [m for m in found
+                                                        if m not in DEFAULT_SHOWN]
+
+
+def default_metrics(available: list[str] | set[str]) -> list[str]:
+    """What a sweep prints without ``--metric``: those of the default six it has, else the
+    first six by name."""
+    from panopticon.metrics.describe import DEFAULT_SHOWN
+
+    return [m for m in DEFAULT_SHOWN if m in available] or sorted(available)[:6]
+
+
+def known_metrics(base: ScenarioSpec, settings: list[Setting]) -> list[str]:
+    """Every metric name a run of the sweep can have (for ``--metric`` before it runs)."""
+    from panopticon.metrics.describe import metric_names
+
+    return list(dict.fromkeys(name for _, spec in grid(base, settings)
+                              for name in metric_names(spec)))
+
+
+def point_rows(sweep: dict, metrics: list[str]) -> list[dict]:
+    """One row per grid point: ``point`` (setting values), ``runs`` and ``runs_complete``,
+    and per metric its ``mean``, ``ci_low``, ``ci_high`` and ``n`` (None where the point has
+    no such metric)."""
+    out = []
+    for p in sweep["points"]:
+        mine = [r for r in sweep["runs"] if r["point"] == p["point"]]
+        out.append({"point": p["point"], "runs": len(mine),
+                    "runs_complete": sum(r["status"] == COMPLETE for r in mine),
+                    "metrics": {m: ({f: p["metrics"][m][f] for f in
+                                     ("mean", "ci_low", "ci_high", "n")}
+                                    if m in p["metrics"] else None) for m in metrics}})
+    return out

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 
 _done = False
@@ -24,11 +25,16 @@ def configure() -> None:
       and trims freed memory at once, so every fresh array costs a page fault per 4 KiB
       touched: about 7% of a day at 100,000 citizens. Serving blocks up to 32 MiB (glibc's
       most) from the heap and trimming only beyond 256 MiB of free memory removes them.
+    * Cached kernels compiled from a kernel source that has changed since are dropped
+      (:func:`panopticon.kernels.refresh_cache`).
     """
     global _done
     if _done:
         return
     _done = True
+    from panopticon import kernels
+
+    kernels.refresh_cache()
     os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     if any(k in os.environ for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")):
         return
@@ -39,3 +45,73 @@ def configure() -> None:
     trim_threshold, mmap_threshold = -1, -3  # mallopt parameters, from glibc's malloc.h
     mallopt(trim_threshold, 256 << 20)
     mallopt(mmap_threshold, 32 << 20)
+
+
+# ------------------------------------------------------------------ compiled kernels
+# Numba compiles each kernel for this machine's CPU the first time it runs (about a minute
+# for all of them) and caches the machine code next to its module. `panopticon compile` (run
+# by `make run` and `make test` after installing) does it ahead; a run that has to compile
+# says so first, so a progress bar that does not move is never a mystery.
+
+log = logging.getLogger("panopticon")
+_warming = False  # warm_up says once what it does; its runs do not announce themselves
+
+
+def kernels() -> list:
+    """Every compiled kernel (see :func:`panopticon.kernels.dispatchers`)."""
+    from panopticon import kernels as k
+
+    return k.dispatchers()
+
+
+def uncompiled_kernels() -> list[str]:
+    """The kernels with no machine code cached for this CPU: the next run compiles them
+    (see :func:`panopticon.kernels.uncompiled`)."""
+    from panopticon import kernels as k
+
+    return k.uncompiled()
+
+
+def announce_compiling() -> None:
+    """Log (logger ``panopticon``, warning) that this run compiles the kernels, when the
+    machine has no code for a quarter of them or more: the minute-long first compile. A
+    kernel or two that only unusual scenarios reach (or that only run inside other kernels,
+    which Numba compiles along with them) take seconds and are not announced."""
+    if _warming:
+        return
+    missing = uncompiled_kernels()
+    if len(missing) * 4 >= len(kernels()):
+        log.warning("compiling %d kernels for this machine: once, about a minute; "
+                    "`panopticon compile` does it ahead", len(missing))
+
+
+def warm_up() -> dict:
+    """Compile every kernel by running each preset and example briefly in memory.
+
+    Returns ``kernels`` (how many there are), ``compiled`` (how many had no cached code
+    before), ``seconds`` and ``uncompiled`` (names still without cached code: kernels only
+    unusual scenarios reach; the first such run compiles them)."""
+    import time
+    from pathlib import Path
+
+    import panopticon as pc
+    from panopticon.scenario import load_preset, load_scenario, preset_names
+
+    global _warming
+    configure()
+    t0 = time.perf_counter()
+    import panopticon.engine  # noqa: F401 - loads every kernel module
+
+    before = set(uncompiled_kernels())
+    examples = Path(__file__).resolve().parents[2] / "examples"  # a source checkout only
+    specs = [load_preset(name) for name in preset_names()]
+    specs += [load_scenario(p) for p in sorted(examples.glob("*.yaml"))]
+    _warming = True
+    try:
+        for spec in specs:
+            pc.run(spec.with_run(citizens=1000, days=90))
+    finally:
+        _warming = False
+    after = uncompiled_kernels()
+    return {"kernels": len(kernels()), "compiled": len(before - set(after)),
+            "seconds": round(time.perf_counter() - t0, 1), "uncompiled": after}

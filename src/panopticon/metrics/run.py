@@ -26,8 +26,9 @@ import pyarrow.parquet as pq
 
 from panopticon.errors import UserError
 from panopticon.metrics.intervals import LEVEL, katz_ratio, rate
+from panopticon.store.tables import stored_name
 
-ATTRIBUTES = ("group", "sex", "region", "residency")
+ATTRIBUTES = ("social_group", "sex", "region", "residency")
 """Citizen attributes whose categories disparate impact compares by default."""
 
 FOUR_FIFTHS = 0.8
@@ -386,7 +387,8 @@ MAX_LEVELS = 12
 
 NOT_ATTRIBUTES = ("citizen", "household", "partner", "score", "tier", "false_points",
                   "ever_false")
-"""Citizens columns that are identifiers or outcomes, not attributes to compare by."""
+"""Citizens columns that are identifiers or outcomes, not attributes to compare by (nor
+are the ``listed_*`` columns: being on a list at the end is an outcome)."""
 
 TOO_FEW, REFERENCE = "too few to judge", "reference"
 FLAGGED, UNCLEAR, WITHIN = "adverse impact", "below 4/5, CI includes 4/5", "within 4/5"
@@ -414,7 +416,8 @@ def attributes(result: Any, numeric: bool = True) -> list[str]:
     """The citizens columns disparate impact can compare by: every column but identifiers and
     outcomes (:data:`NOT_ATTRIBUTES`). With ``numeric=False`` only the categorical ones (see
     :func:`categorical_attributes`)."""
-    cols = [c for c in _citizen_columns(result) if c not in NOT_ATTRIBUTES]
+    cols = [c for c in _citizen_columns(result)
+            if c not in NOT_ATTRIBUTES and not c.startswith("listed_")]  # listed: an outcome
     return cols if numeric else [c for c in cols if _is_categorical(result, c)]
 
 
@@ -520,11 +523,11 @@ def _can_try(result: Any, spec: Any, cols: set[str]) -> np.ndarray | None:
 def _attempts_by_group(result: Any, spec: Any) -> dict[str, dict[str, tuple[float, float]]]:
     """``granted`` and ``perks_granted`` per group: (attempts granted, attempts), from the
     ``opportunities`` table (which counts by group only)."""
-    table = read(result, "opportunities", ["opportunity", "group", "attempts", "refused"])
+    table = read(result, "opportunities", ["opportunity", "social_group", "attempts", "refused"])
     if table is None:
         return {}
     opp = _col(table, "opportunity").astype(str)
-    group = _col(table, "group").astype(str)
+    group = _col(table, "social_group").astype(str)
     attempts = _col(table, "attempts").astype(np.float64)
     granted = attempts - _col(table, "refused").astype(np.float64)
     perks = np.isin(opp, sorted(_perk_opportunities(result, spec, set(opp))))
@@ -626,16 +629,17 @@ def disparate_impact(result: Any, attribute: str, *, min_citizens: int = MIN_CIT
     """Harms and favourable outcomes per category of any citizens column, with the
     four-fifths test and confidence intervals (see :func:`compare_rates`).
 
-    ``attribute`` is any column of ``citizens``: text, dictionary and boolean columns (and
-    whole numbers with at most :data:`MAX_LEVELS` values) by category; other numbers in
-    ``bins`` quantile bins (``None``: every value a category).
+    ``attribute`` is any column of ``citizens`` (``group`` means ``social_group``): text,
+    dictionary and boolean columns (and whole numbers with at most :data:`MAX_LEVELS`
+    values) by category; other numbers in ``bins`` quantile bins (``None``: every value a
+    category).
 
     Returns category -> ``citizens`` (N_c) and, per measure the run has, the dict of
     :func:`compare_rates`. Harms (:data:`HARMS`; citizens with the event over the category's
     citizens): ``refused``, ``wrongly_refused``, ``sanctioned`` (from ``refusals``; counted
     among citizens old enough to try an opportunity), ``falsely_named``
     (``citizens.ever_false``). Favourable (:data:`FAVOURABLE`): ``top_tier`` (final tier is
-    the highest); for ``attribute="group"`` also ``granted`` and ``perks_granted`` (per
+    the highest); for ``attribute="social_group"`` also ``granted`` and ``perks_granted`` (per
     attempt, from ``opportunities``: attempts - refused over attempts, all opportunities or
     those that need a perk). Categories with under ``min_citizens`` citizens counted (default
     :data:`MIN_CITIZENS`), or comparisons with under ``min_events`` events (default
@@ -649,6 +653,7 @@ def disparate_impact(result: Any, attribute: str, *, min_citizens: int = MIN_CIT
 def _impact(result: Any, attribute: str, outcomes: dict[str, tuple],
             attempts: dict | None, min_citizens: int, min_events: int, bins: int | None,
             level: float, spec: Any) -> dict[str, dict[str, Any]]:
+    attribute = stored_name(attribute)
     citizens = read(result, "citizens", [attribute])
     if citizens is None or attribute == "citizen":
         return {}
@@ -667,7 +672,7 @@ def _impact(result: Any, attribute: str, outcomes: dict[str, tuple],
         measures[name] = ("harm" if name in HARMS else "favourable",
                           {c: (float(events[i]), float(trials[i]))
                            for i, c in enumerate(labels)})
-    if attribute == "group":
+    if attribute == "social_group":
         if attempts is None:
             attempts = _attempts_by_group(result, spec)
         for name, by_group in attempts.items():
@@ -692,11 +697,11 @@ def disparate_impact_all(result: Any, attributes: str | Sequence[str] = ATTRIBUT
     if isinstance(attributes, str):
         attributes = [attributes]
     cols = set(_citizen_columns(result))
-    wanted = [a for a in attributes if a in cols]
+    wanted = [a for a in map(stored_name, attributes) if a in cols]
     if not wanted:
         return {}
     outcomes = _outcomes(result, spec)
-    attempts = _attempts_by_group(result, spec) if "group" in wanted else {}
+    attempts = _attempts_by_group(result, spec) if "social_group" in wanted else {}
     out = {}
     for attribute in wanted:
         d = _impact(result, attribute, outcomes, attempts, min_citizens, min_events, bins,
@@ -733,12 +738,12 @@ def behaviour_change(result: Any, window: int = 7) -> dict[str, dict[str, float]
     Empty without a behaviour table."""
     from panopticon.catalogue import EVENTS_BY_NAME
 
-    table = read(result, "behaviour", ["day", "event", "true", "expected", "baseline"])
+    table = read(result, "behaviour", ["day", "event", "true_events", "expected", "baseline"])
     if table is None:
         return {}
     day = _col(table, "day").astype(np.int64)
     event = _col(table, "event").astype(str)
-    true = _col(table, "true").astype(np.float64)
+    true = _col(table, "true_events").astype(np.float64)
     expected = _col(table, "expected").astype(np.float64)
     baseline = _col(table, "baseline").astype(np.float64)
     surveyed = ~np.isnan(expected)

@@ -6,6 +6,7 @@ Points are written in points (e.g. ``-5``, ``2.5``) and stored as integer milli-
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Annotated, Literal
 
@@ -347,7 +348,10 @@ class PolicySpec(Strict):
         names = [x.name for x in self.lists]
         for a in self.association:
             if a.listed is not None and a.listed not in names:
-                raise ValueError(f"association names list {a.listed!r}; the lists are {names}")
+                close = difflib.get_close_matches(a.listed, names, 3)
+                hint = f" (did you mean {', '.join(close)}?)" if close else ""
+                raise ValueError(f"association names list {a.listed!r}{hint}; the lists are "
+                                 f"{names}")
         return self
 
     @model_validator(mode="after")

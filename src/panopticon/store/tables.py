@@ -13,6 +13,15 @@ from panopticon.policy.schema import MILLI
 from panopticon.sanctions import MEASURES, REASONS
 from panopticon.sensors import TALLY
 
+# Stored columns are named so that plain SQL works: ``group`` is an SQL keyword, so the
+# population's ``group`` attribute is stored as ``social_group``.
+STORED_NAMES = {"group": "social_group"}
+
+
+def stored_name(attribute: str) -> str:
+    """The stored column of a population attribute (``group`` -> ``social_group``)."""
+    return STORED_NAMES.get(attribute, attribute)
+
 
 def _dictionary(codes: np.ndarray, labels: Sequence[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(list(labels), pa.string()))
@@ -38,8 +47,8 @@ def daily_table(rows: list[dict]) -> pa.Table:
 
 def events_table(days: list[int], counts: list[dict[str, np.ndarray]],
                  events: Sequence[str]) -> pa.Table:
-    """Per day and event type: ``true`` events, of them ``observed`` on the actor, ``missed``
-    and ``misattributed``; ``false`` observations claiming that event."""
+    """Per day and event type: ``true_events``, of them ``observed`` on the actor, ``missed``
+    and ``misattributed``; ``false_observations`` claiming that event."""
     t = len(events)
     return pa.table({
         "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), t)),
@@ -121,7 +130,7 @@ def opportunities_table(days: list[int], parts: list, kinds: Sequence[str],
         "day": pa.array(np.repeat(np.asarray([d for d, _ in present], dtype=np.int32), cells)),
         "opportunity": _dictionary(np.tile(np.repeat(np.arange(k, dtype=np.int16), g),
                                            len(present)), kinds or ["none"]),
-        "group": _dictionary(np.tile(np.arange(g, dtype=np.int16), k * len(present)), groups),
+        "social_group": _dictionary(np.tile(np.arange(g, dtype=np.int16), k * len(present)), groups),
         **{m: pa.array(counts[j]) for j, m in enumerate(MEASURES)},
     })
 
@@ -158,7 +167,7 @@ def refusals_table(days: list[int], parts: list, kinds: Sequence[str]) -> pa.Tab
 
 def behaviour_table(days: list[int], parts: list[dict[str, np.ndarray]], events: Sequence[str],
                     groups: Sequence[str]) -> pa.Table:
-    """Per day, event type and group: ``true`` events, ``expected`` (sum of the day's rates)
+    """Per day, event type and ``social_group``: ``true_events``, ``expected`` (sum of the day's rates)
     and ``baseline`` (the same at the starting rates; both null except on survey days):
     ``expected / baseline - 1`` is how much behaviour changed (deterrence, chilling,
     gaming)."""
@@ -173,8 +182,8 @@ def behaviour_table(days: list[int], parts: list[dict[str, np.ndarray]], events:
         "day": pa.array(np.repeat(np.asarray(days, dtype=np.int32), t * g)),
         "event": _dictionary(np.tile(np.repeat(np.arange(t, dtype=np.int16), g), len(days)),
                              events),
-        "group": _dictionary(np.tile(np.arange(g, dtype=np.int16), t * len(days)), groups),
-        "true": pa.array(col("true", np.int64)),
+        "social_group": _dictionary(np.tile(np.arange(g, dtype=np.int16), t * len(days)), groups),
+        "true_events": pa.array(col("true_events", np.int64)),
         "expected": pa.array(col("expected", np.float64), from_pandas=True),
         "baseline": pa.array(col("baseline", np.float64), from_pandas=True),
     })
@@ -222,11 +231,11 @@ def network_groups_table(days: list[int], parts: list[dict[str, dict[str, np.nda
                          groups: Sequence[str]) -> pa.Table:
     """Per survey day, layer and group: the group members' ``mean_degree``,
     ``isolated_share`` and ``same_tier_share`` (see ``society.network.group_stats``)."""
-    rows = [{"day": d, "layer": layer, "group": g,
+    rows = [{"day": d, "layer": layer, "social_group": g,
              **{k: float(stats[k][j]) for k in GROUP_TIE_STATS}}
             for d, p in zip(days, parts, strict=True) for layer, stats in p.items()
             for j, g in enumerate(groups)]
-    schema = pa.schema([("day", pa.int32()), ("layer", pa.string()), ("group", pa.string()),
+    schema = pa.schema([("day", pa.int32()), ("layer", pa.string()), ("social_group", pa.string()),
                         *[(k, pa.float64()) for k in GROUP_TIE_STATS]])
     return pa.Table.from_pylist(rows, schema=schema)
 
@@ -237,7 +246,7 @@ def citizens_table(sim, state) -> pa.Table:
     cols = {"citizen": pa.array(np.arange(pop.n, dtype=np.int32))}
     for name, values in pop.columns().items():
         if name in pop.labels:
-            cols[name] = _dictionary(values, pop.labels[name])
+            cols[stored_name(name)] = _dictionary(values, pop.labels[name])
         elif name == "partner":
             cols[name] = _nullable(state.partner, state.partner >= 0)  # as at the end
         else:
