@@ -159,15 +159,12 @@ def final_gini(result: Any) -> float | None:
 def _spec(result: Any, spec: Any) -> Any:
     if spec is not None:
         return spec
-    path = getattr(result, "path", None)
-    if path is None or not (Path(path) / "scenario.json").exists():
+    path, manifest = getattr(result, "path", None), getattr(result, "manifest", None)
+    if path is None or manifest is None or not (Path(path) / "scenario.json").exists():
         return None
-    from panopticon.scenario import ScenarioSpec
+    from panopticon.store.local import read_scenario
 
-    try:
-        return ScenarioSpec.model_validate_json((Path(path) / "scenario.json").read_text())
-    except ValueError as exc:
-        raise UserError(f"{path}/scenario.json: corrupt ({str(exc).splitlines()[0]})") from None
+    return read_scenario(Path(path), manifest)  # the store's one reader: checked, one message
 
 
 def tier_of(scores: np.ndarray, floors: list[float | None]) -> np.ndarray:
