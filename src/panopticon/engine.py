@@ -157,9 +157,10 @@ class State:
         """Head of the ledger hash chain after the last simulated day."""
         return self.chain.head
 
-    def snapshot(self) -> dict[str, np.ndarray]:
-        """The arrays a checkpoint must keep (total, cdf and base are derived)."""
-        out = {k: getattr(self, k).copy() for k in self.ARRAYS}
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """The arrays a checkpoint must keep (total, cdf and base are derived): copies, or
+        with ``copy=False`` the state's own arrays (valid until the next day changes them)."""
+        out = {k: getattr(self, k).copy() if copy else getattr(self, k) for k in self.ARRAYS}
         out["day"] = np.int64(self.day)
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
         out["coverage"] = self.sensors.coverage.copy()
@@ -167,9 +168,9 @@ class State:
             if csr is not self.born_with.get(layer):  # changed; the rest come from the seed
                 out[f"ties.{layer}.indptr"] = csr.indptr
                 out[f"ties.{layer}.indices"] = csr.indices
-        out.update(self.opportunities.snapshot())
-        out.update(self.appeals.snapshot())
-        out.update(self.policy.snapshot())
+        out.update(self.opportunities.snapshot(copy))
+        out.update(self.appeals.snapshot(copy))
+        out.update(self.policy.snapshot(copy))
         return out
 
     @classmethod
@@ -271,15 +272,16 @@ class State:
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray):
-                h.update(np.ascontiguousarray(v).tobytes())
-        for name, v in sorted({**self.policy.snapshot(), **self.opportunities.snapshot(),
-                               **self.appeals.snapshot()}.items()):
+                h.update(np.ascontiguousarray(v).data)  # no copy of a large array
+        for name, v in sorted({**self.policy.snapshot(False),
+                               **self.opportunities.snapshot(False),
+                               **self.appeals.snapshot(False)}.items()):
             h.update(name.encode())
-            h.update(np.ascontiguousarray(v).tobytes())
+            h.update(np.ascontiguousarray(v).data)  # no copy of a large array
         for layer, csr in sorted(self.ties.items()):
             h.update(layer.encode())
-            h.update(csr.indptr.tobytes())
-            h.update(csr.indices.tobytes())
+            h.update(np.ascontiguousarray(csr.indptr).data)
+            h.update(np.ascontiguousarray(csr.indices).data)
         return h.hexdigest()
 
 

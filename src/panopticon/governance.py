@@ -58,9 +58,10 @@ class AppealState:
         """No appeals yet."""
         return cls(np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
-    def snapshot(self) -> dict[str, np.ndarray]:
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
         """Arrays for a checkpoint."""
-        return {f"appeals.{k}": getattr(self, k).copy() for k in self.FIELDS}
+        return {f"appeals.{k}": getattr(self, k).copy() if copy else getattr(self, k)
+                for k in self.FIELDS}
 
     @classmethod
     def restore(cls, snap: dict[str, np.ndarray]) -> AppealState:

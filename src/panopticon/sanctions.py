@@ -165,9 +165,10 @@ class OpportunityState:
                    np.full((len(opps.loans), n), -1, dtype=np.int64),
                    np.zeros((len(opps.loans), n), dtype=bool))
 
-    def snapshot(self) -> dict[str, np.ndarray]:
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
         """Arrays for a checkpoint."""
-        return {f"opportunities.{k}": getattr(self, k).copy() for k in self.FIELDS}
+        return {f"opportunities.{k}": getattr(self, k).copy() if copy else getattr(self, k)
+                for k in self.FIELDS}
 
     @classmethod
     def restore(cls, snap: dict[str, np.ndarray]) -> OpportunityState:

@@ -482,9 +482,17 @@ class RunSpec(Strict):
     days: Annotated[int, Field(ge=1, le=36_500)] = 365
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     checkpoint_every: Annotated[int, Field(ge=1, le=36_500)] = 30
+    write_buffer_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 256.0
+    """A stored run writes its buffered days as parts once they hold this many megabytes,
+    without waiting for the next checkpoint (which then lists them): memory stays bounded
+    however many citizens a checkpoint interval holds."""
     survey_every: Annotated[int, Field(ge=0, le=36_500)] = 7
     """How often the slow statistics are measured, in days (also on the first and last
     day): tie statistics and expected behaviour by group. 0: never."""
+
+
+WRITING_ONLY = ("checkpoint_every", "write_buffer_mb")
+"""Run settings that change how a stored run is written, never what it computes."""
 
 
 class ScenarioSpec(Strict):
@@ -541,11 +549,12 @@ class ScenarioSpec(Strict):
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the canonical scenario: run settings included, except
-        ``run.checkpoint_every``, which changes how a run is written, never what it computes
-        (runs that differ only there have one digest and one fingerprint)."""
+        """SHA-256 of the canonical scenario: run settings included, except those that
+        change how a run is written, never what it computes (:data:`WRITING_ONLY`: runs that
+        differ only there have one digest and one fingerprint)."""
         data = self.model_dump(mode="json")
-        del data["run"]["checkpoint_every"]
+        for key in WRITING_ONLY:
+            del data["run"][key]
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -288,9 +288,10 @@ class PolicyRuntime:
             self.state_names = (*self.STATE, *self.RATINGS)
 
     # ------------------------------------------------------------------ state
-    def snapshot(self) -> dict[str, np.ndarray]:
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
         """The runtime's memory as arrays (for checkpoints)."""
-        out = {f"policy.{k}": getattr(self, k).copy() for k in self.state_names}
+        out = {f"policy.{k}": getattr(self, k).copy() if copy else getattr(self, k)
+               for k in self.state_names}
         for e, log in self.log.items():
             out[f"policy.log.{e}.days"] = np.asarray([d for d, _ in log], dtype=np.int64)
             out[f"policy.log.{e}.sizes"] = np.asarray([len(c) for _, c in log], dtype=np.int64)

@@ -94,14 +94,15 @@ def day_digests(table: pa.Table) -> list[tuple[int, int, str]]:
     cuts = np.flatnonzero(np.diff(day)) + 1
     starts = np.r_[0, cuts]
     ends = np.r_[cuts, len(day)]
-    columns = [(name, *_canonical(table.column(name))) for name in sorted(table.column_names)]
-    out = []
-    for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-        h = hashlib.sha256()
-        for name, kind, values, valid in columns:
+    spans = list(zip(starts.tolist(), ends.tolist(), strict=True))
+    hashers = [hashlib.sha256() for _ in spans]
+    for name in sorted(table.column_names):  # one column in canonical form at a time
+        kind, values, valid = _canonical(table.column(name))
+        for h, (lo, hi) in zip(hashers, spans, strict=True):
             _update(h, name, kind, values, valid, lo, hi)
-        out.append((int(day[lo]), hi - lo, h.hexdigest()))
-    return out
+        del values, valid
+    return [(int(day[lo]), hi - lo, h.hexdigest())
+            for h, (lo, hi) in zip(hashers, spans, strict=True)]
 
 
 def table_digest(table: pa.Table) -> str:

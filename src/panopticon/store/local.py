@@ -34,6 +34,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,11 +78,16 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     _atomic_write(path, parquet_bytes(table))
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes | Callable[[Any], None]) -> None:
+    """Write ``data`` (bytes, or a function that writes to the open file) to a temp file,
+    sync it and rename it into place."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
         with open(tmp, "wb") as f:
-            f.write(data)
+            if callable(data):
+                data(f)
+            else:
+                f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -405,8 +411,9 @@ class RunWriter:
     """A :class:`panopticon.engine.Sink` that writes the run folder (holding its lock)."""
 
     QUEUE = 1
-    """Checkpoints handed to the background writer and not yet written, at most: when the
-    disk is slower than the day loop, the loop waits rather than hold every day's records."""
+    """Writes (parts or checkpoints) handed to the background writer and not yet done, at
+    most: when the disk is slower than the day loop, the loop waits rather than hold every
+    day's records."""
 
     def __init__(self, sim, run_dir: Path, manifest: dict, lock: RunLock, content_head: bytes):
         self.sim = sim
@@ -415,6 +422,12 @@ class RunWriter:
         self.lock = lock
         self.buffer = Collector(sim)
         self.digester = Digester(content_head)
+        # Days buffered beyond ``run.write_buffer_mb`` are written as parts before the next
+        # checkpoint; they stay out of the manifest until that checkpoint lists them with its
+        # snapshot (a run stopped before it resumes from the checkpoint and writes them
+        # again), so memory is bounded by the buffer, not by a checkpoint interval of days.
+        self.flush_bytes = sim.scenario.run.write_buffer_mb * 1e6
+        self.unlisted: dict[str, list] = {}  # parts written since the last checkpoint
         self.write_s = 0.0
         # One background writer: parts, then checkpoint, then manifest, strictly in order,
         # while the day loop goes on (Parquet encoding and the Numba kernels release the GIL).
@@ -456,35 +469,64 @@ class RunWriter:
 
     def day(self, record, state) -> None:  # noqa: D102 - Sink
         self.buffer.add(record)
+        if self.buffer.nbytes > self.flush_bytes:
+            self._submit(self._write_parts, self._take(state))
 
     def checkpoint(self, state) -> None:  # noqa: D102 - Sink
+        """Hand the buffered days and a copy of the state to the background writer; a state
+        larger than the write buffer is written from the state itself, the day loop waiting
+        (a copy of 10 million citizens' state would be gigabytes)."""
+        day, head, taken = state.day, state.ledger_head.hex(), self._take(state)
+        arrays = state.snapshot(copy=False)
+        if sum(np.asarray(v).nbytes for v in arrays.values()) <= self.flush_bytes:
+            self._submit(self._write, taken, state.snapshot(), day, head)
+        else:
+            self.drain()
+            self._write(taken, arrays, day, head)
+
+    def _take(self, state) -> tuple[Collector, list[tuple[int, int, bytes]]]:
+        """The buffered days and their ledger links, handed over; a fresh buffer."""
+        buffered, self.buffer = self.buffer, Collector(self.sim)
+        return buffered, state.chain.take_links()
+
+    def _submit(self, fn, *args) -> None:
         self._raise_failed()
         while len(self._pending) >= self.QUEUE:  # bounded memory: wait for the oldest write
             self._pending.pop(0).result()
-        buffered, self.buffer = self.buffer, Collector(self.sim)
-        snapshot, day, head = state.snapshot(), state.day, state.ledger_head.hex()
-        links = state.chain.take_links()
-        self._pending.append(self._writer.submit(self._write, buffered, snapshot, day, head,
-                                                 links))
+        self._pending.append(self._writer.submit(fn, *args))
 
-    def _put(self, rel: str, data: bytes) -> None:
+    def _put(self, rel: str, data: bytes, files: dict | None = None) -> None:
         _atomic_write(self.dir / rel, data)
-        self.manifest["files"][rel] = file_entry(data)
+        (self.manifest["files"] if files is None else files)[rel] = file_entry(data)
 
-    def _write(self, buffered: Collector, snapshot: dict, day: int, head: str,
-               links: list[tuple[int, int, bytes]]) -> None:
+    def _write_parts(self, taken: tuple[Collector, list]) -> None:
+        """The buffered days as one part per table, not yet in the manifest."""
         t0 = time.perf_counter()
-        files = self.manifest["files"]
+        buffered, links = taken
         if buffered.days:
             name = f"part-{buffered.days[0]:05d}-{buffered.days[-1]:05d}.parquet"
             tables = buffered.tables()
             tables["digests"] = self.digester.add(tables, buffered.days)
             tables["ledger_chain"] = chain_table(links)
             for table, data in tables.items():
-                self._put(f"{table}/{name}", parquet_bytes(data))
+                self._put(f"{table}/{name}", parquet_bytes(data), self.unlisted)
+        self.write_s += time.perf_counter() - t0
+
+    def _write(self, taken: tuple[Collector, list], snapshot: dict, day: int,
+               head: str) -> None:
+        """The last parts and the snapshot, then one manifest that lists them all."""
+        self._write_parts(taken)
+        t0 = time.perf_counter()
+        files = self.manifest["files"]
+        files.update(self.unlisted)
+        self.unlisted = {}
         old = self.manifest.get("checkpoint", {}).get("file")
         checkpoint = f"checkpoint-{day:05d}.npz"
-        self._put(checkpoint, _npz_bytes(snapshot))
+        # straight to the file, hashed from the disk: a checkpoint of 10 million citizens
+        # is gigabytes, and never a second copy in memory
+        _atomic_write(self.dir / checkpoint, lambda f: np.savez(f, **snapshot))
+        path = self.dir / checkpoint
+        self.manifest["files"][checkpoint] = [path.stat().st_size, sha256_of(path)]
         self.manifest["checkpoint"] = {"file": checkpoint, "day": day, "ledger_head": head,
                                        "content_head": self.digester.head.hex()}
         self.manifest["days_completed"] = day
@@ -553,12 +595,6 @@ def chain_table(links: list[tuple[int, int, bytes]]) -> pa.Table:
     return pa.table({"day": pa.array([d for d, _, _ in links], pa.int32()),
                      "rows": pa.array([r for _, r, _ in links], pa.int64()),
                      "head": pa.array([h.hex() for _, _, h in links], pa.string())})
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    out = io.BytesIO()
-    np.savez(out, **arrays)
-    return out.getvalue()
 
 
 # ---------------------------------------------------------------- resuming

@@ -262,12 +262,28 @@ def citizens_table(sim, state) -> pa.Table:
     return pa.table(cols)
 
 
+def _array_bytes(value, depth: int = 0) -> int:
+    """Bytes of the NumPy arrays in a day record (its fields, dicts and records in them)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth > 3:
+        return 0
+    if isinstance(value, dict):
+        return sum(_array_bytes(v, depth + 1) for v in value.values())
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields:
+        return sum(_array_bytes(getattr(value, f), depth + 1) for f in fields)
+    return 0
+
+
 class Collector:
     """Buffers day records until they are turned into tables (by the store or in memory)."""
 
     def __init__(self, sim):
         self.sim = sim
         self.records: list = []
+        self.nbytes = 0
+        """Bytes of the arrays buffered (what a store flushes on)."""
 
     @property
     def days(self) -> list[int]:
@@ -277,6 +293,7 @@ class Collector:
     def add(self, record) -> None:
         """Buffer one day."""
         self.records.append(record)
+        self.nbytes += _array_bytes(record)
 
     def tables(self) -> dict[str, pa.Table]:
         """The buffered days as tables (see :data:`panopticon.store.local.TABLES`)."""
