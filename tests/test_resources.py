@@ -55,21 +55,32 @@ def test_the_per_citizen_cost_grows_with_the_scenarios_size_drivers(tiny_data):
         assert estimate_peak_bytes(spec) > estimate_peak_bytes(base)
 
 
-# Measured peaks (MB, /usr/bin/time -v; see the module docstring).
-MEASURED = [("seed_article", 1_000_000, 5, 1382), ("seed_article", 3_000_000, 5, 3404),
-            ("seed_article", 1_000_000, 30, 2135), ("reference", 1_000_000, 30, 2792),
-            ("reference", 1_000_000, 365, 8134), ("court_blacklist", 3_000_000, 5, 1818),
-            ("nosedive", 1_000_000, 30, 2759), ("rongcheng_points", 1_000_000, 365, 1112),
-            ("suining_2010", 1_000_000, 365, 1009), ("sesame_commercial", 1_000_000, 30, 1127)]
+# Measured peaks (MB, /usr/bin/time; see the module docstring).
+MEASURED = [("seed_article", 1_000_000, 5, 1038), ("seed_article", 3_000_000, 5, 1969),
+            ("seed_article", 1_000_000, 30, 1501), ("seed_article", 1_000_000, 365, 1664),
+            ("seed_article", 100_000, 365, 509), ("reference", 1_000_000, 30, 1771),
+            ("reference", 1_000_000, 365, 2018), ("reference", 300_000, 365, 1061),
+            ("court_blacklist", 3_000_000, 5, 1532), ("nosedive", 1_000_000, 30, 1689),
+            ("nosedive", 1_000_000, 365, 1866), ("rongcheng_points", 1_000_000, 365, 1030),
+            ("suining_2010", 1_000_000, 365, 783), ("sesame_commercial", 1_000_000, 30, 870)]
 
 
 @pytest.mark.parametrize(("preset", "citizens", "days", "mb"), MEASURED)
-def test_the_estimate_is_never_below_a_measured_peak_and_at_most_40_percent_above(
+def test_the_estimate_is_never_below_a_measured_peak_and_at_most_55_percent_above(
         preset, citizens, days, mb):
-    """The estimate bounds what was measured, without being far above (runs of up to 30
-    days, or whose writer fell behind: the cases where the worst case is what happens)."""
+    """The estimate bounds what was measured, without being far above."""
     estimate = estimate_peak_bytes(pc.load(preset).with_run(citizens=citizens, days=days))
-    assert mb * 1e6 <= estimate <= 1.4 * mb * 1e6
+    assert mb * 1e6 <= estimate <= 1.55 * mb * 1e6
+
+
+def test_the_records_held_are_bounded_by_the_write_buffer_not_the_run():
+    """A longer run, or a larger population, holds no more days of records than fill the
+    write buffer: the estimate of 10 million citizens for 30 days stays near its state."""
+    big = seed_article(10_000_000, days=30)
+    assert resources.buffered_days(big) < 5
+    assert estimate_peak_bytes(seed_article(1_000_000, 365)) < \
+        estimate_peak_bytes(seed_article(1_000_000, 30)) * 1.2
+    assert estimate_peak_bytes(big) < 12e9  # measured 7.7 GB
 
 
 def test_a_200_million_citizen_run_is_refused_at_once_naming_the_estimate(monkeypatch):

@@ -3,63 +3,45 @@ and the check that compares them before anything is allocated.
 
 The estimate (:func:`estimate_peak_bytes`) is linear in citizens::
 
-    peak = BASE + citizens * (state + 0.25 * days + rows * (24 * days held + 95 * chunk))
+    peak = BASE + citizens * (state + 0.25 * days + rows * 104 * buffered days)
 
 *state* is what the simulation holds per citizen whatever the length of the run: columns
-(320 bytes), 24 per active event type, 8 per tie of mean degree (friends, work team, family),
+(320 bytes), 10 per active event type, 8 per tie of mean degree (friends, work team, family),
 10 per opportunity type, 40 with peer rating, 60 with a formula score. *rows* is the
 expected observation, ledger and refusal rows per citizen-day (:func:`rows_per_citizen_day`,
 from rates, detection, coverage, association pulls and peer ratings; within 0-25% above
-what the presets produce). A held row costs about 24 bytes; the checkpoint being turned into
-tables and Parquet (``chunk`` = ``min(days, checkpoint_every)`` days) about 95 a row.
+what the presets produce).
 
-Days held: the run writer hands each ``checkpoint_every`` days of records to a background
-writer whose queue is not bounded (``RunWriter.checkpoint`` in ``store/local.py``). When
-writing is slower than the day loop, every day's records stay in memory until the end:
-reference at 300,000 citizens had 5 checkpoints pending, none written, at day 150 (1.5 GB and
-growing). The estimate assumes this worst case (:func:`days_held` is all the days); where the
-writer keeps up, long runs peak lower than estimated (nosedive and seed_article, 365 days at
-1,000,000 citizens: 2.1x and 1.9x).
+Buffered days (:func:`buffered_days`): a stored run holds its records until they fill
+``run.write_buffer_mb`` (at 24 bytes a row) or a checkpoint interval ends, whichever comes
+first, then hands them to one background writer (``RunWriter`` in ``store/local.py``, whose
+queue holds one write). A row then costs about 104 bytes at the peak: in the buffer being
+filled, in the one being written, and in its tables and Parquet. So the records' share is
+bounded by the buffer, however long the run and however many citizens a checkpoint interval
+holds; at 10,000,000 citizens the buffer holds a few days.
 
-Measurements: peak resident set (``/usr/bin/time -v``) of ``panopticon run --preset P
---citizens N --days D -q`` (stored), Python 3.11, Linux x86-64, 2 CPUs, 23 GB; one thread
-below 500,000 citizens, two from 500,000; MB = 10^6 bytes.
+Measurements: peak resident set (``/usr/bin/time``) of ``panopticon run --preset P
+--citizens N --days D -q --force`` (stored), Python 3.11, Linux x86-64, 2 CPUs, 23 GB; one
+thread below 500,000 citizens, two from 500,000; MB = 10^6 bytes; 2026-12-03.
 
 =================  =====  =======  =======  =========  ==========
 preset             days   100,000  300,000  1,000,000  3,000,000
 =================  =====  =======  =======  =========  ==========
-seed_article       5      429      645      1,382      3,404
-seed_article       30     510      909      2,135
-seed_article       90              996
-seed_article       365    614      1,109    2,838
-reference          5      377      514      1,013      2,199
-reference          30     551               2,792
-reference          365    1,094    2,338    8,134
-city_incentive     5      375      508      928
-city_incentive     30                       997
-city_incentive     365                      1,197
-court_blacklist    5      361      466      821        1,818
-court_blacklist    30     362               817
-court_blacklist    365    363               900
-nosedive           5      389      543      1,116      2,506
-nosedive           30     539               2,759
-nosedive           365    609               4,084
-rongcheng_points   5      386      526      1,009
-rongcheng_points   30     382               1,013
-rongcheng_points   365    412               1,112
-sesame_commercial  5      384      519      980
-sesame_commercial  30                       1,127
-sesame_commercial  365                      1,243
-suining_2010       5      384      514      961
-suining_2010       30                       966
-suining_2010       365                      1,009
+seed_article       5                        1,038      1,969
+seed_article       30                       1,501
+seed_article       365    509               1,664
+reference          30                       1,771
+reference          365             1,061    2,018
+court_blacklist    5                                   1,532
+nosedive           30                       1,689
+nosedive           365                      1,866
+rongcheng_points   365                      1,030
+sesame_commercial  30                       870
+suining_2010       365                      783
 =================  =====  =======  =======  =========  ==========
 
-Fit: the fixed part (interpreter, numpy, numba and its compiled kernels, pyarrow) is
-300-340 MB; per citizen at 5 days 500-1,020 bytes (slopes between 300,000 and 1,000,000).
-Against these 58 measurements the estimate is 1.06-1.35x the measured peak, except the
-5-day reference run at 3,000,000 (1.5x: the short run's peak is the setup's, not the
-records') and the long runs whose writer kept up (1.4-2.1x); it is never below.
+Against these the estimate is 1.0-1.53x the measured peak (the most for the 5-day runs at
+3,000,000, whose peak is the set-up's, not the records'); it is never below.
 """
 
 from __future__ import annotations
@@ -75,8 +57,8 @@ BASE_BYTES = 360_000_000
 """Fixed cost of a run's process: interpreter, libraries, compiled kernels, small tables."""
 PER_CITIZEN_BYTES = 320
 """Columns and state arrays every citizen has (scores, tiers, attributes, ...)."""
-PER_EVENT_BYTES = 24
-"""Per citizen and active event type: rates, base rates, tallies."""
+PER_EVENT_BYTES = 10
+"""Per citizen and active event type: rates and tallies."""
 PER_TIE_BYTES = 8
 """Per citizen and tie of mean degree (friends, work team, family): the tie lists."""
 PER_OPPORTUNITY_BYTES = 10
@@ -86,19 +68,22 @@ PEER_RATING_BYTES = 40
 FORMULA_BYTES = 60
 """Per citizen when the score is a formula (its evaluation)."""
 HELD_ROW_BYTES = 24
-"""A day record's row (observation, ledger or refusal) held until written."""
-WRITTEN_ROW_BYTES = 95
-"""A row of the checkpoint being turned into tables and Parquet (the writer's peak)."""
+"""A day record's row (observation, ledger or refusal) in the write buffer."""
+ROW_PEAK_BYTES = 104
+"""A buffered row's cost at the peak: the buffer filling, the one being written, its tables
+and Parquet."""
 PER_CITIZEN_DAY_BYTES = 0.25
 """Per citizen and day of the run: what grows with the days besides the rows (list
 changes, per-day tables, allocator slack)."""
 GB = 1e9
 
 
-def days_held(spec: ScenarioSpec) -> int:
-    """Days of records a run may hold at once: all of them (the writer's queue is not
-    bounded; see the module docstring)."""
-    return spec.run.days
+def buffered_days(spec: ScenarioSpec) -> float:
+    """Days of records a stored run buffers before writing them: until they fill
+    ``run.write_buffer_mb`` or a checkpoint interval ends (at least one day)."""
+    day_bytes = rows_per_citizen_day(spec) * spec.run.citizens * HELD_ROW_BYTES
+    fill = spec.run.write_buffer_mb * 1e6 / day_bytes if day_bytes > 0 else math.inf
+    return min(spec.run.days, spec.run.checkpoint_every, max(1.0, fill))
 
 
 # ---------------------------------------------------------------- the estimate
@@ -117,10 +102,8 @@ def per_citizen_bytes(spec: ScenarioSpec) -> float:
              + PER_TIE_BYTES * degree + PER_OPPORTUNITY_BYTES * len(spec.opportunities)
              + (PEER_RATING_BYTES if policy.peer_rating is not None else 0)
              + (FORMULA_BYTES if policy.score.formula is not None else 0))
-    rows = rows_per_citizen_day(spec)
-    chunk = min(spec.run.days, spec.run.checkpoint_every)
     return state + PER_CITIZEN_DAY_BYTES * spec.run.days \
-        + rows * (HELD_ROW_BYTES * days_held(spec) + WRITTEN_ROW_BYTES * chunk)
+        + rows_per_citizen_day(spec) * ROW_PEAK_BYTES * buffered_days(spec)
 
 
 def rows_per_citizen_day(spec: ScenarioSpec) -> float:
