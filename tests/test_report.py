@@ -208,6 +208,22 @@ def test_the_scenario_and_headline_numbers_are_the_runs(store, page):
             f"({per} per 1,000)</td>") in found["headline"]
 
 
+def test_citizens_refused_under_a_sanction_and_for_a_perk_not_granted_are_shown_apart(
+        store, page):
+    """Punishments and withheld rewards are different harms: the headline gives the citizens
+    refused for each reason, as the refusals table has them."""
+    result = pc.open_run(run_dir(store, "seed_article"))
+    refusals = result.table("refusals").to_pandas()
+    whole = result.summary()["whole_run"]
+    headline = sections(page)["headline"]
+    for reason, words in (("sanctioned", "under a sanction"),
+                          ("no_perk", "for a perk not granted")):
+        count = refusals.citizen[refusals[reason]].nunique()
+        assert whole[f"citizens_refused_{reason}"] == count
+        assert f"<td>… of them {words} (whole run)</td><td>{count:,}" in headline
+    assert whole["citizens_refused_no_perk"] > 0 and whole["citizens_refused_sanctioned"] > 0
+
+
 # --------------------------------------------------------------------------- findings
 
 

@@ -107,11 +107,14 @@ class RunResult:
             Run facts (``run_id``, ``status``, ``scenario``, ``citizens``, ``days``, ``seed``,
             ``fingerprint``, ``path``, ``timings``), then ``whole_run``: the totals over every
             day (see :data:`panopticon.metrics.daily.FLOWS`) and the distinct citizens ever
-            refused and ever wrongly refused; ``final_state``: the standing at the end of the
-            last day (scores, tier shares, lists, sanctions, citizens ever named falsely);
+            refused, ever wrongly refused, and ever refused for each reason
+            (``citizens_refused_sanctioned``, ``_no_perk``, ``_low_score``);
+            ``final_state``: the standing at the end of the last day (scores, tier shares,
+            lists, sanctions, citizens ever named falsely);
             ``last_day``: what happened on the last day alone.
         """
         from panopticon.metrics.daily import FLOWS
+        from panopticon.sanctions import REASONS
 
         daily = self.daily
         last = daily.slice(daily.num_rows - 1).to_pylist()[0]
@@ -126,8 +129,13 @@ class RunResult:
             wrongful = refusals.column("wrongful").to_numpy(zero_copy_only=False)
             whole["citizens_refused"] = int(len(np.unique(citizen)))
             whole["citizens_wrongly_refused"] = int(len(np.unique(citizen[wrongful])))
+            for reason in REASONS:  # a sanction (punishment) or a perk withheld, apart
+                if reason in refusals.column_names:
+                    why = refusals.column(reason).to_numpy(zero_copy_only=False)
+                    whole[f"citizens_refused_{reason}"] = int(len(np.unique(citizen[why])))
         elif "refused" in whole:
             whole["citizens_refused"] = whole["citizens_wrongly_refused"] = 0
+            whole.update({f"citizens_refused_{reason}": 0 for reason in REASONS})
         final = {k: v for k, v in last.items() if k not in FLOWS and k != "citizens_false_today"}
         m = self.manifest
         return {"run_id": m.get("run_id"), "status": m.get("status"), "scenario": m["scenario"],

@@ -1182,6 +1182,12 @@ def _count(k: float | None, n: int, per: bool = True) -> str:
     return f"{k:,} ({per_thousand(k / n)} per 1,000)" if per and n and k else f"{k:,}"
 
 
+REFUSAL_REASONS = {"sanctioned": "of them under a sanction",
+                   "no_perk": "of them for a perk not granted",
+                   "low_score": "of them below a lender's minimum score"}
+"""Why a citizen was refused (the ``refusals`` columns), as the report words it."""
+
+
 def _headline(run: RunData) -> dict[str, str]:
     """(row, cell) of the headline table: each figure with its scope, harms per 1,000."""
     f, n, d = run.facts, run.citizens, run.daily
@@ -1195,6 +1201,9 @@ def _headline(run: RunData) -> dict[str, str]:
     rows["false observations (whole run)"] = _count(w.get("false_observations"), n, False)
     if f["opportunities"]:
         rows["citizens ever refused (whole run)"] = _count(whole.get("citizens_refused"), n)
+        for reason, why in REFUSAL_REASONS.items():  # punishments and withheld perks apart
+            if f"citizens_refused_{reason}" in whole:
+                rows[f"… {why} (whole run)"] = _count(whole[f"citizens_refused_{reason}"], n)
         rows["citizens ever wrongly refused (whole run)"] = _count(
             whole.get("citizens_wrongly_refused"), n)
         rows["refusals, of them wrongful (whole run)"] = (
