@@ -100,8 +100,6 @@ def warm_up() -> dict:
     global _warming
     configure()
     t0 = time.perf_counter()
-    import panopticon.engine  # noqa: F401 - loads every kernel module
-
     before = set(uncompiled_kernels())
     examples = Path(__file__).resolve().parents[2] / "examples"  # a source checkout only
     specs = [load_preset(name) for name in preset_names()]
