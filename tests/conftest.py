@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 
+import pyarrow as pa
 import pytest
 
+from panopticon.errors import UserError
 from panopticon.scenario import ScenarioSpec, scenario_from_data
 
 TINY = {
@@ -134,3 +136,32 @@ def reseal(run_dir) -> None:
             files[f"{table}/{p.name}"] = [p.stat().st_size, sha256_of(p)]
     manifest["files"] = files
     path.write_text(json.dumps(manifest, indent=2))
+
+
+class FakeRun:
+    """A run with hand-built tables (an in-memory RunResult look-alike): ``table(name)``,
+    ``manifest``, no path."""
+
+    def __init__(self, manifest=None, **tables):
+        self.manifest = manifest or {}
+        self.path = None
+        self.tables = {k: pa.table(v) for k, v in tables.items()}
+
+    def table(self, name):
+        if name not in self.tables:
+            raise UserError(f"no table {name!r}")
+        return self.tables[name]
+
+
+class StopAfter:
+    """A progress sink that presses Ctrl-C after ``days`` days."""
+
+    def __init__(self, days: int):
+        self.days = days
+
+    def day(self, record, state):
+        if record.day + 1 >= self.days:
+            raise KeyboardInterrupt
+
+    def checkpoint(self, state):
+        pass

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY, merge
+from conftest import TINY, StopAfter, merge
 from typer.testing import CliRunner
 
 from panopticon import api
@@ -125,26 +125,12 @@ def reference(scenario_file, tmp_path_factory) -> tuple[str, float]:
     return fingerprint, seconds
 
 
-class _StopAfter:
-    """A progress sink that presses Ctrl-C after ``days`` days."""
-
-    def __init__(self, days: int):
-        self.days = days
-
-    def day(self, record, state):
-        if record.day + 1 >= self.days:
-            raise KeyboardInterrupt
-
-    def checkpoint(self, state):
-        pass
-
-
 @pytest.fixture(scope="module")
 def interrupted(scenario_file, tmp_path_factory) -> Path:
     """A run stopped after day 30: its checkpoint holds days 0-27."""
     store = tmp_path_factory.mktemp("interrupted") / "runs"
     with pytest.raises(KeyboardInterrupt):
-        api.run(api.load(scenario_file), out=store, progress=_StopAfter(30))
+        api.run(api.load(scenario_file), out=store, progress=StopAfter(30))
     (run_dir,) = runs_in(store)
     manifest = manifest_of(run_dir)
     assert manifest["status"] == "interrupted" and manifest["days_completed"] == 28

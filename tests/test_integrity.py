@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_scenario, reseal
+from conftest import StopAfter, build_scenario, reseal
 from typer.testing import CliRunner
 
 from panopticon import api
@@ -27,20 +27,6 @@ from panopticon.scenario import load_preset
 from panopticon.store import local
 
 runner = CliRunner()
-
-
-class _StopAfter:
-    """A progress sink that presses Ctrl-C after ``day`` days."""
-
-    def __init__(self, day: int):
-        self.last = day
-
-    def day(self, record, state):
-        if record.day + 1 >= self.last:
-            raise KeyboardInterrupt
-
-    def checkpoint(self, state):
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +53,7 @@ def run_dir(pristine, tmp_path):
 def stopped(tmp_path, tiny_data_module):
     """A run interrupted after day 11: its checkpoint holds days 0-9."""
     with pytest.raises(KeyboardInterrupt):
-        api.run(build_scenario(tiny_data_module), out=tmp_path / "runs", progress=_StopAfter(12))
+        api.run(build_scenario(tiny_data_module), out=tmp_path / "runs", progress=StopAfter(12))
     (path,) = (tmp_path / "runs").iterdir()
     assert local.read_manifest(path)["days_completed"] == 10
     return path

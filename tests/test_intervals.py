@@ -6,32 +6,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyarrow as pa
 import pytest
-from conftest import build_scenario
+from conftest import FakeRun, build_scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import panopticon as pc
-from panopticon.errors import UserError
 from panopticon.metrics import intervals as iv
 from panopticon.metrics import run as m
 
 Z = 1.959963984540054
-
-
-class Fake:
-    """A run with hand-built tables."""
-
-    def __init__(self, manifest=None, **tables):
-        self.manifest = manifest or {}
-        self.path = None
-        self.tables = {k: pa.table(v) for k, v in tables.items()}
-
-    def table(self, name):
-        if name not in self.tables:
-            raise UserError(f"no table {name!r}")
-        return self.tables[name]
 
 
 # ------------------------------------------------------------------------ by hand
@@ -232,13 +216,13 @@ def test_a_small_category_is_too_few_to_judge_not_flagged():
     no infinite ratio, no flag, 'too few to judge'."""
     citizens = sizes_table({"citizen": (5000, 0), "resident_foreigner": (48, 3)})
     citizens["residency"] = citizens.pop("social_group")
-    got = m.disparate_impact(Fake(citizens=citizens), "residency")
+    got = m.disparate_impact(FakeRun(citizens=citizens), "residency")
     r = got["resident_foreigner"]["falsely_named"]
     assert r["status"] == m.TOO_FEW and not r["flag"]
     assert r["ratio"] is None and r["ratio_high"] is None and r["ratio_low"] > 0
     assert got["citizen"]["falsely_named"]["status"] == m.REFERENCE
     # with the thresholds lowered it is judged: flagged, as its lower bound is past 1.25
-    judged = m.disparate_impact(Fake(citizens=citizens), "residency", min_citizens=10,
+    judged = m.disparate_impact(FakeRun(citizens=citizens), "residency", min_citizens=10,
                                 min_events=3)["resident_foreigner"]["falsely_named"]
     assert judged["flag"] and judged["ratio_low"] > 1.25 and judged["impact"] == 0.0
 

@@ -5,27 +5,13 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import pyarrow as pa
 import pytest
+from conftest import FakeRun
 
 import panopticon as pc
 from panopticon.errors import UserError
 from panopticon.metrics import run as m
 from panopticon.metrics.intervals import wilson
-
-
-class Fake:
-    """A run with hand-built tables (an in-memory RunResult look-alike)."""
-
-    def __init__(self, manifest=None, **tables):
-        self.manifest = manifest or {}
-        self.path = None
-        self.tables = {k: pa.table(v) for k, v in tables.items()}
-
-    def table(self, name):
-        if name not in self.tables:
-            raise UserError(f"no table {name!r}")
-        return self.tables[name]
 
 
 def spec(start, tiers):
@@ -70,7 +56,7 @@ def test_gini_matches_the_double_sum():
 # ---------------------------------------------------------------------- distribution, tiers
 
 def test_score_distribution_and_tier_shares():
-    run = Fake({"tiers": ["A", "B"]}, daily=DAILY, citizens=CITIZENS)
+    run = FakeRun({"tiers": ["A", "B"]}, daily=DAILY, citizens=CITIZENS)
     assert m.score_distribution(run) == {"day": [0, 1, 2], "mean_score": [100.0, 99.0, 98.0],
                                          "median_score": [100.0, 100.0, 99.0]}
     assert m.tier_shares(run) == {"day": [0, 1, 2], "A": [1.0, 0.75, 0.5], "B": [0.0, 0.25, 0.5]}
@@ -81,7 +67,7 @@ def test_score_distribution_and_tier_shares():
 # ------------------------------------------------------------------------------- mobility
 
 def test_mobility_numeric_start():
-    run = Fake(citizens=CITIZENS)
+    run = FakeRun(citizens=CITIZENS)
     moves = m.mobility(run, spec(100, [("A", 100), ("B", None)]))
     # everyone starts at 100 = tier A; two end in A, two in B
     assert moves["counts"] == [[2, 2], [0, 0]]
@@ -91,7 +77,7 @@ def test_mobility_numeric_start():
 
 def test_mobility_expression_start_uses_the_ledger():
     ledger = {"citizen": [0, 0, 2, 3], "delta_milli": [-5000, -5000, 10000, 1000]}
-    run = Fake(citizens=CITIZENS, ledger=ledger)
+    run = FakeRun(citizens=CITIZENS, ledger=ledger)
     moves = m.mobility(run, spec("100 + income", [("A", 100), ("B", None)]))
     # start = score - ledger sum: 110 (A), 110 (A), 80 (B), 99 (B); end A, A, B, B
     assert moves["counts"] == [[2, 0], [0, 2]]
@@ -106,7 +92,7 @@ def test_tier_of():
 
 
 def test_mobility_absent_without_a_scenario():
-    assert m.mobility(Fake(citizens=CITIZENS)) is None
+    assert m.mobility(FakeRun(citizens=CITIZENS)) is None
 
 
 # ---------------------------------------------------------------------- opportunities
@@ -116,21 +102,21 @@ def test_opportunity_outcomes():
            "social_group": ["x", "x", "y", "y"], "attempts": [10, 4, 10, 0], "retries": [0, 1, 0, 0],
            "refused": [4, 2, 1, 0], "wrongful": [1, 0, 1, 0], "evaded": [0, 1, 0, 0],
            "granted": [6, 2, 9, 0], "loans": [0, 1, 0, 0]}
-    got = m.opportunity_outcomes(Fake(opportunities=opp))
+    got = m.opportunity_outcomes(FakeRun(opportunities=opp))
     assert got["flight"]["attempts"] == 20 and got["flight"]["refused"] == 5
     assert got["flight"]["refusal_rate"] == 0.25          # 5 / 20
     assert got["flight"]["wrongful_share"] == 0.4         # 2 / 5
     assert got["flight"]["evasion_rate"] == 0.0
     assert got["loan"]["refusal_rate"] == 0.5             # 2 / 4
     assert got["loan"]["evasion_rate"] == 0.5             # 1 / 2
-    assert m.opportunity_outcomes(Fake()) == {}
+    assert m.opportunity_outcomes(FakeRun()) == {}
 
 
 # ----------------------------------------------------------------------------- wrongful
 
 def test_wrongful_from_daily():
     opp = {"attempts": [1]}
-    got = m.wrongful(Fake({"citizens": 4}, daily=DAILY, opportunities=opp))
+    got = m.wrongful(FakeRun({"citizens": 4}, daily=DAILY, opportunities=opp))
     assert got["false_observations"] == 9                 # 1 + 2 + 6
     assert got["observations"] == 69                      # 60 true + 9 false
     assert got["false_observation_share"] == pytest.approx(9 / 69)
@@ -144,7 +130,7 @@ def test_wrongful_from_daily():
 
 
 def test_wrongful_without_opportunities_has_no_refusal_keys():
-    got = m.wrongful(Fake({"citizens": 4}, daily=DAILY))
+    got = m.wrongful(FakeRun({"citizens": 4}, daily=DAILY))
     assert "refusals" not in got and "false_observations" in got
 
 
@@ -156,7 +142,7 @@ def test_disparate_impact_by_group():
     # x: citizens 0 and 1 refused (1 twice), none wrongfully; y: 5,6,7,8 refused, 5 and 6 wrongly
     refusals = {"citizen": [0, 1, 1, 5, 6, 7, 8], "wrongful": [False, False, False, True, True,
                                                               False, False]}
-    run = Fake(citizens=citizens, refusals=refusals)
+    run = FakeRun(citizens=citizens, refusals=refusals)
     got = m.disparate_impact(run, "group", min_citizens=1, min_events=1)
     x, y = got["x"], got["y"]
     assert x["citizens"] == 5 and x["refused"]["rate"] == 0.4     # 2 of 5
@@ -184,13 +170,13 @@ def test_disparate_impact_by_group():
 
 
 def test_disparate_impact_without_refusals_has_false_rates_only():
-    got = m.disparate_impact(Fake(citizens=CITIZENS), "sex")
+    got = m.disparate_impact(FakeRun(citizens=CITIZENS), "sex")
     # f: citizens 0, 2 -> one ever false = 1/2; m: none
     assert got["f"]["falsely_named"]["rate"] == 0.5 and got["m"]["falsely_named"]["rate"] == 0
     assert "refused" not in got["f"]
-    assert m.disparate_impact(Fake(citizens=CITIZENS), "region") == {}
-    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS))) == {"social_group", "sex"}
-    assert set(m.disparate_impact_all(Fake(citizens=CITIZENS), "sex")) == {"sex"}
+    assert m.disparate_impact(FakeRun(citizens=CITIZENS), "region") == {}
+    assert set(m.disparate_impact_all(FakeRun(citizens=CITIZENS))) == {"social_group", "sex"}
+    assert set(m.disparate_impact_all(FakeRun(citizens=CITIZENS), "sex")) == {"sex"}
 
 
 def test_disparate_impact_by_any_column_and_numeric_bins():
@@ -203,7 +189,7 @@ def test_disparate_impact_by_any_column_and_numeric_bins():
                 "income": rng.gamma(2.0, 1000.0, n), "abroad": rng.random(n) < 0.1,
                 "rank": rng.integers(0, 3, n).astype("uint8"),
                 "tier": ["A"] * 300 + ["B"] * 700, "ever_false": age >= 60}
-    run = Fake({"tiers": ["A", "B"]}, citizens=citizens)
+    run = FakeRun({"tiers": ["A", "B"]}, citizens=citizens)
     assert m.attributes(run) == ["age", "income", "abroad", "rank"]
     assert m.categorical_attributes(run) == ["abroad", "rank"]
     by_age = m.disparate_impact(run, "age", bins=5)
@@ -231,7 +217,7 @@ def test_refusals_count_among_citizens_old_enough_to_try():
                 "ever_false": [False] * 400}
     refusals = {"citizen": list(range(200, 240)) + list(range(300, 330)),
                 "wrongful": [False] * 70}
-    got = m.disparate_impact(Fake(citizens=citizens, refusals=refusals), "occupation")
+    got = m.disparate_impact(FakeRun(citizens=citizens, refusals=refusals), "occupation")
     assert got["minor"]["refused"]["trials"] == 0 and got["minor"]["refused"]["rate"] is None
     assert got["farmer"]["refused"]["status"] == "reference"      # 30 of 100
     assert got["worker"]["refused"]["rate"] == 0.4                # 40 of 100
@@ -243,7 +229,7 @@ def test_opportunity_measures_by_group():
     opp = {"day": [0, 0, 0, 0], "opportunity": ["flight", "deposit_free_rental"] * 2,
            "social_group": ["a", "a", "b", "b"], "attempts": [100, 50, 100, 50],
            "refused": [10, 5, 40, 30]}
-    got = m.disparate_impact(Fake(citizens=citizens, opportunities=opp), "group")
+    got = m.disparate_impact(FakeRun(citizens=citizens, opportunities=opp), "group")
     # granted: a (135 of 150) the reference, b 80 of 150: impact 0.593, flagged
     assert got["a"]["granted"]["rate"] == pytest.approx(0.9)
     assert got["b"]["granted"]["impact"] == pytest.approx(80 / 135)
@@ -251,7 +237,7 @@ def test_opportunity_measures_by_group():
     # deposit-free rental needs a perk: a 45 of 50, b 20 of 50
     assert got["b"]["perks_granted"]["rate"] == 0.4
     assert got["b"]["perks_granted"]["impact"] == pytest.approx(0.4 / 0.9)
-    assert "granted" not in m.disparate_impact(Fake(citizens={**citizens, "sex": ["f"] * 300},
+    assert "granted" not in m.disparate_impact(FakeRun(citizens={**citizens, "sex": ["f"] * 300},
                                                     opportunities=opp), "sex")["f"]
 
 
@@ -267,7 +253,7 @@ def test_behaviour_change():
                         [1.0, 1.0],
             "baseline": [1.0, 1.0, nan, nan, nan, nan, 1.0, 1.0] + [2.0, 2.0] + [nan] * 4 +
                         [2.0, 2.0]}
-    got = m.behaviour_change(Fake(behaviour=rows), window=2)
+    got = m.behaviour_change(FakeRun(behaviour=rows), window=2)
     dd, cp = got["drunk_driving"], got["critical_post"]
     assert dd["change"] == pytest.approx(0.8 / 2 - 1)             # last survey day 3
     assert cp["change"] == pytest.approx(2 / 4 - 1)
@@ -276,7 +262,7 @@ def test_behaviour_change():
     assert dd["true_change"] == pytest.approx(-0.6)
     assert dd["valence"] == -1 and dd["kind"] == "misconduct"
     assert cp["valence"] == 0 and cp["kind"] == "legitimate"
-    assert m.behaviour_change(Fake()) == {}
+    assert m.behaviour_change(FakeRun()) == {}
 
 
 # -------------------------------------------------------------------------------- network
@@ -286,7 +272,7 @@ def test_network_change():
             "mean_degree": [10.0, 4.0, 8.0, 4.0], "isolated_share": [0.0, 0.1, 0.05, 0.1],
             "tier_assortativity": [0.0, 0.1, 0.3, 0.1], "score_correlation": [0.0] * 4,
             "components": [1.0, 50.0, 3.0, 50.0], "largest_component_share": [1.0, 0.2, 0.9, 0.2]}
-    got = m.network_change(Fake(network=rows))
+    got = m.network_change(FakeRun(network=rows))
     f = got["friends"]
     assert (f["first_day"], f["last_day"]) == (0, 9)
     assert f["mean_degree_change"] == -2.0 and f["tier_assortativity_last"] == 0.3
@@ -300,23 +286,23 @@ def test_network_change():
 def test_appeals_and_manipulations():
     rows = {"day": [1, 2, 3, 5, 6], "citizen": [0, 1, 2, 0, 1],
             "outcome": ["filed", "filed", "filed", "upheld", "rejected"], "waited": [0, 0, 0, 4, 6]}
-    got = m.appeals(Fake(appeals=rows))
+    got = m.appeals(FakeRun(appeals=rows))
     assert (got["filed"], got["upheld"], got["rejected"], got["decided"]) == (3, 1, 1, 2)
     assert got["backlog"] == 1 and got["upheld_share"] == 0.5 and got["mean_wait"] == 5.0
     man = {"day": [1, 2, 3], "citizen": [4, 4, 5], "official": [0, 0, 1],
            "attack": ["lower_targets", "lower_targets", "raise_cronies"],
            "delta_milli": [-50000, -20000, 30000], "logged": [True, False, True]}
-    got = m.manipulations(Fake(manipulations=man))
+    got = m.manipulations(FakeRun(manipulations=man))
     assert got["lower_targets"] == {"actions": 2, "citizens": 1, "logged": 1, "points": -70.0}
     assert got["raise_cronies"]["points"] == 30.0
-    assert m.appeals(Fake()) == {} and m.manipulations(Fake()) == {}
+    assert m.appeals(FakeRun()) == {} and m.manipulations(FakeRun()) == {}
 
 
 # ---------------------------------------------------------------------------------- summary
 
 def test_summary_of_hand_built_run():
     refusals = {"citizen": [2, 2, 3], "wrongful": [True, False, False]}
-    run = Fake({"tiers": ["A", "B"], "citizens": 4}, daily=DAILY, citizens=CITIZENS,
+    run = FakeRun({"tiers": ["A", "B"], "citizens": 4}, daily=DAILY, citizens=CITIZENS,
                refusals=refusals, opportunities={"attempts": [1]})
     s = m.summary(run, spec(100, [("A", 100), ("B", None)]))
     assert s["mean_score"] == 98.0 and s["median_score"] == 99.0
@@ -329,7 +315,7 @@ def test_summary_of_hand_built_run():
 
 
 def test_summary_with_no_tables_is_empty_not_an_error():
-    assert m.summary(Fake()) == {}
+    assert m.summary(FakeRun()) == {}
 
 
 # ----------------------------------------------------------------------- real runs, stored

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TINY, merge
+from conftest import TINY, StopAfter, merge
 
 from panopticon import api
 from panopticon.audit import audit
@@ -56,25 +56,13 @@ def test_the_buffer_is_a_writing_setting_not_part_of_the_scenarios_identity():
     assert _spec(0.5).digest == _spec(256.0).digest == _spec(256.0, checkpoint_every=3).digest
 
 
-class _StopAfter:
-    def __init__(self, days: int):
-        self.days = days
-
-    def day(self, record, state):
-        if record.day + 1 >= self.days:
-            raise KeyboardInterrupt
-
-    def checkpoint(self, state):
-        pass
-
-
 def test_parts_flushed_after_the_last_checkpoint_are_not_listed_and_resume_rewrites_them(
         whole, tmp_path):
     """Stopped on day 16 with a checkpoint at day 10 and a part per day since: the manifest
     lists days 0-9 only, readers see a whole interrupted run, and the resume ends with the
     uninterrupted fingerprint."""
     with pytest.raises(KeyboardInterrupt):
-        api.run(_spec(0.000001), out=tmp_path, progress=_StopAfter(16))
+        api.run(_spec(0.000001), out=tmp_path, progress=StopAfter(16))
     (run_dir,) = [p for p in tmp_path.iterdir() if (p / "manifest.json").exists()]
     manifest = local.read_manifest(run_dir)
     assert manifest["status"] == "interrupted" and manifest["days_completed"] == 10

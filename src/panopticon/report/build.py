@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -1486,21 +1487,27 @@ def write_page(page: str, out: str | Path) -> Path:
 def write_charts(runs: list[str | Path] | list[RunData], directory: str | Path,
                  store: str | Path = "runs") -> list[Path]:
     """Each chart as ``NAME.png`` and ``NAME.svg`` in ``directory``; the paths written."""
+    data = runs if runs and isinstance(runs[0], RunData) else collect(runs, store)
+    return write_chart_files({name: spec for name, (_, spec) in charts(data).items()
+                              if spec is not None}, directory)
+
+
+def write_chart_files(specs: dict[str, dict], directory: str | Path) -> list[Path]:
+    """Each Vega-Lite spec as ``NAME.png`` and ``NAME.svg`` in ``directory`` (characters a
+    file name should not hold become ``-``); the paths written."""
     import vl_convert
 
-    data = runs if runs and isinstance(runs[0], RunData) else collect(runs, store)
     directory = Path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{directory}: cannot make the charts folder ({exc.strerror})") from None
     version = vl_version()
+    kwargs = {"vl_version": version} if version else {}
     written = []
-    for name, (_, spec) in charts(data).items():
-        if spec is None:
-            continue
-        kwargs = {"vl_version": version} if version else {}
-        png, svg = directory / f"{name}.png", directory / f"{name}.svg"
+    for name, spec in specs.items():
+        stem = re.sub(r"[^A-Za-z0-9_-]", "-", name)
+        png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
         png.write_bytes(vl_convert.vegalite_to_png(spec, scale=2, **kwargs))
         svg.write_text(vl_convert.vegalite_to_svg(spec, **kwargs), encoding="utf-8")
         written += [png, svg]

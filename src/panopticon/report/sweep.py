@@ -317,35 +317,12 @@ def write_sweep_report(ref: str | Path, out: str | Path, store: str | Path = "ru
         UserError: a bad or missing sweep file, a missing or damaged run (named), or ``out``
             not writable.
     """
-    from panopticon.report.build import write_page
+    from panopticon.report.build import write_chart_files, write_page
     from panopticon.sweeps import load_sweep
 
     sweep = load_sweep(ref, Path(store))
     per_run = run_numbers(sweep)
     out = write_page(sweep_page(sweep, per_run), out)
     if charts_dir is not None:
-        write_sweep_charts(chart_specs(sweep, per_run), charts_dir)
+        write_chart_files(chart_specs(sweep, per_run), charts_dir)
     return out
-
-
-def write_sweep_charts(specs: dict[str, dict], directory: str | Path) -> list[Path]:
-    """Each spec as ``NAME.png`` and ``NAME.svg`` in ``directory``; the paths written."""
-    import vl_convert
-
-    from panopticon.report.build import vl_version
-
-    directory = Path(directory)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{directory}: cannot make the charts folder ({exc.strerror})") from None
-    version = vl_version()
-    kwargs = {"vl_version": version} if version else {}
-    written = []
-    for name, spec in specs.items():
-        stem = re.sub(r"[^A-Za-z0-9_-]", "-", name)
-        png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
-        png.write_bytes(vl_convert.vegalite_to_png(spec, scale=2, **kwargs))
-        svg.write_text(vl_convert.vegalite_to_svg(spec, **kwargs), encoding="utf-8")
-        written += [png, svg]
-    return written
