@@ -72,7 +72,7 @@ def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -
         t1 = time.perf_counter()
         state = engine.run(sim, state, sink=None)
         t2 = time.perf_counter()
-        arrays = sum(getattr(state, k).nbytes for k in (*state.ARRAYS, "total", "cdf"))
+        arrays = sum(getattr(state, k).nbytes for k in (*state.ARRAYS, "total", "p0"))
         out.update(setup_s=t1 - t0, loop_s=t2 - t1, held_bytes=sim.society.nbytes + arrays)
     out["peak_bytes"] = peak_bytes()
     return out

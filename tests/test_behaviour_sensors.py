@@ -16,9 +16,9 @@ from panopticon.society import Population
 
 
 def _totals(rates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    total, cdf = np.empty(len(rates)), np.empty((3, len(rates)))
-    totals(rates, total, cdf)
-    return total, cdf
+    total, p0 = np.empty(len(rates)), np.empty(len(rates))
+    totals(rates, total, p0)
+    return total, p0
 
 
 def _scenario(n: int, sensors: dict, events: dict, seed: int, society: dict | None = None):
@@ -37,7 +37,7 @@ def _days(spec, days: int):
     state = engine.initial_state(sim)
     out = []
     for d in range(days):
-        true = behave(sim.seed, d, state.rates, state.total, state.cdf)
+        true = behave(sim.seed, d, state.rates, state.total, state.p0)
         obs, status, _ = observe(sim.seed, d, true, sim.sensors, sim.society.population.region,
                                  sim.society.population.abroad)
         out.append((true, obs, status))
@@ -174,7 +174,7 @@ def test_deterrence_scales_only_named_events_of_citizens_in_named_tiers():
                      [0.2, 0.2, 0.4]])
     np.testing.assert_allclose(rates, want, rtol=1e-15)
     np.testing.assert_allclose(total, want.sum(axis=1), rtol=1e-15)
-    np.testing.assert_allclose(cdf[0], np.exp(-want.sum(axis=1)), rtol=1e-15)
+    np.testing.assert_allclose(cdf, np.exp(-want.sum(axis=1)), rtol=1e-15)
     # applied again the next day: compounding
     respond([rule], tier, rates, total, cdf)
     assert rates[1, 1] == pytest.approx(0.1) and rates[0, 1] == 0.4
@@ -184,19 +184,20 @@ def test_deterrence_in_engine_touches_only_citizens_in_tier(tiny):
     """In a run, a citizen who was never in a deterred tier keeps every initial rate exactly."""
     sim = engine.build(tiny)
     state = engine.initial_state(sim)
-    start = state.rates.copy()
+    start = state.rates.rows()  # (n, T), a copy
     ever_c = np.zeros(sim.n, bool)
     c = sim.policy.tier_names.index("C")
     while state.day < 14:
         engine.step(sim, state)
         ever_c |= state.tier == c
     assert ever_c.any() and not ever_c.all()
-    assert np.array_equal(state.rates[~ever_c], start[~ever_c])
+    rates = state.rates.rows()
+    assert np.array_equal(rates[~ever_c], start[~ever_c])
     red = list(sim.events).index("red_light")
-    changed = np.any(state.rates != start, axis=1)
+    changed = np.any(rates != start, axis=1)
     assert np.array_equal(changed, ever_c & (start[:, red] > 0))
     others = [t for t in range(len(sim.events)) if t != red]
-    assert np.array_equal(state.rates[:, others], start[:, others])
+    assert np.array_equal(rates[:, others], start[:, others])
 
 
 # ----------------------------------------------------------------- observe

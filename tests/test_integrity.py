@@ -329,16 +329,16 @@ def test_a_run_with_an_empty_ledger_is_audited_and_reported(tmp_path):
 def test_a_full_disk_marks_the_run_failed_with_a_message(tmp_path, tiny_data_module, monkeypatch):
     """ENOSPC while writing a checkpoint: the run is marked failed (not left 'running'), the
     message says the disk is full, and no half-written file stays behind."""
-    real = local.parquet_bytes
+    real = local.write_parquet_to  # tables go straight to their files
     calls = {"n": 0}
 
-    def full(table):
+    def full(table, f):
         calls["n"] += 1
         if calls["n"] > 20:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(table)
+        return real(table, f)
 
-    monkeypatch.setattr(local, "parquet_bytes", full)
+    monkeypatch.setattr(local, "write_parquet_to", full)
     with pytest.raises(UserError, match="the disk is full"):
         api.run(build_scenario(tiny_data_module), out=tmp_path / "runs")
     (path,) = (tmp_path / "runs").iterdir()

@@ -40,7 +40,7 @@ def simple(layer: CSR) -> CSR:
 
 def assert_clean(layer: CSR, n: int) -> None:
     """Well-formed CSR, symmetric, no self ties, no duplicate ties, every row ascending."""
-    assert layer.indptr.dtype == np.int64 and layer.indices.dtype == np.int32
+    assert layer.indptr.dtype == np.int32 and layer.indices.dtype == np.int32  # small layers
     assert layer.indptr.shape == (n + 1,) and layer.indptr[0] == 0
     assert layer.indptr[-1] == len(layer.indices)
     rows = np.repeat(np.arange(n, dtype=np.int64), layer.degree)

@@ -18,9 +18,9 @@ EVENTS = ["red_light", "critical_post", "debt_repaid"]
 
 def _rates(rows: list[list[float]]):
     rates = np.asarray(rows, dtype=np.float64)
-    total, cdf = np.empty(len(rates)), np.empty((3, len(rates)))
-    totals(rates, total, cdf)
-    return rates, total, cdf
+    total, p0 = np.empty(len(rates)), np.empty(len(rates))
+    totals(rates, total, p0)
+    return rates, total, p0
 
 
 def test_factor_response_compounds_only_where_it_holds_and_stops_at_its_limit():
@@ -36,7 +36,7 @@ def test_factor_response_compounds_only_where_it_holds_and_stops_at_its_limit():
         adapt(responses, [mask], rates, total, cdf, base)
         assert rates[0, 0] == pytest.approx(expected)
     assert rates[1].tolist() == [0.1, 0.2, 0.0] and rates[0, 1] == 0.2
-    assert total[0] == pytest.approx(0.23) and cdf[0, 0] == pytest.approx(np.exp(-0.23))
+    assert total[0] == pytest.approx(0.23) and cdf[0] == pytest.approx(np.exp(-0.23))
 
 
 def test_gaming_factor_above_one_stops_at_its_ceiling():

@@ -34,7 +34,7 @@ def article():
 
 def assert_valid_layer(layer: CSR, n: int) -> None:
     """CSR well formed, indices in range, no self ties, symmetric as a multiset of directed pairs."""
-    assert layer.indptr.dtype == np.int64 and layer.indices.dtype == np.int32
+    assert layer.indptr.dtype == np.int32 and layer.indices.dtype == np.int32  # small layers
     assert layer.indptr.shape == (n + 1,)
     assert layer.indptr[0] == 0 and layer.indptr[-1] == len(layer.indices)
     assert np.all(np.diff(layer.indptr) >= 0)

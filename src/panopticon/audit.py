@@ -268,7 +268,7 @@ def replay(run_dir: Path, manifest: dict | None = None,
     every = spec.run.checkpoint_every
     while state.day < days:
         buffer = Collector(sim)
-        while state.day < days and (not buffer.records or state.day % every):
+        while state.day < days and (not buffer.days or state.day % every):
             d = state.day
             record = engine.step(sim, state)
             buffer.add(record)

@@ -9,6 +9,7 @@ property of Poisson processes this is the same distribution, at ~1 hash per citi
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,23 +57,184 @@ def initial_rates(spec: ScenarioSpec, events: list[str], pop: Population, seed: 
     Returns:
         float64 array of shape (n, T): expected events per day.
     """
-    n = pop.n
-    rates = np.zeros((n, len(events)), dtype=np.float64)
-    for t, name in enumerate(events):
-        beh = spec.behaviour.events.get(name)
-        if beh is None:
-            continue  # observable (or scored) but nobody really does it here
-        rates[:, t] = rate_from_traits(beh, EVENTS_BY_NAME[name].rate_per_day, pop,
-                                       stream_key(seed, Stage.RATES, 0, t))
-        if n and rates[:, t].max() > MAX_RATE:
-            raise UserError(f"behaviour.events.{name}: some citizens' rate is "
-                            f"{rates[:, t].max():.3g} events a day; at most {MAX_RATE:g} is "
-                            "supported (rates are per citizen-day)")
-    if n and rates.sum(axis=1).max() > MAX_RATE:
-        raise UserError(f"behaviour.events: some citizens' rates add up to "
-                        f"{rates.sum(axis=1).max():.3g} events a day; at most {MAX_RATE:g} "
-                        "is supported (rates are per citizen-day)")
+    rates = np.zeros((pop.n, len(events)), dtype=np.float64)
+    for t, column in initial_rate_columns(spec, events, pop, seed):
+        rates[:, t] = column
     return rates
+
+
+def initial_rate_columns(spec: ScenarioSpec, events: list[str], pop: Population, seed: int,
+                         only: Iterable[int] | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`initial_rates` one event type at a time, (t, float64 (n,)) in order (``only``:
+    these types; a set-up at scale never holds the whole table). With every type, after the
+    last one, it checks that no citizen's rates add up to more than :data:`MAX_RATE`."""
+    n = pop.n
+    wanted = range(len(events)) if only is None else sorted(only)
+    total = np.zeros(n) if only is None else None
+    for t in wanted:
+        name = events[t]
+        beh = spec.behaviour.events.get(name)
+        if beh is None:  # observable (or scored) but nobody really does it here
+            yield t, np.zeros(n)
+            continue
+        column = rate_from_traits(beh, EVENTS_BY_NAME[name].rate_per_day, pop,
+                                  stream_key(seed, Stage.RATES, 0, t))
+        if n and column.max() > MAX_RATE:
+            raise UserError(f"behaviour.events.{name}: some citizens' rate is "
+                            f"{column.max():.3g} events a day; at most {MAX_RATE:g} is "
+                            "supported (rates are per citizen-day)")
+        if total is not None:
+            total += column
+        yield t, column
+    if total is not None and n and total.max() > MAX_RATE:
+        raise UserError(f"behaviour.events: some citizens' rates add up to "
+                        f"{total.max():.3g} events a day; at most {MAX_RATE:g} "
+                        "is supported (rates are per citizen-day)")
+
+
+PROFILES = 65_536
+"""Most distinct rows :func:`profiles` keeps as a table (its codes are uint16)."""
+
+
+def profiles(rows: np.ndarray, most: int = PROFILES) -> tuple[np.ndarray, np.ndarray | slice]:
+    """A per-citizen float64 table (n, K) kept once per distinct row. Rates from traits are
+    functions of a few attributes (a handful of distinct rows), so a table of them and a
+    2-byte code per citizen replace 8 bytes per citizen and column.
+
+    Returns:
+        (code, first): row i is ``rows[first][code[i]]``, bit for bit. ``code`` is uint16
+        and ``first`` int64 (P,) the first row of each distinct row; with more than ``most``
+        (at most :data:`PROFILES`) distinct rows (a rate drawn per citizen), every row is its own:
+        int32 codes ``arange(n)`` and ``first`` a slice of all rows (no copy).
+    """
+    rows = np.ascontiguousarray(rows, dtype=np.float64)
+    code, first = kernels.arrays.distinct_rows(rows.view(np.uint64), most)
+    if len(first) or not len(rows):
+        return code, first
+    return np.arange(len(rows), dtype=np.int32), slice(None)
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """A per-citizen float64 table (n, K) kept once per distinct row (see :func:`profiles`):
+    citizen i's row is ``table[code[i]]``."""
+
+    code: np.ndarray
+    table: np.ndarray
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> Profiled:
+        """The table of ``rows`` (n, K), bit for bit."""
+        code, first = profiles(rows)
+        return cls(code, rows[first])
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Citizens ``start`` to ``stop``'s rows, (stop - start, K) float64."""
+        return self.table[self.code[start:stop]]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, in bytes."""
+        return self.code.nbytes + self.table.nbytes
+
+
+FIXED_ROWS = 4096
+"""Most distinct rows of the rates that never change kept as a table (32 KiB a column)."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Each citizen's true events per day by type, (n, T) float64, kept in two parts: the
+    ``dense`` columns (n, D), those that change during the run or take many values (a rate
+    drawn per citizen), and the ``fixed`` ones, functions of a few traits that never change,
+    as one :class:`Profiled` table (a 2-byte code per citizen instead of 8 bytes a column).
+    Event type t is ``dense[:, where[t]]`` where ``where[t] >= 0``, else column
+    ``-1 - where[t]`` of ``fixed``. Every value is the one computed, bit for bit."""
+
+    dense: np.ndarray
+    fixed: Profiled
+    where: np.ndarray
+
+    @classmethod
+    def start(cls, spec: ScenarioSpec, events: list[str], pop: Population, seed: int,
+              changing: np.ndarray) -> Rates:
+        """Day 0's rates (:func:`initial_rates`) in parts, one column at a time: the columns
+        that never change first, kept by profile if together they take at most
+        :data:`FIXED_ROWS` distinct rows (and an eighth of the citizens), then the dense ones
+        straight into their table (the ``changing`` (T,) bool ones, and those with many
+        values, worked out once more). A set-up at scale then holds the dense table and one
+        column, never the whole (n, T) table. (The rates' bounds are checked where the run
+        is built, :func:`initial_rate_columns`.)"""
+        n, t_count = pop.n, len(events)
+        most = max(1, min(FIXED_ROWS, n // 8))
+        few: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # t -> (code, values)
+        fixed_cols = [t for t in range(t_count) if not changing[t]]
+        for t, column in initial_rate_columns(spec, events, pop, seed, only=fixed_cols):
+            code, first = profiles(column[:, None], most)
+            if code.dtype == np.uint16:
+                few[t] = code, column[first]
+        fixed = _joint(few, n, most)
+        if fixed is None:
+            few, fixed = {}, Profiled(np.zeros(0, np.uint16), np.zeros((0, 0)))
+        dense_cols = [t for t in range(t_count) if t not in few]
+        dense = np.empty((n, len(dense_cols)))
+        for t, column in initial_rate_columns(spec, events, pop, seed, only=dense_cols):
+            dense[:, dense_cols.index(t)] = column
+        where = np.empty(t_count, dtype=np.int64)
+        where[dense_cols] = np.arange(len(dense_cols))
+        where[list(few)] = -1 - np.arange(len(few))
+        return cls(dense, fixed, where)
+
+    @classmethod
+    def of(cls, rates: np.ndarray) -> Rates:
+        """Every column dense: ``rates`` (n, T) float64 itself (changes write to it)."""
+        return cls(rates, Profiled(np.zeros(0, np.uint16), np.zeros((0, 0))),
+                   np.arange(rates.shape[1], dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held, in bytes."""
+        return self.dense.nbytes + self.fixed.nbytes + self.where.nbytes
+
+    @property
+    def parts(self) -> tuple:
+        """(dense, table, code, where), as the kernels take rates."""
+        return self.dense, self.fixed.table, self.fixed.code, self.where
+
+    def rows(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Citizens ``start`` to ``stop``'s rates, (m, T) float64 (a copy)."""
+        dense = self.dense[start:stop]
+        out = np.empty((len(dense), len(self.where)))
+        kept = self.where >= 0
+        out[:, kept] = dense[:, self.where[kept]]
+        if not kept.all():
+            out[:, ~kept] = self.fixed.rows(start, start + len(dense))[:, -1 - self.where[~kept]]
+        return out
+
+
+def _joint(few: dict[int, tuple[np.ndarray, np.ndarray]], n: int, most: int
+           ) -> Profiled | None:
+    """The columns ``few`` (t -> each citizen's code into its values) as one table of
+    distinct rows, numbered as :func:`profiles` numbers the rows of those columns; None when
+    there are more than ``most`` rows."""
+    if not few:
+        return None
+    key = np.zeros(n, dtype=np.uint64)  # the row's codes in mixed radix: one number a row
+    radix = 1
+    for code, values in few.values():
+        radix *= len(values)
+        if radix >= 2**63:
+            return None
+        key = key * np.uint64(len(values)) + code
+    code, first = profiles(key.view(np.float64)[:, None], most)
+    if code.dtype != np.uint16:
+        return None
+    return Profiled(code, np.stack([values[c[first]] for c, values in few.values()], axis=1))
+
+
+def _parts(rates: Rates | np.ndarray) -> tuple:
+    """The kernels' rates tuple of ``rates`` (a plain (n, T) array: all dense)."""
+    return (rates if isinstance(rates, Rates) else Rates.of(rates)).parts
 
 
 def rate_from_traits(spec, default: float, pop: Population, key: np.uint64) -> np.ndarray:
@@ -102,14 +264,14 @@ def rate_from_traits(spec, default: float, pop: Population, key: np.uint64) -> n
     return np.maximum(rate, 0.0)
 
 
-def totals(rates: np.ndarray, total: np.ndarray, cdf: np.ndarray) -> None:
-    """Refresh every citizen's total rate (n,) and Poisson CDF at 0, 1, 2 (3, n), in place,
-    from ``rates`` (n, T) events per day."""
-    kernels.behaviour.totals(rates, total, cdf)
+def totals(rates: Rates | np.ndarray, total: np.ndarray, p0: np.ndarray) -> None:
+    """Refresh every citizen's total rate (n,) and chance of no event, ``p0 = exp(-total)``
+    (n,), in place, from ``rates`` (n, T) events per day."""
+    kernels.behaviour.totals(_parts(rates), total, p0)
 
 
-def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
-           cdf: np.ndarray) -> TrueEvents:
+def behave(seed: int, day: int, rates: Rates | np.ndarray, total: np.ndarray,
+           p0: np.ndarray) -> TrueEvents:
     """Draw one day's true events, in citizen order.
 
     Each citizen's count comes from one uniform (counter ``i << 8``); their k-th event's type
@@ -118,11 +280,11 @@ def behave(seed: int, day: int, rates: np.ndarray, total: np.ndarray,
 
     Args:
         seed: run seed. day: simulated day.
-        rates: (n, T) events per day. total: (n,) row sums. cdf: (3, n) Poisson CDF of each
-            citizen's daily count at 0, 1 and 2 (see :func:`totals`).
+        rates: (n, T) events per day. total: (n,) row sums. p0: (n,) ``exp(-total)`` (see
+            :func:`totals`).
     """
     return TrueEvents(*kernels.behaviour.draw_events(stream_key(seed, Stage.BEHAVE, day),
-                                                  rates, total, cdf))
+                                                  _parts(rates), total, p0))
 
 
 def add_events(true: TrueEvents, citizen: np.ndarray, event: np.ndarray) -> TrueEvents:
@@ -153,11 +315,11 @@ class Deterrence:
         return cls(tier_mask, event_mask, spec.factor)
 
 
-def respond(rules: list[Deterrence], tier: np.ndarray, rates: np.ndarray, total: np.ndarray,
-            cdf: np.ndarray) -> None:
+def respond(rules: list[Deterrence], tier: np.ndarray, rates: Rates | np.ndarray,
+            total: np.ndarray, p0: np.ndarray) -> None:
     """Deterrence: citizens in a sanctioned tier scale their rates of the named events (in place)."""
     for rule in rules:
-        kernels.behaviour.deter(rates, total, cdf, tier, rule.tier_mask, rule.event_mask,
+        kernels.behaviour.deter(_parts(rates), total, p0, tier, rule.tier_mask, rule.event_mask,
                                 rule.factor)
 
 
@@ -171,6 +333,9 @@ class Responses:
         apply: (R, T) bool, the events each response changes.
         setting: indices of the rate responses; rate: (R,) float64 events a day.
         base_column: (T,) int64 column of each event in the base rates (-1: not kept).
+
+    The base rates are the starting rates, functions of a few traits: kept as a
+    :class:`Profiled` table, a few rows and a 2-byte code per citizen.
     """
 
     paths: tuple[str, ...]
@@ -208,21 +373,22 @@ class Responses:
         """Whether any response needs the starting rates."""
         return bool((self.base_column >= 0).any())
 
-    def base(self, rates: np.ndarray) -> np.ndarray:
-        """The starting rates a limit or a rate response needs, (n, C) float64."""
-        return np.ascontiguousarray(rates[:, self.base_column >= 0])
+    def base(self, rates: np.ndarray) -> Profiled:
+        """The starting rates a limit or a rate response needs, (n, C) float64, by profile."""
+        return Profiled.of(rates[:, self.base_column >= 0])
 
 
-def adapt(responses: Responses, masks: list[np.ndarray], rates: np.ndarray, total: np.ndarray,
-          cdf: np.ndarray, base: np.ndarray) -> None:
+def adapt(responses: Responses, masks: list[np.ndarray], rates: Rates | np.ndarray,
+          total: np.ndarray, p0: np.ndarray, base: Profiled) -> None:
     """Apply the responses in order (in place). ``masks``: whom each response's ``when``
     holds for today, bool (n,) per response."""
     for r in responses.scale:
-        kernels.behaviour.scale_rates(rates, total, cdf, masks[r],
+        kernels.behaviour.scale_rates(_parts(rates), total, p0, masks[r],
                                       np.flatnonzero(responses.apply[r]), responses.factor[r],
-                                      responses.limit[r], base, responses.base_column)
+                                      responses.limit[r], base.table, base.code,
+                                      responses.base_column)
     if responses.setting:
         idx = list(responses.setting)
-        kernels.behaviour.set_rates(rates, total, cdf, np.stack([masks[r] for r in idx]),
-                                    responses.apply[idx], responses.rate[idx], base,
-                                    responses.base_column)
+        kernels.behaviour.set_rates(_parts(rates), total, p0, np.stack([masks[r] for r in idx]),
+                                    responses.apply[idx], responses.rate[idx], base.table,
+                                    base.code, responses.base_column)

@@ -17,11 +17,13 @@ import numpy as np
 from panopticon import kernels, ledger
 from panopticon.behaviour import (
     Deterrence,
+    Profiled,
+    Rates,
     Responses,
     adapt,
     add_events,
     behave,
-    initial_rates,
+    initial_rate_columns,
     respond,
     totals,
 )
@@ -67,7 +69,7 @@ from panopticon.sensors import (
     with_coverage,
 )
 from panopticon.society import CSR, Society, generate_society, network
-from panopticon.society.ties import from_pairs
+from panopticon.society.ties import from_pairs, index_dtype
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,10 @@ class State:
     Attributes:
         day: the next day to simulate (0-based).
         scores: int64 milli-points. tier: uint8, 0 = highest.
-        rates: (n, T) float64 true events per day; total: row sums; cdf: (3, n) Poisson CDF
-            of each citizen's daily count at 0, 1, 2 (derived from rates). base: (n, C) the
-            starting rates of the events a response bounds or sets (derived).
+        rates: (n, T) float64 true events per day, its fixed columns by profile (see
+            :class:`~panopticon.behaviour.Rates`); total: row sums; p0: ``exp(-total)``, the
+            chance of no event in a day (derived from rates). base: (n, C) the
+            starting rates of the events a response bounds or sets, by profile (derived).
         false_points: int64 milli-points each citizen owes to false observations.
         ever_false: bool, named by a false observation at least once.
         partner: int32 partner id (-1: none); changes with a partner market.
@@ -131,10 +134,10 @@ class State:
     day: int
     scores: np.ndarray
     tier: np.ndarray
-    rates: np.ndarray
+    rates: Rates
     total: np.ndarray
-    cdf: np.ndarray
-    base: np.ndarray
+    p0: np.ndarray
+    base: Profiled
     false_points: np.ndarray
     ever_false: np.ndarray
     partner: np.ndarray
@@ -145,8 +148,9 @@ class State:
     appeals: AppealState = field(repr=False)
     policy: PolicyRuntime = field(repr=False)
     chain: ledger.Chain = field(repr=False)
-    born_with: dict[str, CSR] = field(default_factory=dict, repr=False)
-    """The society's tie layers as generated (a checkpoint stores only layers that changed)."""
+    replaced: set[str] = field(default_factory=set, repr=False)
+    """The tie layers replaced since day 0 (a checkpoint stores only these; the others come
+    from the seed)."""
     shapes: dict[str, tuple] = field(default_factory=dict, repr=False)
     """Cache: each layer's fragmentation, keyed by the layer object it was measured on."""
 
@@ -158,16 +162,17 @@ class State:
         return self.chain.head
 
     def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
-        """The arrays a checkpoint must keep (total, cdf and base are derived): copies, or
-        with ``copy=False`` the state's own arrays (valid until the next day changes them)."""
-        out = {k: getattr(self, k).copy() if copy else getattr(self, k) for k in self.ARRAYS}
+        """The arrays a checkpoint must keep (total, p0, base and the fixed rates are derived):
+        copies, or with ``copy=False`` the state's own arrays (valid until the next day
+        changes them). ``rates`` is the dense columns of the rates."""
+        arrays = {k: getattr(self, k) for k in self.ARRAYS} | {"rates": self.rates.dense}
+        out = {k: v.copy() if copy else v for k, v in arrays.items()}
         out["day"] = np.int64(self.day)
         out["ledger_head"] = np.frombuffer(self.ledger_head, dtype=np.uint8).copy()
         out["coverage"] = self.sensors.coverage.copy()
-        for layer, csr in self.ties.items():
-            if csr is not self.born_with.get(layer):  # changed; the rest come from the seed
-                out[f"ties.{layer}.indptr"] = csr.indptr
-                out[f"ties.{layer}.indices"] = csr.indices
+        for layer in sorted(self.replaced, key=list(self.ties).index):
+            out[f"ties.{layer}.indptr"] = self.ties[layer].indptr
+            out[f"ties.{layer}.indices"] = self.ties[layer].indices
         out.update(self.opportunities.snapshot(copy))
         out.update(self.appeals.snapshot(copy))
         out.update(self.policy.snapshot(copy))
@@ -176,22 +181,24 @@ class State:
     @classmethod
     def restore(cls, snap: dict[str, np.ndarray], sim: Simulation) -> State:
         """Rebuild a state of ``sim`` from :meth:`snapshot`."""
-        rates = np.ascontiguousarray(snap["rates"], dtype=np.float64)
-        total = np.empty(rates.shape[0])
-        cdf = np.empty((3, rates.shape[0]))
-        totals(rates, total, cdf)
+        start, base = _start_rates(sim)
+        rates = Rates(np.ascontiguousarray(snap["rates"], dtype=np.float64), start.fixed,
+                      start.where)
+        del start
+        total, p0 = np.empty(sim.n), np.empty(sim.n)
+        totals(rates, total, p0)
         day = int(snap["day"])
-        ties = {layer: CSR(snap[f"ties.{layer}.indptr"].astype(np.int64),
+        replaced = {layer for layer in sim.society.ties if f"ties.{layer}.indptr" in snap}
+        ties = {layer: CSR(snap[f"ties.{layer}.indptr"].astype(
+                               index_dtype(len(snap[f"ties.{layer}.indices"]))),
                            snap[f"ties.{layer}.indices"].astype(np.int32))
-                if f"ties.{layer}.indptr" in snap else csr
-                for layer, csr in sim.society.ties.items()}
+                if layer in replaced else sim.society.ties[layer] for layer in sim.society.ties}
+        for layer in replaced:
+            sim.society.ties.release(layer)
         policy = _runtime(sim, ties)
         policy.restore(snap, day)
-        base = sim.responses.base(initial_rates(sim.scenario, list(sim.events),
-                                                sim.society.population, sim.seed)
-                                  if sim.responses.keeps_base else rates)
         return cls(day=day, scores=snap["scores"].astype(np.int64),
-                   tier=snap["tier"].astype(np.uint8), rates=rates, total=total, cdf=cdf,
+                   tier=snap["tier"].astype(np.uint8), rates=rates, total=total, p0=p0,
                    base=base, false_points=snap["false_points"].astype(np.int64),
                    ever_false=snap["ever_false"].astype(bool),
                    partner=snap["partner"].astype(np.int32),
@@ -201,7 +208,7 @@ class State:
                    opportunities=OpportunityState.restore(snap),
                    appeals=AppealState.restore(snap), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
-                   born_with=sim.society.ties)
+                   replaced=replaced)
 
     @classmethod
     def check_snapshot(cls, snap: dict[str, np.ndarray], sim: Simulation) -> list[str]:
@@ -257,7 +264,7 @@ class State:
             indptr, indices = snap.get(f"ties.{layer}.indptr"), snap.get(f"ties.{layer}.indices")
             if indptr is None and indices is None:
                 continue
-            if indptr is None or indices is None or indptr.dtype != np.int64 \
+            if indptr is None or indices is None or indptr.dtype not in (np.int32, np.int64) \
                     or indices.dtype != np.int32 or indptr.shape != (n + 1,) \
                     or indptr[0] != 0 or indptr[-1] != len(indices) \
                     or (np.diff(indptr) < 0).any():
@@ -267,22 +274,70 @@ class State:
         return problems
 
     def fingerprint(self) -> str:
-        """SHA-256 over every state array and the ledger head: equal iff the runs agree bitwise."""
+        """SHA-256 over every state array and the ledger head: equal iff the runs agree bitwise.
+
+        Arrays kept narrower than they once were are hashed as they were then
+        (:data:`HASHED_AS`), so fingerprints do not depend on how the state is stored."""
         h = hashlib.sha256(self.ledger_head)
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, np.ndarray):
-                h.update(np.ascontiguousarray(v).data)  # no copy of a large array
+            if isinstance(v, Rates):  # as the (n, T) table it stands for
+                rows = max(1, _HASH_CHUNK // max(len(v.where), 1))
+                for lo in range(0, len(v.dense), rows):
+                    h.update(v.rows(lo, lo + rows).data)
+            elif f.name == "p0":  # as the (3, n) Poisson CDF at 0, 1, 2 once kept
+                _hash(h, v)
+                for row in (1, 2):
+                    for lo in range(0, len(v), _HASH_CHUNK):
+                        h.update(_cdf(v[lo:lo + _HASH_CHUNK], self.total[lo:lo + _HASH_CHUNK],
+                                      row).data)
+            elif isinstance(v, np.ndarray):
+                _hash(h, v)
+            elif isinstance(v, Profiled):  # as the (n, C) table it stands for
+                rows = max(1, _HASH_CHUNK // max(v.table.shape[1], 1))
+                for lo in range(0, len(v.code), rows):
+                    h.update(v.rows(lo, lo + rows).data)
         for name, v in sorted({**self.policy.snapshot(False),
                                **self.opportunities.snapshot(False),
                                **self.appeals.snapshot(False)}.items()):
             h.update(name.encode())
-            h.update(np.ascontiguousarray(v).data)  # no copy of a large array
+            _hash(h, v, HASHED_AS.get(name))
         for layer, csr in sorted(self.ties.items()):
             h.update(layer.encode())
-            h.update(np.ascontiguousarray(csr.indptr).data)
-            h.update(np.ascontiguousarray(csr.indices).data)
+            _hash(h, csr.indptr, np.int64)
+            _hash(h, csr.indices)
         return h.hexdigest()
+
+
+HASHED_AS: dict[str, type] = {
+    **{f"policy.{k}": np.int64 for k in ("last_seen", "since", "trigger", "cap_period",
+                                          "tier_cap", "tier_cap_until", "true_cap",
+                                          "true_cap_until", "boost_until")},
+    "opportunities.loan_due": np.int64, "appeals.filed": np.int64,
+    "appeals.barred_until": np.int64}
+"""State arrays (snapshot names) stored narrower than the dtype the fingerprint hashes them
+as (int32 days, uint8 tiers: they were int64); tie layers' ``indptr`` are hashed as int64."""
+_HASH_CHUNK = 1 << 20
+
+
+def _cdf(p0: np.ndarray, total: np.ndarray, k: int) -> np.ndarray:
+    """The Poisson CDF at ``k`` (1 or 2) from P(0) and the mean, with the float steps of
+    ``kernels.behaviour.cdf12`` (the same bits)."""
+    p = p0 * (total / 1)
+    c1 = p0 + p
+    return c1 if k == 1 else c1 + p * (total / 2)
+
+
+def _hash(h, a: np.ndarray, dtype: type | None = None) -> None:
+    """Feed ``a``'s bytes to ``h`` as ``dtype`` (default: as stored), a chunk at a time so that
+    a large array is never copied whole."""
+    a = np.ascontiguousarray(a)  # no copy of a large (contiguous) array
+    if dtype is None or a.dtype == dtype:
+        h.update(a.data)
+        return
+    flat = a.reshape(-1)
+    for lo in range(0, len(flat), _HASH_CHUNK):
+        h.update(flat[lo:lo + _HASH_CHUNK].astype(dtype).data)
 
 
 @dataclass(frozen=True)
@@ -351,13 +406,22 @@ def build(scenario: ScenarioSpec) -> Simulation:
         opportunities=Opportunities.compile(scenario, events, pop, run.seed,
                                             _eligible(scenario, events, pop, conditions)),
         conditions=conditions,
-        baseline=rates_by_group(initial_rates(scenario, events, pop, run.seed), pop.group,
-                                len(pop.labels["group"])),
+        baseline=_baseline(scenario, events, pop, run.seed),
         appeals=None if scenario.governance.appeals is None
         else Appeals.compile(scenario.governance.appeals, pop, run.seed),
         insiders=Insiders(tuple(scenario.governance.insiders), chosen, manual,
                           len(policy.rule_labels) - len(manual)),
     )
+
+
+def _baseline(scenario: ScenarioSpec, events: list[str], pop, seed: int) -> np.ndarray:
+    """(T, G) expected events a day by type and group at the starting rates, one type at a
+    time (each sum in citizen order, as over the whole table)."""
+    groups = len(pop.labels["group"])
+    out = np.zeros((len(events), groups))
+    for t, column in initial_rate_columns(scenario, events, pop, seed):
+        out[t] = rates_by_group(column[:, None], pop.group, groups)[0]
+    return out
 
 
 def _eligible(scenario: ScenarioSpec, events: list[str], pop,
@@ -378,22 +442,30 @@ def _runtime(sim: Simulation, ties: dict[str, CSR]) -> PolicyRuntime:
 def initial_state(sim: Simulation) -> State:
     """Day 0: everyone at the start score, rates from traits, nobody listed."""
     n, pop = sim.n, sim.society.population
-    rates = initial_rates(sim.scenario, list(sim.events), pop, sim.seed)
-    total, cdf = np.empty(n), np.empty((3, n))
-    totals(rates, total, cdf)
+    rates, base = _start_rates(sim)
+    total, p0 = np.empty(n), np.empty(n)
+    totals(rates, total, p0)
     ties = dict(sim.society.ties)
     policy = _runtime(sim, ties)
     scores = policy.start.copy()
     return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
-                 total=total, cdf=cdf, base=sim.responses.base(rates),
+                 total=total, p0=p0, base=base,
                  false_points=np.zeros(n, dtype=np.int64), ever_false=np.zeros(n, dtype=bool),
                  partner=pop.partner.copy(), heat=np.zeros_like(sim.sensors.coverage),
                  sensors=sim.sensors, ties=ties,
                  opportunities=OpportunityState.empty(sim.opportunities, n),
                  appeals=AppealState.empty(n), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest,
-                                                    sim.policy.rule_labels)),
-                 born_with=sim.society.ties)
+                                                    sim.policy.rule_labels)))
+
+
+def _start_rates(sim: Simulation) -> tuple[Rates, Profiled]:
+    """Day 0's rates from traits, the columns that never change kept by profile, and the
+    starting rates the responses need (:meth:`Responses.base`)."""
+    rates = Rates.start(sim.scenario, list(sim.events), sim.society.population, sim.seed,
+                        sim.adapting)
+    kept = sim.responses.base_column >= 0  # changing columns: dense, at their start
+    return rates, Profiled.of(rates.dense[:, rates.where[kept]])
 
 
 @dataclass(frozen=True)
@@ -523,11 +595,11 @@ def try_opportunities(sim: Simulation, state: State, today: Gates) -> Opportunit
 
 def adapt_behaviour(sim: Simulation, state: State) -> None:
     """End of day: deterrence by tier, then the scenario's responses (rates in place)."""
-    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.cdf)
+    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.p0)
     if sim.responses.paths:
         masks = [state.policy.evaluate(p, state.day, state.scores, state.tier)
                  for p in sim.responses.paths]
-        adapt(sim.responses, masks, state.rates, state.total, state.cdf, state.base)
+        adapt(sim.responses, masks, state.rates, state.total, state.p0, state.base)
 
 
 def change_ties(sim: Simulation, state: State) -> dict[str, int]:
@@ -539,7 +611,7 @@ def change_ties(sim: Simulation, state: State) -> dict[str, int]:
         layer, moved = network.rewire(
             state.ties[spec.layer], state.tier, stream_key(sim.seed, Stage.NETWORK, d, 1),
             spec.probability, spec.drop, state.policy.exempt)
-        state.ties[spec.layer] = layer
+        _replace(sim, state, spec.layer, layer)
         out["ties_rewired"] = moved
     elif beh.unfriending is not None:
         out["ties_rewired"] = 0
@@ -552,11 +624,20 @@ def change_ties(sim: Simulation, state: State) -> dict[str, int]:
             spec.assortativity)
         if broken or formed:
             a = np.flatnonzero((state.partner >= 0) & (np.arange(sim.n) < state.partner))
-            state.ties["partner"] = from_pairs(sim.n, a, state.partner[a])
+            _replace(sim, state, "partner", from_pairs(sim.n, a, state.partner[a]))
         out["couples_broken"], out["couples_formed"] = broken, formed
     elif beh.partners is not None:
         out["couples_broken"] = out["couples_formed"] = 0
     return out
+
+
+def _replace(sim: Simulation, state: State, name: str, layer: CSR) -> None:
+    """The state's tie layer ``name`` is now ``layer``: the generated one is released (the
+    society makes it again if asked) and so is its cached fragmentation."""
+    state.ties[name] = layer
+    state.replaced.add(name)
+    state.shapes.pop(name, None)
+    sim.society.ties.release(name)
 
 
 def measure_network(sim: Simulation, state: State) -> dict[str, dict[str, float]]:
@@ -601,7 +682,7 @@ def step(sim: Simulation, state: State) -> DayRecord:
     if opps.kinds and not sim.scenario.policy.score.realtime:  # gates read yesterday's standing
         early = gates(sim, state, *state.policy.consequences(d, state.scores, state.tier),
                       now=True)
-    true = behave(seed, d, state.rates, state.total, state.cdf)
+    true = behave(seed, d, state.rates, state.total, state.p0)
     if opps.loans:
         true = add_events(true, *loan_outcomes(d, opps, state.opportunities))
     obs, _, counts = observe(seed, d, true, state.sensors, pop.region, pop.abroad)
@@ -713,6 +794,7 @@ def run(sim: Simulation, state: State | None = None, sink: Sink | None = None,
                 sink.day(record, state)
                 if state.day % every == 0 or state.day == last:
                     sink.checkpoint(state)
+            del record  # not held through the next day: a store may be writing it already
     finally:
         kernels.threads.use(previous)
     return state

@@ -45,8 +45,9 @@ class Appeals:
 
 @dataclass
 class AppealState:
-    """``filed`` (n,) int64 the day a pending appeal was filed (-1: none); ``barred_until``
-    (n,) int64 the first day a rejected citizen may appeal again."""
+    """``filed`` (n,) int32 the day a pending appeal was filed (-1: none); ``barred_until``
+    (n,) int32 the first day a rejected citizen may appeal again (days of the run plus at
+    most 36,500: int32 holds them)."""
 
     filed: np.ndarray
     barred_until: np.ndarray
@@ -56,7 +57,7 @@ class AppealState:
     @classmethod
     def empty(cls, n: int) -> AppealState:
         """No appeals yet."""
-        return cls(np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        return cls(np.full(n, -1, dtype=np.int32), np.zeros(n, dtype=np.int32))
 
     def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
         """Arrays for a checkpoint."""

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from panopticon import kernels
-from panopticon.behaviour import rate_from_traits
+from panopticon.behaviour import profiles, rate_from_traits
 from panopticon.catalogue import OPPORTUNITIES_BY_NAME
 from panopticon.errors import UserError
 from panopticon.policy.schema import MILLI
@@ -84,9 +84,12 @@ class Opportunities:
     """The scenario's opportunities bound to a population.
 
     Attributes:
-        kinds: K opportunities. rates: (n, K) float64 attempts per citizen-day (0 where a
-            citizen is not eligible). total: (n,) row sums; p0: (n,) exp(-total).
-        loans: indices of the kinds that are loans.
+        kinds: K opportunities. rates: (P, K) float64 attempts per citizen-day of each
+            profile (0 where a citizen is not eligible). total: (P,) row sums; p0: (P,)
+            exp(-total). loans: indices of the kinds that are loans.
+        profile: (n,) each citizen's row of ``rates``, ``total`` and ``p0`` (uint16: rates
+            from traits take few distinct rows, see :func:`~panopticon.behaviour.profiles`);
+            None: one row per citizen.
     """
 
     kinds: tuple[Opportunity, ...]
@@ -94,6 +97,16 @@ class Opportunities:
     total: np.ndarray
     p0: np.ndarray
     loans: tuple[int, ...]
+    profile: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.profile is None:  # built by hand, one row per citizen
+            object.__setattr__(self, "profile", np.arange(len(self.total), dtype=np.int32))
+
+    @property
+    def n(self) -> int:
+        """Number of citizens."""
+        return len(self.profile)
 
     @property
     def names(self) -> list[str]:
@@ -130,8 +143,10 @@ class Opportunities:
                                      _thresholds(opp.min_score, pop), opp.retry, opp.evasion,
                                      loan))
         total = rates.sum(axis=1)
-        return cls(tuple(kinds), rates, total, np.exp(-total),
-                   tuple(k for k, o in enumerate(kinds) if o.loan is not None))
+        p0 = np.exp(-total)
+        code, first = profiles(rates)  # picked from the rows as computed: the same bits
+        return cls(tuple(kinds), rates[first], total[first], p0[first],
+                   tuple(k for k, o in enumerate(kinds) if o.loan is not None), code)
 
 
 def _thresholds(min_score, pop: Population) -> np.ndarray | None:
@@ -149,8 +164,8 @@ def _thresholds(min_score, pop: Population) -> np.ndarray | None:
 @dataclass
 class OpportunityState:
     """What the gates remember: ``pending`` (K, n) bool, refused and still wanting; for each
-    loan kind l, ``loan_due`` (L, n) int64 the day the loan ends (-1: none) and
-    ``loan_repays`` (L, n) bool its drawn outcome."""
+    loan kind l, ``loan_due`` (L, n) int32 the day the loan ends (-1: none; a day of the run
+    plus a term, both at most 36,500) and ``loan_repays`` (L, n) bool its drawn outcome."""
 
     pending: np.ndarray
     loan_due: np.ndarray
@@ -162,7 +177,7 @@ class OpportunityState:
     def empty(cls, opps: Opportunities, n: int) -> OpportunityState:
         """Nobody pending, no loans."""
         return cls(np.zeros((len(opps.kinds), n), dtype=bool),
-                   np.full((len(opps.loans), n), -1, dtype=np.int64),
+                   np.full((len(opps.loans), n), -1, dtype=np.int32),
                    np.zeros((len(opps.loans), n), dtype=bool))
 
     def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
@@ -228,14 +243,14 @@ def draw_tries(seed: int, day: int, opps: Opportunities
     """Today's first tries: citizen int32 (a,) in order, kind int16 (a,), and each try's
     number among the citizen's tries today, int64 (a,) (a draw counter)."""
     key = stream_key(seed, Stage.OPPORTUNITY, day, _TRY)
-    counts = np.empty(len(opps.total), dtype=np.int64)
-    kernels.opportunities.count_tries(key, opps.p0, opps.total, counts)
+    counts = np.empty(opps.n, dtype=np.int64)
+    kernels.opportunities.count_tries(key, opps.p0, opps.total, opps.profile, counts)
     first = kernels.arrays.offsets(counts)
     citizen = np.empty(first[-1], dtype=np.int32)
     kind = np.empty(first[-1], dtype=np.int16)
     slot = np.empty(first[-1], dtype=np.int64)
-    kernels.opportunities.fill_tries(key, opps.rates, opps.total, counts, np.flatnonzero(counts),
-                                     first, citizen, kind, slot)
+    kernels.opportunities.fill_tries(key, opps.rates, opps.total, opps.profile, counts,
+                                     np.flatnonzero(counts), first, citizen, kind, slot)
     return citizen, kind, slot
 
 

@@ -10,7 +10,8 @@ Contract
 
   ==================  ===========================================================
   ``random``          counter-based draws: ``mix64``, ``bits``, ``uniform``, ``poisson_count``
-  ``arrays``          ``offsets`` (exclusive prefix sum with total)
+  ``arrays``          ``offsets`` (exclusive prefix sum with total), ``distinct_rows``
+                      (a table's rows, each kept once)
   ``ties``            building tie layers (``from_pairs``, ``cliques``,
                       ``small_world_pairs``) and sums over a citizen's ties
                       (``tie_sum``, ``ties_sum``, ``ties_mean``)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from panopticon.kernels.random import mix64
+
 
 @nb.njit(cache=True, nogil=True)
 def offsets(counts):
@@ -23,3 +25,53 @@ def offsets(counts):
         acc += counts[i]
         out[i + 1] = acc
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def distinct_rows(bits, most):
+    """Each row's number among the distinct rows, numbered in order of first appearance;
+    rows are the same when they are equal bit for bit (open addressing on a hash of the bits).
+
+    Args:
+        bits: (n, K) uint64, the rows' bits (a float64 table viewed as uint64).
+        most: int, the most distinct rows wanted, at most 65536 (codes are uint16).
+
+    Returns:
+        (code uint16 (n,), first int64 (P,): the first row of each distinct row); with more
+        than ``most`` distinct rows, an empty ``first`` (and ``code`` unfinished).
+    """
+    n, k_count = bits.shape
+    size = 2
+    while size < 2 * most:
+        size *= 2
+    mask = np.uint64(size - 1)
+    slots = np.full(size, -1, dtype=np.int64)  # a distinct row's number, -1: free
+    first = np.empty(most, dtype=np.int64)
+    code = np.empty(n, dtype=np.uint16)
+    found = 0
+    for i in range(n):
+        h = np.uint64(k_count)
+        for c in range(k_count):
+            h = mix64(h ^ bits[i, c])
+        s = h & mask
+        while True:
+            p = slots[s]
+            if p < 0:
+                if found == most:
+                    return code, first[:0]
+                slots[s] = found
+                first[found] = i
+                code[i] = found
+                found += 1
+                break
+            j = first[p]
+            same = True
+            for c in range(k_count):
+                if bits[i, c] != bits[j, c]:
+                    same = False
+                    break
+            if same:
+                code[i] = p
+                break
+            s = (s + np.uint64(1)) & mask
+    return code, first[:found]

@@ -1,6 +1,6 @@
 """Network: ties that answer to scores (rewiring by tier) and statistics of tie layers.
 
-Layers are CSR (``indptr`` int64 (n + 1,), ``indices`` int32 (E,)), symmetric. Every random
+Layers are CSR (``indptr`` int32 or int64 (n + 1,), ``indices`` int32 (E,)), symmetric. Every random
 number is a counter-based draw, parallel loops write only their own iteration's outputs, and
 float sums run over fixed blocks added in order: results are the same bit for bit whatever the
 thread count.
@@ -69,10 +69,10 @@ def propose(indptr, indices, tier, frozen, members, starts, key, probability, wo
         worse: bool, the drop rule.
 
     Returns:
-        (drop_pos int64 (n,), new_tie int32 (n,)).
+        (drop_pos (n,) of ``indptr``'s dtype (a position in ``indices``), new_tie int32 (n,)).
     """
     n = indptr.shape[0] - 1
-    drop_pos = np.full(n, -1, dtype=np.int64)
+    drop_pos = np.full(n, -1, dtype=indptr.dtype)
     new_tie = np.full(n, -1, dtype=np.int32)
     for it in nb.prange(n):
         i = np.int64(it)  # prange may hand out an unsigned index; compare ids as signed
@@ -128,11 +128,12 @@ def resolve(indptr, indices, drop_pos, new_tie):
     ``row << 33 | added << 32 | value``: row j loses one entry i, row k gains one entry i.
     Sorted keys group each row's events, removals (sorted by value) before additions.
 
-    Returns (new indptr int64 (n+1,), touched uint8 (n,) = 1 where a row changes, events
+    Returns (new indptr (n+1,) of ``indptr``'s dtype (a swap keeps the number of entries),
+    touched uint8 (n,) = 1 where a row changes, events
     uint64 (2A,) sorted, number rewired A).
     """
     n = indptr.shape[0] - 1
-    acts = np.empty(n, dtype=np.int64)  # only the first n_applied entries are written
+    acts = np.empty(n, dtype=np.int32)  # citizen ids; only the first n_applied are written
     n_applied = 0
     for i in range(n):
         p = drop_pos[i]
@@ -166,7 +167,7 @@ def resolve(indptr, indices, drop_pos, new_tie):
     else:
         events = group_by_row(events, n)  # a busy day: O(n + A)
 
-    new_indptr = np.empty(n + 1, dtype=np.int64)
+    new_indptr = np.empty(n + 1, dtype=indptr.dtype)
     new_indptr[0] = 0
     e = 0
     for r in range(n):
@@ -230,7 +231,7 @@ def fill_rows(indptr, indices, drop_pos, new_tie, new_indptr, touched, events):
     """The new ``indices``: per row, the old entries minus removals plus additions, sorted.
 
     Args: the layer, ``drop_pos`` and ``new_tie`` after :func:`resolve`, and its
-    ``new_indptr`` int64 (n + 1,), ``touched`` uint8 (n,) and ``events`` uint64 (2A,).
+    ``new_indptr`` (n + 1,), ``touched`` uint8 (n,) and ``events`` uint64 (2A,).
     Returns int32 (new_indptr[n],).
 
     Each iteration writes only its own row's slice of the output (and the ``used`` flags of

@@ -123,9 +123,10 @@ def apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_o
         delta, lo, hi, from_day, to_day, where_row, cap, cap_days, cap_row, expires,
             override_tier, override_days: (R,) int64 columns of ``policy.runtime.RuleTable``.
         where: (W, n) bool where masks. any_exempt: bool; exempt: (n,) bool.
-        cap_used, cap_period: (C, n) int64, in place. tier_cap, tier_cap_until: (n,) int64,
-            in place. low, high: int64 score bounds. scores, false_points: (n,) int64
-            milli-points, in place.
+        cap_used: (C, n) int64 milli-points, cap_period: (C, n) int32 period numbers, in place.
+            tier_cap: (n,) uint8 tier, tier_cap_until: (n,) int32 day, in place.
+        low, high: int64 score bounds. scores, false_points: (n,) int64 milli-points, in
+            place.
         out_*: preallocated ledger columns (citizen int32, rule int16, delta int64, obs int64,
             truth int8, due int64 day of expiry or -1), at least o * most rules per event.
 
@@ -193,7 +194,8 @@ def enter_lists(day, obs_citizen, obs_event, obs_true, enters, leaves, exempt, d
         enters, leaves: (L, T) bool, the event types that enter or leave each list.
         exempt: (n,) bool. days: (L,) int64 listing length (0: until :data:`NEVER`).
         extend: (L,) int64 days a trigger while listed adds (0: none).
-        until, since, trigger: (L, n) int64 days; falsely: (L, n) bool; all in place.
+        until: (L, n) int64 days, since, trigger: (L, n) int32 days; falsely: (L, n) bool;
+            all in place.
         out_citizen int32, out_list int16, out_change int8 (:data:`ENTERED`,
             :data:`EXTENDED`, :data:`LEFT`), out_obs int64: preallocated, at least o * L.
 
@@ -245,7 +247,7 @@ def rate_peers(key, indptr, indices, scores, opinion, lam, noise, exponent, boos
         indptr, indices: the raters' tie layer. scores: (n,) int64 milli-points.
         opinion: (n,) float64 stars each citizen deserves. lam: float64 ratings a day.
         noise: float64 std of the stars. exponent: float64, raters weigh (score / 5) ** it.
-        boost_until: (n,) int64 day a bad rating's boost ends. boost: float64 its factor.
+        boost_until: (n,) int32 day a bad rating's boost ends. boost: float64 its factor.
         day: int. exempt: (n,) bool. sum_w, sum_wr: (n,) int64 in place.
     """
     p0 = np.exp(-lam)

@@ -1,6 +1,6 @@
 """Tie layers: building them, and the sums over a citizen's ties that several stages need.
 
-A layer is CSR: ``indptr`` int64 (n + 1,) and ``indices`` int32 (E,); citizen i's ties are
+A layer is CSR: ``indptr`` int32 or int64 (n + 1,) and ``indices`` int32 (E,); citizen i's ties are
 ``indices[indptr[i]:indptr[i + 1]]``. Every layer is symmetric (E counts each tie twice).
 """
 
@@ -13,22 +13,21 @@ from panopticon.kernels.random import bits
 
 
 @nb.njit(cache=True, nogil=True)
-def from_pairs(n, a, b):
+def from_pairs(n, a, b, indptr):
     """A symmetric layer from undirected pairs, by counting sort (O(n + E)).
 
     Args:
         n: number of citizens. a, b: int32 (m,) the ends of each tie.
+        indptr: (n + 1,) zeros, int32 or int64 (wide enough for 2m), written.
 
     Returns:
-        (indptr int64 (n + 1,), indices int32 (2m,)); within a row, ties in pair order.
+        indices int32 (2m,); within a row, ties in pair order.
     """
-    deg = np.zeros(n, dtype=np.int64)
     for e in range(a.shape[0]):
-        deg[a[e]] += 1
-        deg[b[e]] += 1
-    indptr = np.zeros(n + 1, dtype=np.int64)
+        indptr[a[e] + 1] += 1
+        indptr[b[e] + 1] += 1
     for i in range(n):
-        indptr[i + 1] = indptr[i] + deg[i]
+        indptr[i + 1] += indptr[i]
     fill = indptr[:-1].copy()
     indices = np.empty(indptr[n], dtype=np.int32)
     for e in range(a.shape[0]):
@@ -36,7 +35,7 @@ def from_pairs(n, a, b):
         fill[a[e]] += 1
         indices[fill[b[e]]] = a[e]
         fill[b[e]] += 1
-    return indptr, indices
+    return indices
 
 
 @nb.njit(cache=True, nogil=True)

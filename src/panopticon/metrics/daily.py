@@ -98,15 +98,16 @@ def rates_by_group(rates: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
     return kernels.tally.sum_by_group(rates, np.arange(rates.shape[1]), group, n_groups)
 
 
-def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates: np.ndarray | None,
-                       adapting: np.ndarray) -> dict[str, np.ndarray]:
+def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates, adapting: np.ndarray
+                       ) -> dict[str, np.ndarray]:
     """What citizens did today against what they did at the start, by event type and group.
 
     Args:
         true: the day's true events. group: (n,) group code. baseline: (T, G) expected events
-            a day at the starting rates. rates: (n, T) today's rates (after adaptation), or
-            None on days without a survey. adapting: (T,) bool, the event types whose rates
-            can change (the others keep their baseline).
+            a day at the starting rates. rates: today's rates (after adaptation), a
+            :class:`~panopticon.behaviour.Rates` (the adapting event types are dense columns)
+            or an (n, T) array, or None on days without a survey. adapting: (T,) bool, the
+            event types whose rates can change (the others keep their baseline).
 
     Returns:
         ``true`` (T, G) int64 events today; on survey days also ``expected`` (T, G) float64,
@@ -119,7 +120,9 @@ def behaviour_by_group(true, group: np.ndarray, baseline: np.ndarray, rates: np.
         expected = baseline.copy()
         cols = np.flatnonzero(adapting)
         if len(cols):
-            expected[cols] = kernels.tally.sum_by_group(rates, cols, group, baseline.shape[1])
+            dense, where = (rates, cols) if isinstance(rates, np.ndarray) else (
+                rates.dense, rates.where[cols])
+            expected[cols] = kernels.tally.sum_by_group(dense, where, group, baseline.shape[1])
         out.update(expected=expected, baseline=baseline)
     return out
 

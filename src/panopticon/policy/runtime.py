@@ -32,6 +32,12 @@ from panopticon.rng import Stage, stream_key, uniforms_at
 
 NEVER = kernels.scoring.NEVER
 """``days_since`` of an event never observed, and the end day of an open-ended listing."""
+DAY = np.int32
+"""Per-citizen days that are a day of the run plus at most a bounded duration (when last
+seen, listed since, caps' periods and ends): runs and durations are at most 36,500 days, so
+int32 holds them (and -NEVER) with room. ``until`` stays int64: extensions add up."""
+TIER = np.uint8
+"""Per-citizen tier indices (at most 50 tiers), as ``classify`` gives them."""
 STATIC_NUMBERS = ("age", "income", "rank", "children")
 STATIC_CATEGORIES = ("sex", "region", "group", "residency", "occupation")
 FUNCTIONS = {
@@ -261,18 +267,18 @@ class PolicyRuntime:
         self.depth = {e: max([w for ev, w in self.windows if ev == e], default=0) for e in tracked}
         self.log: dict[str, deque] = {e: deque() for e in tracked if self.depth[e] > 0}
         self.window_counts = {w: np.zeros(n, dtype=np.int32) for w in self.windows}
-        self.last_seen = np.full((len(tracked), n), -NEVER, dtype=np.int64)
+        self.last_seen = np.full((len(tracked), n), -NEVER, dtype=DAY)
         self.until = np.full((l_count, n), -1, dtype=np.int64)  # listed while until > day
-        self.since = np.zeros((l_count, n), dtype=np.int64)
-        self.trigger = np.zeros((l_count, n), dtype=np.int64)
+        self.since = np.zeros((l_count, n), dtype=DAY)
+        self.trigger = np.zeros((l_count, n), dtype=DAY)
         self.falsely = np.zeros((l_count, n), dtype=np.bool_)  # listed by a false observation
         n_caps = int((self.rules.cap_row >= 0).sum())
         self.cap_used = np.zeros((n_caps, n), dtype=np.int64)
-        self.cap_period = np.full((n_caps, n), -1, dtype=np.int64)
-        self.tier_cap = np.zeros(n, dtype=np.int64)
-        self.tier_cap_until = np.zeros(n, dtype=np.int64)
-        self.true_cap = np.zeros(n, dtype=np.int64)  # the caps true observations set
-        self.true_cap_until = np.zeros(n, dtype=np.int64)
+        self.cap_period = np.full((n_caps, n), -1, dtype=DAY)
+        self.tier_cap = np.zeros(n, dtype=TIER)
+        self.tier_cap_until = np.zeros(n, dtype=DAY)
+        self.true_cap = np.zeros(n, dtype=TIER)  # the caps true observations set
+        self.true_cap_until = np.zeros(n, dtype=DAY)
         empty = np.empty(0, dtype=np.int64)
         self.due, self.due_citizen, self.due_delta = empty, empty, empty
         self.due_rule, self.due_obs, self.due_truth = empty, empty, empty
@@ -284,7 +290,7 @@ class PolicyRuntime:
             self.sum_w = np.zeros(n, dtype=np.int64)
             self.sum_wr = np.zeros(n, dtype=np.int64)
             self.rating_mean = np.full(n, to_milli(policy.score.start), dtype=np.int64)
-            self.boost_until = np.zeros(n, dtype=np.int64)
+            self.boost_until = np.zeros(n, dtype=DAY)
             self.state_names = (*self.STATE, *self.RATINGS)
 
     # ------------------------------------------------------------------ state
@@ -386,14 +392,18 @@ class PolicyRuntime:
 
     @property
     def start(self) -> np.ndarray:
-        """Day-0 scores in milli-points (a number, or an expression per citizen), (n,)."""
+        """Day-0 scores in milli-points (a number, or an expression per citizen), (n,) int64;
+        a number is one value seen n times (a read-only view: no memory per citizen)."""
         if self._start is None:
             s = self.policy.score
-            n = len(self.exempt)
-            start = np.full(n, to_milli(s.start), dtype=np.int64) if not isinstance(s.start, str) \
-                else np.round(self.conditions["score.start"](self.static, _no_calls) * MILLI
-                              ).astype(np.int64)
-            self._start = np.clip(start, _bound(s.min, -2**62), _bound(s.max, 2**62))
+            low, high = _bound(s.min, -2**62), _bound(s.max, 2**62)
+            if isinstance(s.start, str):
+                start = np.round(self.conditions["score.start"](self.static, _no_calls) * MILLI
+                                 ).astype(np.int64)
+                self._start = np.clip(start, low, high)
+            else:
+                value = np.clip(np.int64(to_milli(s.start)), low, high)
+                self._start = np.broadcast_to(value, self.exempt.shape)
         return self._start
 
     def lists_today(self, day: int, obs, scores: np.ndarray, tier: np.ndarray) -> ListChanges:
@@ -494,8 +504,8 @@ class PolicyRuntime:
         hit = (cap_tier >= 0) & (rows.truth == 1)
         if not hit.any():
             return
-        who, cap = rows.citizen[hit], cap_tier[hit]
-        until = day + self.rules.override_days[rows.rule[hit]]
+        who, cap = rows.citizen[hit], cap_tier[hit].astype(TIER)
+        until = (day + self.rules.override_days[rows.rule[hit]]).astype(DAY)
         self.true_cap[who] = np.where(self.true_cap_until[who] > day, self.true_cap[who], 0)
         np.maximum.at(self.true_cap, who, cap)
         np.maximum.at(self.true_cap_until, who, until)

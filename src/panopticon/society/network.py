@@ -82,6 +82,7 @@ def rewire(layer: CSR, tier: np.ndarray, key: np.uint64, probability: float, dro
     members, starts = net.tier_groups(tier, frozen, n_tiers)
     drop_pos, new_tie = net.propose(layer.indptr, layer.indices, tier, frozen, members, starts,
                                     np.uint64(key), float(probability), drop == "worse")
+    del members  # 4 bytes a citizen, not needed while the new layer is built
     new_indptr, touched, events, n_rewired = net.resolve(layer.indptr, layer.indices, drop_pos,
                                                          new_tie)
     indices = net.fill_rows(layer.indptr, layer.indices, drop_pos, new_tie, new_indptr, touched,

@@ -6,6 +6,7 @@ and friendship ties sit close in memory (the weekly tie pass streams instead of 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,12 +73,39 @@ class Population:
         return sum(v.nbytes for v in self.columns().values())
 
 
+class TieLayers(Mapping[str, CSR]):
+    """A society's tie layers by name, as generated. A run that replaces a layer (rewiring,
+    the partner market) releases the generated one (:meth:`release`): when asked for again it
+    is generated again, bit for bit (a layer is a pure function of the society spec, the
+    population and the seed), so a run does not hold its largest layer twice."""
+
+    def __init__(self, layers: dict[str, CSR], make: Callable[[str], CSR]):
+        self._layers: dict[str, CSR | None] = dict(layers)
+        self._make = make
+
+    def __getitem__(self, name: str) -> CSR:
+        layer = self._layers[name]
+        if layer is None:
+            layer = self._layers[name] = self._make(name)
+        return layer
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def release(self, name: str) -> None:
+        """Drop the generated layer ``name`` (made again when next asked for)."""
+        self._layers[name] = None
+
+
 @dataclass(frozen=True)
 class Society:
     """Population plus tie layers (``family``, ``friends``, ``work``, ``partner``)."""
 
     population: Population
-    ties: dict[str, CSR]
+    ties: Mapping[str, CSR]
 
     @property
     def n(self) -> int:
@@ -193,21 +221,33 @@ def generate_society(spec: SocietySpec, n: int, seed: int) -> Society:
                             occupation=occupation, income=income, rank=rank, household=household,
                             partner=partner, abroad=abroad, children=children, labels=labels,
                             traits=traits)
-    return Society(population, _ties(spec, population, starts, seed))
+    layers = {name: _layer(name, spec, population, seed, starts) for name in LAYERS}
+    return Society(population, TieLayers(layers, lambda name: _layer(name, spec, population,
+                                                                     seed)))
 
 
-def _ties(spec: SocietySpec, pop: Population, starts: np.ndarray, seed: int) -> dict[str, CSR]:
+LAYERS = ("family", "partner", "friends", "work")
+"""The tie layers of a society, in order."""
+
+
+def _layer(name: str, spec: SocietySpec, pop: Population, seed: int,
+           starts: np.ndarray | None = None) -> CSR:
+    """One tie layer (``starts``: household boundaries, else from ``pop.household``)."""
     n = pop.n
-    layers: dict[str, CSR] = {}
-    if spec.ties.family:
-        layers["family"] = tie_layers.cliques(n, np.arange(n), starts)
-    else:
-        layers["family"] = tie_layers.empty(n)
-    has = pop.partner >= 0
-    a = np.flatnonzero(has & (np.arange(n) < pop.partner))
-    layers["partner"] = tie_layers.from_pairs(n, a, pop.partner[a])
-    layers["friends"] = tie_layers.small_world(n, spec.ties.friends.mean_degree,
-                                               spec.ties.friends.rewire, seed)
+    if name == "family":
+        if not spec.ties.family:
+            return tie_layers.empty(n)
+        if starts is None:  # households are contiguous runs of ids
+            starts = np.zeros(int(pop.household[-1]) + 2 if n else 1, dtype=np.int64)
+            np.cumsum(np.bincount(pop.household), out=starts[1:])
+        return tie_layers.cliques(n, np.arange(n), starts)
+    if name == "partner":
+        has = pop.partner >= 0
+        a = np.flatnonzero(has & (np.arange(n) < pop.partner))
+        return tie_layers.from_pairs(n, a, pop.partner[a])
+    if name == "friends":
+        return tie_layers.small_world(n, spec.ties.friends.mean_degree,
+                                      spec.ties.friends.rewire, seed)
     occ = pop.labels["occupation"]
     idle = {occ.index(x) for x in ("minor", "retired", "unemployed") if x in occ}
     working = np.flatnonzero(~np.isin(pop.occupation, list(idle)))
@@ -216,5 +256,4 @@ def _ties(spec: SocietySpec, pop: Population, starts: np.ndarray, seed: int) -> 
     workers = working[np.lexsort((key, working // 4096))]
     size = spec.ties.work.team_size
     team_starts = np.append(np.arange(0, len(workers), size), len(workers))
-    layers["work"] = tie_layers.cliques(n, workers, team_starts)
-    return layers
+    return tie_layers.cliques(n, workers, team_starts)

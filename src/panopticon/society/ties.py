@@ -1,4 +1,7 @@
-"""Tie layers as CSR arrays (``indptr`` int64 of shape (n+1,), ``indices`` int32 of shape (E,)).
+"""Tie layers as CSR arrays (``indptr`` of shape (n+1,), ``indices`` int32 of shape (E,)).
+
+``indptr`` is int32 while a layer's entries fit (:func:`index_dtype`: below 2**31, that is
+every layer of fewer than about 100 million citizens), else int64; kernels take either.
 
 Every layer is symmetric: if j is in i's row, i is in j's row. Generators are vectorised or
 compiled and use counter-based draws, so a society is the same for any chunking.
@@ -28,7 +31,7 @@ class CSR:
 
     @property
     def degree(self) -> np.ndarray:
-        """Ties per citizen, int64 of shape (n,)."""
+        """Ties per citizen, of shape (n,) (``indptr``'s dtype)."""
         return np.diff(self.indptr)
 
     @property
@@ -46,14 +49,21 @@ class CSR:
         return self.indptr.nbytes + self.indices.nbytes
 
 
+def index_dtype(entries: int) -> type:
+    """The ``indptr`` dtype of a layer of this many entries: int32 (4 bytes a citizen) while
+    the offsets fit, else int64."""
+    return np.int32 if entries < 2**31 else np.int64
+
+
 def empty(n: int) -> CSR:
     """A layer with no ties."""
-    return CSR(np.zeros(n + 1, dtype=np.int64), np.zeros(0, dtype=np.int32))
+    return CSR(np.zeros(n + 1, dtype=index_dtype(0)), np.zeros(0, dtype=np.int32))
 
 
 def from_pairs(n: int, a: np.ndarray, b: np.ndarray) -> CSR:
     """A symmetric layer from undirected pairs (a[e], b[e]); counting sort, O(n + E)."""
-    indptr, indices = kernels.ties.from_pairs(n, a.astype(np.int32), b.astype(np.int32))
+    indptr = np.zeros(n + 1, dtype=index_dtype(2 * len(a)))
+    indices = kernels.ties.from_pairs(n, a.astype(np.int32), b.astype(np.int32), indptr)
     return CSR(indptr, indices)
 
 

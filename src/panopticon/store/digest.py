@@ -125,8 +125,15 @@ def by_day(tables: dict[str, pa.Table], names: Sequence[str], days: Iterable[int
            ) -> list[tuple[int, str, int, str]]:
     """(day, table, rows, digest) for every day of ``days`` and every table of ``names``
     (in that order; a table without rows that day gets ``(0, EMPTY)``)."""
-    found = {name: {d: (r, x) for d, r, x in day_digests(tables[name])} for name in names}
-    return [(d, name, *found[name].get(d, (0, EMPTY))) for d in days for name in names]
+    return entries({name: day_digests(tables[name]) for name in names}, days)
+
+
+def entries(found: dict[str, list[tuple[int, int, str]]], days: Iterable[int]
+            ) -> list[tuple[int, str, int, str]]:
+    """:func:`by_day` from each table's :func:`day_digests` (table name -> its digests, in
+    the order of the tables)."""
+    by_name = {name: {d: (r, x) for d, r, x in digests} for name, digests in found.items()}
+    return [(d, name, *by_name[name].get(d, (0, EMPTY))) for d in days for name in by_name]
 
 
 def genesis(scenario_digest: str) -> bytes:

@@ -66,16 +66,21 @@ MANIFEST_KEYS = {"scenario": str, "scenario_digest": str, "seed": int, "citizens
 
 def parquet_bytes(table: pa.Table) -> bytes:
     """Parquet with fast zstd; dictionary pages only for the columns that are categories."""
-    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
     out = io.BytesIO()
-    pq.write_table(table, out, compression="zstd", compression_level=1,
-                   use_dictionary=categories or False)
+    write_parquet_to(table, out)
     return out.getvalue()
+
+
+def write_parquet_to(table: pa.Table, f) -> None:
+    """Write ``table`` to the open binary file ``f``, as :func:`parquet_bytes` gives it."""
+    categories = [f.name for f in table.schema if pa.types.is_dictionary(f.type)]
+    pq.write_table(table, f, compression="zstd", compression_level=1,
+                   use_dictionary=categories or False)
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Write ``table`` to ``path`` as :func:`parquet_bytes` (atomically)."""
-    _atomic_write(path, parquet_bytes(table))
+    _atomic_write(path, lambda f: write_parquet_to(table, f))
 
 
 def _atomic_write(path: Path, data: bytes | Callable[[Any], None]) -> None:
@@ -402,7 +407,14 @@ class Digester:
 
     def add(self, tables: dict[str, pa.Table], days: list[int]) -> pa.Table:
         """Digest the tables of ``days``; returns their ``digests`` table."""
-        entries = digest.by_day(tables, DATA_TABLES, days)
+        return self.add_digests({name: digest.day_digests(tables[name])
+                                 for name in DATA_TABLES}, days)
+
+    def add_digests(self, found: dict[str, list[tuple[int, int, str]]], days: list[int]
+                    ) -> pa.Table:
+        """:meth:`add` from each data table's :func:`~panopticon.store.digest.day_digests`
+        (by name, in :data:`DATA_TABLES` order)."""
+        entries = digest.entries(found, days)
         self.head = digest.chain(self.head, entries)
         return digest.digests_table(entries)
 
@@ -495,21 +507,32 @@ class RunWriter:
             self._pending.pop(0).result()
         self._pending.append(self._writer.submit(fn, *args))
 
-    def _put(self, rel: str, data: bytes, files: dict | None = None) -> None:
-        _atomic_write(self.dir / rel, data)
-        (self.manifest["files"] if files is None else files)[rel] = file_entry(data)
+    def _put(self, rel: str, table: pa.Table, files: dict | None = None) -> None:
+        """Write ``table`` as Parquet straight to its file (no copy of it in memory) and list
+        it, hashed from the disk."""
+        path = self.dir / rel
+        _atomic_write(path, lambda f: write_parquet_to(table, f))
+        (self.manifest["files"] if files is None else files)[rel] = [path.stat().st_size,
+                                                                    sha256_of(path)]
 
     def _write_parts(self, taken: tuple[Collector, list]) -> None:
-        """The buffered days as one part per table, not yet in the manifest."""
+        """The buffered days as one part per table, not yet in the manifest. One table at a
+        time is built, digested, written and dropped: the buffer's days as tables would
+        take some times the buffer's memory."""
         t0 = time.perf_counter()
         buffered, links = taken
         if buffered.days:
             name = f"part-{buffered.days[0]:05d}-{buffered.days[-1]:05d}.parquet"
-            tables = buffered.tables()
-            tables["digests"] = self.digester.add(tables, buffered.days)
-            tables["ledger_chain"] = chain_table(links)
-            for table, data in tables.items():
-                self._put(f"{table}/{name}", parquet_bytes(data), self.unlisted)
+            found = {}
+            for table in DATA_TABLES:
+                data = buffered.table(table)
+                buffered.drop(table)
+                found[table] = digest.day_digests(data)
+                self._put(f"{table}/{name}", data, self.unlisted)
+                del data
+            self._put(f"digests/{name}", self.digester.add_digests(found, buffered.days),
+                      self.unlisted)
+            self._put(f"ledger_chain/{name}", chain_table(links), self.unlisted)
         self.write_s += time.perf_counter() - t0
 
     def _write(self, taken: tuple[Collector, list], snapshot: dict, day: int,
@@ -555,7 +578,7 @@ class RunWriter:
         self._writer.shutdown()
         t0 = time.perf_counter()
         citizens = citizens_table(self.sim, state)
-        self._put("citizens.parquet", parquet_bytes(citizens))
+        self._put("citizens.parquet", citizens)
         self.write_s += time.perf_counter() - t0
         self.manifest.update(
             status=COMPLETE, finished=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -279,43 +279,80 @@ def _array_bytes(value, depth: int = 0) -> int:
 class Collector:
     """Buffers day records until they are turned into tables (by the store or in memory)."""
 
+    NAMES = ("daily", "events", "ledger", "observations", "lists", "opportunities", "refusals",
+             "appeals", "manipulations", "behaviour", "network", "network_groups")
+    """The tables of the buffered days, in order."""
+    SOURCES = {"daily": "metrics", "refusals": "opportunities"}
+    """The day record's field each table is made of, where it is not the table's name."""
+
     def __init__(self, sim):
         self.sim = sim
-        self.records: list = []
+        self.days: list[int] = []
+        """The buffered days, in order."""
+        self.parts: dict[str, list | None] = {self._source(t): [] for t in self.NAMES}
+        """Each record field, day by day (None once :meth:`drop` let it go)."""
         self.nbytes = 0
         """Bytes of the arrays buffered (what a store flushes on)."""
 
-    @property
-    def days(self) -> list[int]:
-        """The buffered days, in order."""
-        return [r.day for r in self.records]
+    @classmethod
+    def _source(cls, table: str) -> str:
+        return cls.SOURCES.get(table, table)
 
     def add(self, record) -> None:
         """Buffer one day."""
-        self.records.append(record)
+        self.days.append(record.day)
+        for name, days in self.parts.items():
+            days.append(getattr(record, name))
         self.nbytes += _array_bytes(record)
 
     def tables(self) -> dict[str, pa.Table]:
         """The buffered days as tables (see :data:`panopticon.store.local.TABLES`)."""
+        return {name: self.table(name) for name in self.NAMES}
+
+    def drop(self, table: str) -> None:
+        """Let go of what ``table`` was made of, unless a later table (in :data:`NAMES`
+        order) is made of it too: a store that builds the tables in order frees each day's
+        arrays once they are in their table."""
+        source = self._source(table)
+        later = self.NAMES[self.NAMES.index(table) + 1:]
+        if all(self._source(t) != source for t in later):
+            self.parts[source] = None
+
+    def table(self, name: str) -> pa.Table:
+        """One of the buffered days' tables (:data:`NAMES`): a store builds, writes and drops
+        them one at a time, never holding them all."""
         sim, days = self.sim, self.days
         kinds, groups = sim.opportunities.names, sim.society.population.labels["group"]
 
-        def each(name: str) -> list:
-            return [getattr(r, name) for r in self.records]
+        def each(field: str) -> list:
+            parts = self.parts[field]
+            if parts is None:
+                raise ValueError(f"{name}: its days were dropped")
+            return parts
 
-        return {
-            "daily": daily_table(each("metrics")),
-            "events": events_table(days, each("events"), sim.events),
-            "ledger": ledger_table(days, each("ledger"), sim.policy.rule_labels),
-            "observations": observations_table(days, each("observations"), sim.events,
-                                               sim.sensors.names),
-            "lists": lists_table(days, each("lists"),
-                                 [x.name for x in sim.scenario.policy.lists]),
-            "opportunities": opportunities_table(days, each("opportunities"), kinds, groups),
-            "refusals": refusals_table(days, each("opportunities"), kinds),
-            "appeals": appeals_table(days, each("appeals")),
-            "manipulations": manipulations_table(days, each("manipulations")),
-            "behaviour": behaviour_table(days, each("behaviour"), sim.events, groups),
-            "network": network_table(days, each("network")),
-            "network_groups": network_groups_table(days, each("network_groups"), groups),
-        }
+        if name == "daily":
+            return daily_table(each("metrics"))
+        if name == "events":
+            return events_table(days, each("events"), sim.events)
+        if name == "ledger":
+            return ledger_table(days, each("ledger"), sim.policy.rule_labels)
+        if name == "observations":
+            return observations_table(days, each("observations"), sim.events,
+                                      sim.sensors.names)
+        if name == "lists":
+            return lists_table(days, each("lists"), [x.name for x in sim.scenario.policy.lists])
+        if name == "opportunities":
+            return opportunities_table(days, each("opportunities"), kinds, groups)
+        if name == "refusals":
+            return refusals_table(days, each("opportunities"), kinds)
+        if name == "appeals":
+            return appeals_table(days, each("appeals"))
+        if name == "manipulations":
+            return manipulations_table(days, each("manipulations"))
+        if name == "behaviour":
+            return behaviour_table(days, each("behaviour"), sim.events, groups)
+        if name == "network":
+            return network_table(days, each("network"))
+        if name == "network_groups":
+            return network_groups_table(days, each("network_groups"), groups)
+        raise KeyError(name)
