@@ -37,6 +37,7 @@ from panopticon.store.local import (
     DATA_TABLES,
     PART,
     check_files,
+    ledger_format,
     read_manifest,
     read_scenario,
     read_table,
@@ -126,11 +127,11 @@ def verify_chain(run_dir: Path, manifest: dict, days: int) -> tuple[list[Finding
                                 f"{_span(links['day'])}, the run {_span(list(range(days)))}"))
     rows = _by_day(stored_ledger(run_dir, manifest), days) if days else []
     previous = ledger.genesis(manifest["scenario_digest"], manifest["rules"])
-    mine = previous
+    mine, fmt = previous, ledger_format(manifest)
     for d, count, head in zip(links["day"], links["rows"], links["head"], strict=True):
         if not 0 <= d < days:
             continue
-        mine = ledger.chain(previous, d, rows[d])
+        mine = ledger.chain(previous, d, rows[d], fmt)
         if mine.hex() != head:
             n = len(rows[d]["citizen"])
             kind = "edited" if n == count else ("inserted" if n > count else "deleted")
@@ -408,7 +409,8 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
 
     Returns:
         ``intact`` (no finding at all), ``findings`` (every :class:`Finding` as a dict),
-        ``days_checked``, ``chain_intact`` (the ledger's chain and head), what the ledger
+        ``days_checked``, ``chain_intact`` (the ledger's chain and head; None if it could not
+        be checked), what the ledger
         shows (``manual``, ``unexplained``, ``deviations``; None where the run has no
         citizens table yet), ``insider_actions_found`` and, with ``full``,
         ``replay_matches`` and ``replay_findings``.
@@ -420,13 +422,13 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
     try:
         manifest = read_manifest(run_dir)
     except UserError as exc:
-        return _verdict(report, [Finding("manifest", None, None, str(exc))], full)
+        return _verdict(report, [Finding("manifest", None, None, str(exc))], full, False)
     findings = [Finding("file", None, None, p) for p in check_files(run_dir, manifest, True)]
     try:
         spec = read_scenario(run_dir, manifest)
         sim = engine.build(spec)
     except UserError as exc:
-        return _verdict(report, [Finding("scenario", None, None, str(exc))], full)
+        return _verdict(report, [Finding("scenario", None, None, str(exc))], full, False)
     findings += check_manifest(run_dir, manifest, sim)
     days = manifest["days_completed"]
     report["days_checked"] = days
@@ -434,7 +436,8 @@ def audit(run_dir: Path, full: bool = False, expect: str | None = None) -> dict:
         rows, actual, content = check_rows(run_dir, manifest, days)
         chain, ledger_head = verify_chain(run_dir, manifest, days)
     except UNREADABLE as exc:
-        return _verdict(report, [*findings, Finding("file", None, None, _unreadable(exc))], full)
+        return _verdict(report, [*findings, Finding("file", None, None, _unreadable(exc))], full,
+                        False)
     findings += rows + chain
     result = manifest.get("result") or {}
     if manifest["status"] == COMPLETE:
@@ -475,9 +478,13 @@ def _unreadable(exc: Exception) -> str:
         f"a stored table is not what the run wrote ({type(exc).__name__}: {exc})"
 
 
-def _verdict(report: dict, findings: list[Finding], full: bool) -> dict:
+def _verdict(report: dict, findings: list[Finding], full: bool, chain_checked: bool = True
+             ) -> dict:
+    """The report with its findings and verdicts; ``chain_intact`` is None where the chain
+    could not be checked at all (the manifest, scenario or a table is unreadable)."""
     report["findings"] = [asdict(f) for f in findings]
-    report["chain_intact"] = not any(f.kind in LEDGER_KINDS for f in findings)
+    report["chain_intact"] = not any(f.kind in LEDGER_KINDS for f in findings) \
+        if chain_checked else None
     if full:
         report.setdefault("replay_findings", [])
         report["replay_matches"] = not report["replay_findings"] and not findings

@@ -515,8 +515,9 @@ def audit(
         raise typer.Exit(0 if report["intact"] else 1)
     out.print(f"{report['run']}: {report['days_checked']} days checked")
     out.print("verdict: " + ("[green]intact[/]" if report["intact"] else "[red]NOT intact[/]"))
-    out.print("ledger hash chain: " + ("[green]intact[/]" if report["chain_intact"]
-                                       else "[red]broken[/]"))
+    out.print("ledger hash chain: " + {True: "[green]intact[/]", False: "[red]broken[/]",
+                                       None: "[red]not checked[/] (see below)"}[
+                                          report["chain_intact"]])
     if replay:
         out.print("replay: " + ("[green]every table and row as simulated[/]"
                                 if report["replay_matches"] else "[red]differs[/]"))

@@ -1,9 +1,16 @@
 """The score ledger: append-only rows, hash-chained day by day.
 
-Each day's rows are serialised in a fixed little-endian layout and hashed together with the
-previous day's head: ``head[d] = sha256(head[d-1] || day || rows[d])``. The genesis head hashes
-the scenario digest and the rules' names, so a ledger cannot be moved to another run, nor a
-rule renamed, unnoticed. Changing, adding or removing any row changes every later head.
+Citizens fall in fixed blocks of :data:`BLOCK` consecutive ids. Each day, the rows of every block
+that has any are serialised in a fixed little-endian layout, in the day's order, and hashed to
+the block's *leaf*; the day's *root* hashes the leaves in block order, and the chain links the
+roots: ``head[d] = sha256(head[d-1] || day || rows || root[d])``. A leaf depends only on its
+block's rows, so any split of the citizens into shards made of whole blocks computes the same
+leaves, root and head, each shard hashing only its own rows. The genesis head hashes the
+scenario digest and the rules' names, so a ledger cannot be moved to another run, nor a rule
+renamed, unnoticed. Changing, adding or removing any row changes every later head.
+
+Runs written before the block leaves (ledger format 2: one hash over the day's rows in order)
+are still checked by their own format (:data:`FORMAT`, ``chain(..., fmt=2)``).
 """
 
 from __future__ import annotations
@@ -14,10 +21,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 
+from panopticon import kernels
 from panopticon.policy.scoring import LedgerRows
 
 LAYOUT = (("citizen", "<i4"), ("rule", "<i2"), ("delta", "<i8"), ("observation", "<i8"),
           ("truth", "<i1"))
+FORMAT = 3
+"""The ledger format this version writes: 3 hashes rows by block (see the module docstring);
+2, one hash over the day's rows, is still read."""
+FORMATS = (2, 3)
+"""Ledger formats this version can check."""
+BLOCK_BITS = 12
+BLOCK = 1 << BLOCK_BITS
+"""Citizens per ledger block (4,096): a shard of a sharded run holds whole blocks."""
 
 
 def genesis(scenario_digest: str, rule_labels: Sequence[str]) -> bytes:
@@ -29,19 +45,59 @@ def genesis(scenario_digest: str, rule_labels: Sequence[str]) -> bytes:
     return h.digest()
 
 
-def chain(head: bytes, day: int, columns: dict[str, np.ndarray]) -> bytes:
+def leaves(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, list[bytes]]:
+    """One day's rows hashed block by block.
+
+    Args:
+        columns: ``citizen, rule, delta, observation (run-wide id), truth`` arrays (m,), in
+            the day's order.
+
+    Returns:
+        The blocks that have rows, int64 (b,) ascending, and each one's leaf (32 bytes):
+        ``sha256(block || each column of LAYOUT over the block's rows, in the day's order)``.
+    """
+    citizen = np.ascontiguousarray(columns["citizen"], dtype=np.int32)
+    order, starts = kernels.arrays.bucket_order(citizen, BLOCK_BITS)
+    packed = [np.ascontiguousarray(columns[name], dtype=dtype)[order] for name, dtype in LAYOUT]
+    blocks = np.flatnonzero(np.diff(starts))
+    out = []
+    for b, lo, hi in zip(blocks.tolist(), starts[blocks].tolist(), starts[blocks + 1].tolist(),
+                         strict=True):
+        h = hashlib.sha256(np.int64(b).tobytes())
+        for column in packed:
+            h.update(memoryview(column[lo:hi]).cast("B"))
+        out.append(h.digest())
+    return blocks, out
+
+
+def root(blocks: np.ndarray, block_leaves: list[bytes]) -> bytes:
+    """The day's root: the leaves in block order (with their block numbers) hashed together.
+    Shards hand over their own blocks' leaves; the root does not depend on who hashed what."""
+    order = np.argsort(blocks, kind="stable")
+    h = hashlib.sha256()
+    for k in order.tolist():
+        h.update(np.int64(blocks[k]).tobytes())
+        h.update(block_leaves[k])
+    return h.digest()
+
+
+def chain(head: bytes, day: int, columns: dict[str, np.ndarray], fmt: int = FORMAT) -> bytes:
     """The next head after appending one day's rows.
 
     Args:
         head: previous head (32 bytes).
         day: the day of these rows.
         columns: ``citizen, rule, delta, observation (run-wide id), truth`` arrays.
+        fmt: the ledger format (:data:`FORMAT`; 2 for runs written before block leaves).
     """
     h = hashlib.sha256(head)
     h.update(np.int64(day).tobytes())
     h.update(np.int64(len(columns["citizen"])).tobytes())
-    for name, dtype in LAYOUT:
-        h.update(memoryview(np.ascontiguousarray(columns[name], dtype=dtype)).cast("B"))
+    if fmt == 2:
+        for name, dtype in LAYOUT:
+            h.update(memoryview(np.ascontiguousarray(columns[name], dtype=dtype)).cast("B"))
+    else:
+        h.update(root(*leaves(columns)))
     return h.digest()
 
 

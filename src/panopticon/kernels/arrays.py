@@ -28,6 +28,37 @@ def offsets(counts):
 
 
 @nb.njit(cache=True, nogil=True)
+def bucket_order(values, shift):
+    """A stable counting sort by ``values >> shift``: O(m + buckets), not O(m log m).
+
+    Args:
+        values: (m,) non-negative integers (e.g. citizen ids). shift: bits dropped to make
+            the bucket (e.g. 12 for blocks of 4,096 citizens).
+
+    Returns:
+        (order int64 (m,): positions by bucket, each bucket's in their original order;
+        starts int64 (B + 1,): bucket b's positions are ``order[starts[b]:starts[b + 1]]``,
+        B = largest bucket + 1, or 0 when m is 0).
+    """
+    m = values.shape[0]
+    buckets = 0
+    for e in range(m):
+        buckets = max(buckets, np.int64(values[e] >> shift) + 1)
+    starts = np.zeros(buckets + 1, dtype=np.int64)
+    for e in range(m):
+        starts[np.int64(values[e] >> shift) + 1] += 1
+    for b in range(buckets):
+        starts[b + 1] += starts[b]
+    fill = starts[:-1].copy()
+    order = np.empty(m, dtype=np.int64)
+    for e in range(m):
+        b = np.int64(values[e] >> shift)
+        order[fill[b]] = e
+        fill[b] += 1
+    return order, starts
+
+
+@nb.njit(cache=True, nogil=True)
 def distinct_rows(bits, most):
     """Each row's number among the distinct rows, numbered in order of first appearance;
     rows are the same when they are equal bit for bit (open addressing on a hash of the bits).

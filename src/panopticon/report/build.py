@@ -1338,7 +1338,8 @@ def _audit_part(r: RunData) -> str:
         return _note(r.notes.get("audit", "No audit for this run."))
     a = r.audit
     full = "not checked here: run `panopticon audit` (a big run gets the quick audit)"
-    rows = [["hash chain", ("intact" if a["chain_intact"] else "BROKEN")
+    chain = {True: "intact", False: "BROKEN", None: "NOT CHECKED (see the findings)"}
+    rows = [["hash chain", chain[a["chain_intact"]]
              + (" (row counts and head only)" if a.get("quick") else "")],
             ["days checked", a["days_checked"]],
             ["manual adjustments", len(a["manual"])],

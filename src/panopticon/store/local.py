@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from panopticon import ledger
 from panopticon.errors import UserError
 from panopticon.store import digest
 from panopticon.store.tables import Collector, citizens_table
@@ -146,6 +147,9 @@ def read_manifest(run_dir: Path) -> dict:
     for key in ("checkpoint", "result", "timings"):
         if not isinstance(manifest.get(key, {}), dict):
             raise UserError(f"{path}: corrupt manifest ({key!r} should be an object)")
+    if manifest.get("ledger_format", 2) not in ledger.FORMATS:
+        raise UserError(f"{path}: corrupt manifest ('ledger_format' should be one of "
+                        f"{list(ledger.FORMATS)}, found {manifest['ledger_format']!r:.60})")
     if not 0 <= manifest["days_completed"] <= manifest["days"]:
         raise UserError(f"{path}: corrupt manifest (days_completed "
                         f"{manifest['days_completed']} is not within 0-{manifest['days']})")
@@ -386,8 +390,14 @@ def describe(sim, code_version: str) -> dict:
     return {"scenario": spec.name, "description": spec.description.strip(),
             "scenario_digest": spec.digest, "seed": spec.run.seed,
             "citizens": spec.run.citizens, "days": spec.run.days, "code_version": code_version,
-            "events": list(sim.events), "tiers": list(sim.policy.tier_names),
+            "ledger_format": ledger.FORMAT, "events": list(sim.events),
+            "tiers": list(sim.policy.tier_names),
             "rules": list(sim.policy.rule_labels), "sources": list(sim.sensors.names)}
+
+
+def ledger_format(manifest: dict) -> int:
+    """The ledger format a run was written in (runs that do not say are format 2)."""
+    return manifest.get("ledger_format", 2)
 
 
 def result_of(state, content_head: str, citizens: pa.Table) -> dict:
@@ -643,6 +653,12 @@ def prepare_resume(run_dir: Path) -> tuple[dict, Any, dict[str, np.ndarray] | No
         if manifest["status"] == COMPLETE:
             raise UserError(f"{run_dir}: the run is already complete")
         spec = read_scenario(run_dir, manifest)
+        written = ledger_format(manifest)
+        if written != ledger.FORMAT:
+            raise UserError(f"{run_dir}: written by an older panopticon ({manifest['code_version']}, "
+                            f"ledger format {written}); this version continues runs of format "
+                            f"{ledger.FORMAT} only: run the scenario again (the stored run "
+                            "can still be read and audited)")
         for key, value in (("seed", spec.run.seed), ("citizens", spec.run.citizens),
                            ("days", spec.run.days), ("scenario", spec.name)):
             if manifest[key] != value:
