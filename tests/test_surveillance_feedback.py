@@ -6,8 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import build_scenario
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from panopticon import api, engine
+from panopticon.errors import UserError
 from panopticon.sensors import reallocate
 
 
@@ -24,16 +27,70 @@ def test_reallocation_splits_the_budget_in_proportion_to_detections():
 def test_reallocation_caps_a_region_at_full_coverage_and_gives_the_rest_away():
     """Budget 0.6 x 650 + 0.15 x 350 = 442.5 covered citizens; detections 1:1 would give each
     region 221.25 citizens: urban 221.25 / 650 = 0.3404, rural 221.25 / 350 = 0.6321. With
-    detections 1:0 everything goes to region 1 (0.6808), and a floor of 0.05 lifts region 2.
+    detections 1:0 everything goes to region 1 (0.6808); with a floor of 0.05 each region
+    first keeps 5% (32.5 and 17.5 citizens) and region 1 gets the other 392.5: 425 / 650.
     Budget 180 over 100 + 100 with heat 9:1: region 1 would get 162 > 100, so it is capped
     at 1 and region 2 takes the remaining 80 -> 0.8."""
     size = np.asarray([650, 350])
     got = reallocate(np.asarray([0.6, 0.15]), np.asarray([1.0, 1.0]), size, 0.0)
     assert got.tolist() == pytest.approx([221.25 / 650, 221.25 / 350])
     got = reallocate(np.asarray([0.6, 0.15]), np.asarray([1.0, 0.0]), size, 0.05)
-    assert got.tolist() == pytest.approx([442.5 / 650, 0.05])
+    assert got.tolist() == pytest.approx([425 / 650, 0.05])
     got = reallocate(np.asarray([0.9, 0.9]), np.asarray([9.0, 1.0]), np.asarray([100, 100]), 0)
     assert got.tolist() == pytest.approx([1.0, 0.8])
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), regions=st.integers(1, 6), exponent=st.floats(0.0, 10.0),
+       rounds=st.integers(1, 40))
+def test_reallocation_keeps_the_budget_exactly_whatever_the_floor(data, regions, exponent,
+                                                                  rounds):
+    """Any sizes, coverage, heat, exponent and a floor up to the mean coverage: after any
+    number of reallocations the covered citizens are the configured budget (the floor never
+    ratchets it up) and every populated region's share is within [floor, 1]."""
+    size = np.asarray(data.draw(st.lists(st.integers(0, 10_000), min_size=regions,
+                                         max_size=regions)))
+    if size.sum() == 0:
+        size[0] = 1
+    coverage = np.asarray(data.draw(st.lists(st.floats(0.0, 1.0), min_size=regions,
+                                             max_size=regions)))
+    budget = float((coverage * size).sum())
+    floor = data.draw(st.floats(0.0, 1.0)) * budget / size.sum()
+    moved = False  # without any records the configured coverage stays, below the floor or not
+    for _ in range(rounds):
+        heat = np.asarray(data.draw(st.lists(st.floats(0.0, 1e9), min_size=regions,
+                                             max_size=regions)))
+        coverage = reallocate(coverage, heat, size, floor, exponent)
+        moved |= heat.sum() > 0
+        assert float((coverage * size).sum()) == pytest.approx(budget, rel=1e-9, abs=1e-9)
+        populated = coverage[size > 0]
+        assert (populated <= 1 + 1e-12).all()
+        assert not moved or (populated >= floor * (1 - 1e-12)).all()
+
+
+def test_a_floor_of_0_05_no_longer_grows_the_budget_over_40_days():
+    """The reported case: floor 0.05, exponent 2, daily reallocation toward one hot spot.
+    Four regions of 10,000 at coverage 0.1: a budget of 4,000 covered citizens, of which the
+    floor takes 2,000. Lifting regions to the floor after the split used to add to the budget
+    each day; now it stays 4,000, and what is above the floor runs away to the hot spot."""
+    size = np.full(4, 10_000)
+    coverage = np.full(4, 0.1)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        heat = rng.poisson(coverage * size * np.asarray([0.4, 0.1, 0.1, 0.1])).astype(float)
+        coverage = reallocate(coverage, heat, size, 0.05, 2.0)
+        assert float((coverage * size).sum()) == pytest.approx(4_000)
+    assert coverage[0] > 0.2 and coverage[1:].min() >= 0.05
+
+
+def test_a_floor_above_the_mean_coverage_is_refused_naming_the_source(tiny_data):
+    """A floor the budget cannot pay for everywhere is a user error at build, with the
+    numbers, not a budget that silently grows."""
+    data = {**tiny_data, **FEEDBACK, "sensors": {"cameras": {
+        **FEEDBACK["sensors"]["cameras"],
+        "reallocate": {**FEEDBACK["sensors"]["cameras"]["reallocate"], "floor": 0.9}}}}
+    with pytest.raises(UserError, match=r"sensors\.cameras\.reallocate\.floor: 0\.9 .*at most"):
+        engine.build(build_scenario(data))
 
 
 def test_no_detections_leave_coverage_unchanged():

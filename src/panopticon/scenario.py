@@ -379,7 +379,8 @@ class ReallocationSpec(Strict):
     """The predictive-policing loop: every ``every_days`` days the source's budget of covered
     citizens (sum over regions of coverage x citizens, as configured) is re-divided among
     regions in proportion to the observations it recorded there, each day's count decayed
-    by ``memory``; no region's coverage exceeds 1 or falls below ``floor``. Shares follow
+    by ``memory``; no region's coverage exceeds 1 or, once reallocated, falls below ``floor``
+    (at most the mean coverage; the budget stays exact). Shares follow
     the decayed counts to the power ``exponent``: 1 is proportional (the initial split is
     locked in, up to chance, whatever the truth), above 1 sends more to the hot spot (it runs
     away), below 1 evens out [A]."""

@@ -164,11 +164,12 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     np.cumsum(counts.astype(np.int64), out=pstarts[1:])
     profile_region = np.asarray([cats["region"] for cats in described], dtype=np.int64)
     empty = np.zeros(0)
+    region_size = np.bincount(pop.region, minlength=n_r).astype(np.int64)
+    check_floors(spec, coverage, region_size)
     model = SensorModel(names, source_of_event, empty, misattribution, profile, order, pstarts,
                         victim_cdf, empty, empty, empty, empty, empty,
                         np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64),
-                        coverage, detection, weight, phantom_rate, profile_region,
-                        np.bincount(pop.region, minlength=n_r).astype(np.int64))
+                        coverage, detection, weight, phantom_rate, profile_region, region_size)
     return with_coverage(model, coverage)
 
 
@@ -203,39 +204,75 @@ def with_coverage(model: SensorModel, coverage: np.ndarray) -> SensorModel:
 def reallocate(coverage: np.ndarray, heat: np.ndarray, region_size: np.ndarray,
                floor: float, exponent: float = 1.0) -> np.ndarray:
     """One source's coverage re-divided among regions in proportion to where it recorded
-    observations (the predictive-policing loop), keeping its budget of covered citizens.
+    observations (the predictive-policing loop), keeping its budget of covered citizens
+    exactly.
 
     Args:
         coverage: (R,) today's shares. heat: (R,) recent observations per region (decayed).
-        region_size: (R,) citizens per region. floor: least coverage any region keeps.
+        region_size: (R,) citizens per region. floor: least coverage any region keeps; at
+            most the budget's mean coverage (see :func:`check_floors`).
         exponent: shares follow heat ** exponent: 1 is proportional (an urn: the initial
             split is kept up to chance, never corrected), above 1 favours the hot spot (runs
             away toward it), below 1 evens out.
 
     Returns:
-        (R,) new shares in [floor, 1]: the budget B = sum(coverage x size) of covered
-        citizens is split in proportion to heat; a region's share is capped at 1 (full
-        reach), and what it cannot use goes to the others (water-filling); last, each region
-        is lifted to at least ``floor`` (which may add to the budget). Without any
-        observations the coverage is unchanged.
+        (R,) new shares in [floor, 1] (``floor`` for a region without citizens): every region
+        first keeps ``floor`` of its citizens covered; the rest of the budget
+        B = sum(coverage x size) goes in proportion to heat, a region's share capped at 1 with
+        what it cannot use passed on to the others (water-filling), and what the regions with
+        records cannot take at all to the others in proportion to their room. The budget is
+        exactly B after any number of reallocations. Without any observations the coverage
+        is unchanged; a region with no records keeps only ``floor`` (with floor 0 it is never
+        watched again, so it never records again).
     """
     if heat.sum() <= 0:
         return coverage
-    heat = heat ** exponent
-    budget = float((coverage * region_size).sum())
-    size = np.maximum(region_size, 1).astype(np.float64)
-    out = np.ones(len(coverage), dtype=np.float64)
-    free = heat > 0
-    out[~free] = 0.0
-    for _ in range(len(coverage)):  # each round caps at least one region, or ends
-        left = budget - float(size[~free & (out == 1.0)].sum())
-        want = left * heat * free / heat[free].sum() / size
-        full = free & (want >= 1.0)
-        out[free] = np.minimum(want[free], 1.0)
-        if not full.any() or full.sum() == free.sum():
-            break
-        free &= ~full
-    return np.maximum(out, floor)
+    size = np.asarray(region_size, dtype=np.float64)
+    budget = float((coverage * size).sum())
+    kept = floor * size
+    room = size - kept
+    weight = (heat / heat.max()) ** exponent  # scaled first: a large heat ** 10 stays finite
+    extra = _water_fill(max(budget - float(kept.sum()), 0.0), weight, room)
+    return np.where(size > 0, (kept + extra) / np.maximum(size, 1.0), floor)
+
+
+def _water_fill(amount: float, weight: np.ndarray, room: np.ndarray) -> np.ndarray:
+    """``amount`` divided in proportion to ``weight`` with no one given more than their
+    ``room``; what those with weight cannot take goes to the rest in proportion to room.
+    Returns (R,) float64 summing to min(amount, sum(room))."""
+    out = np.zeros(len(room), dtype=np.float64)
+    for w in (np.asarray(weight, dtype=np.float64), room):
+        active = (w > 0) & (out < room)
+        while amount > 0 and active.any():  # each round fills at least one, or ends
+            # scaled by the largest first: weights far below it (even subnormal) still
+            # split the amount with no part lost to rounding
+            part = np.where(active, w, 0.0) / w[active].max()
+            share = amount * part / part.sum()
+            full = active & (out + share >= room)
+            if not full.any():
+                out += share
+                return out
+            amount -= float((room[full] - out[full]).sum())
+            out[full] = room[full]
+            active &= ~full
+    return out
+
+
+def check_floors(spec: ScenarioSpec, coverage: np.ndarray, region_size: np.ndarray) -> None:
+    """A reallocating source's ``floor`` must fit in its budget: every region covered at
+    least ``floor`` takes ``floor x citizens``, at most the budget of covered citizens."""
+    for s, (name, src) in enumerate(spec.sensors.items()):
+        if src.reallocate is None or src.reallocate.floor == 0:
+            continue
+        citizens = float(region_size.sum())
+        budget = float((coverage[s] * region_size).sum())
+        need = src.reallocate.floor * citizens
+        if need > budget * (1 + 1e-12):
+            raise UserError(
+                f"sensors.{name}.reallocate.floor: {src.reallocate.floor:g} of every region "
+                f"is {need:,.0f} covered citizens, more than the source's budget of "
+                f"{budget:,.0f} (its coverage, {budget / max(citizens, 1):.4g} of citizens on "
+                f"average); the floor can be at most that average")
 
 
 def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: F821
