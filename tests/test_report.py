@@ -590,3 +590,10 @@ def test_disparity_shows_every_categorical_attribute(page):
     foreigners = re.search(r"<tr><td>resident_foreigner</td>(.*?)</tr>", found).group(1)
     assert "too few to judge" in foreigners and "⚑" not in foreigners
     assert "∞" not in found and "95%" in found
+
+
+@pytest.mark.parametrize("share, text", [(0.254, "25.4%"), (0.01, "1.0%"), (0.000129, "0.013%"),
+                                         (0.0, "0.0%"), (0.0049, "0.49%")])
+def test_a_nonzero_share_is_never_written_as_zero_percent(share, text):
+    """8 wrongful refusals of 61,906 read '(0.0%)': now '(0.013%)'."""
+    assert report_build.percent(share) == text

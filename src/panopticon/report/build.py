@@ -478,8 +478,15 @@ def per_thousand(rate: float) -> str:
     return f"{v:,.0f}" if v >= 100 else f"{v:.1f}" if v >= 1 else f"{v:.2f}"
 
 
+def percent(share: float) -> str:
+    """A share as a percentage that never rounds a nonzero share to 0: 0.254 -> '25.4%',
+    0.000129 -> '0.013%'."""
+    v = share * 100
+    return f"{v:.1f}%" if v == 0 or abs(v) >= 1 else f"{v:.2g}%"
+
+
 def _rate_words(rate: float, measure: str) -> str:
-    return f"{rate:.1%}" if measure in PER_ATTEMPT else f"{per_thousand(rate)} per 1,000"
+    return percent(rate) if measure in PER_ATTEMPT else f"{per_thousand(rate)} per 1,000"
 
 
 def ratio_text(ratio: float, low: float, high: float, harm: bool) -> str:
@@ -616,7 +623,7 @@ def findings(facts: dict[str, Any]) -> list[Finding]:
         if k:
             text = (f"{plural(k, 'citizen')} ({per_thousand(k / n)} per 1,000) "
                     f"{'was' if k == 1 else 'were'} wrongly refused an opportunity at least "
-                    f"once {span}: {wr:,} of {plural(r, 'refusal')} ({wr / r:.1%}) would not "
+                    f"once {span}: {wr:,} of {plural(r, 'refusal')} ({percent(wr / r)}) would not "
                     f"have been made on the citizen's true standing. "
                     f"{plural(refused, 'citizen')} {'was' if refused == 1 else 'were'} "
                     "refused at least once.")
@@ -1227,7 +1234,7 @@ def _impact_cell(r: dict[str, Any] | None, measure: str) -> str:
     per_attempt = measure in PER_ATTEMPT
 
     def fmt(x: float) -> str:
-        return f"{x:.1%}" if per_attempt else per_thousand(x)
+        return percent(x) if per_attempt else per_thousand(x)
 
     status = r["status"]
     if status in (REFERENCE, TOO_FEW):
@@ -1311,7 +1318,7 @@ def _refusal_table(r: RunData) -> str:
     for x in g.itertuples():
         size = sizes.get(x.social_group)
         rows.append([x.opportunity.replace("_", " "), x.social_group, f"{x.attempts:,}",
-                     f"{x.refused:,}", f"{x.refused / x.attempts:.1%}",
+                     f"{x.refused:,}", percent(x.refused / x.attempts),
                      per_thousand(x.refused / size) if size else "-", f"{x.wrongful:,}"])
     return _table_html(["opportunity", "group", "attempts", "refused", "share of attempts "
                         "refused", "refused per 1,000 citizens of the group",
