@@ -885,6 +885,40 @@ def sweep(
               highlight=False, soft_wrap=True)
 
 
+@app.command()
+def dashboard(
+    store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,
+    port: Annotated[int, typer.Option("--port", help="The port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option(
+        "--host", help="The address to serve on. Anything but 127.0.0.1 or localhost lets "
+                       "other machines in (a warning says so).")] = "127.0.0.1",
+) -> None:
+    """Start the live dashboard (a Streamlit app) on this machine and print its address.
+
+    Pages: Explore (pick a preset or a scenario file, move the knobs that matter, run it and
+    watch scores, tiers, false observations and refusals by group as days complete; Stop
+    leaves a resumable run; every run is stored and its YAML can be downloaded), Runs (open a
+    stored run: the report's charts, harms by any attribute with 95% intervals, the audit
+    verdict, a citizen's story by id or by clicking a point) and Compare and sweeps (runs side
+    by side with the settings that differ, or a stored sweep's metric against the swept
+    setting with its confidence band). It reads the store and never offers SQL. Ctrl-C stops
+    it; a run still going stops at the end of its day, interrupted and resumable.
+    """
+    from panopticon.dashboard.server import LOCAL, check, serve
+
+    try:
+        address = check(store, host, port)
+    except UserError as exc:
+        _fail(exc)
+    if host not in LOCAL:
+        err.print(Text("warning: ", style="bold yellow") + Text(
+            f"serving on {host}, not only on this machine: anyone who can reach it can read "
+            f"every run in {store}/ and start runs"), highlight=False, soft_wrap=True)
+    out.print(Text("dashboard: ") + Text(address, style="bold") + Text(
+        f"  (store {store}/; Ctrl-C stops it)"), highlight=False, soft_wrap=True)
+    serve(store, host, port)
+
+
 @app.command(name="compile")
 def compile_kernels() -> None:
     """Compile the kernels for this machine now, not in the first run (about a minute).

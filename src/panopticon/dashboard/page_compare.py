@@ -1,0 +1,5 @@
+"""The compare page (see :mod:`panopticon.dashboard.pages`)."""
+
+from panopticon.dashboard.pages import compare
+
+compare()
