@@ -67,6 +67,15 @@ def _close(name: str, options) -> str:
     return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
+def canonical_digest(data: dict) -> str:
+    """SHA-256 of a scenario as JSON data (sorted keys, no spaces), without the run settings
+    that only change how a run is written (:data:`WRITING_ONLY`)."""
+    data = {**data, "run": {k: v for k, v in data.get("run", {}).items()
+                            if k not in WRITING_ONLY}}
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _unknown_category(attr: str, cat: str, categories: dict) -> str:
     """The message for a category the society does not have (``region: urbn``)."""
     return f"unknown {attr} {cat!r}{_close(cat, categories[attr])}; this society has " \
@@ -552,12 +561,10 @@ class ScenarioSpec(Strict):
     def digest(self) -> str:
         """SHA-256 of the canonical scenario: run settings included, except those that
         change how a run is written, never what it computes (:data:`WRITING_ONLY`: runs that
-        differ only there have one digest and one fingerprint)."""
-        data = self.model_dump(mode="json")
-        for key in WRITING_ONLY:
-            del data["run"][key]
-        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        differ only there have one digest and one fingerprint). Keys at their default are
+        left out, so a key added in a later version (whose default keeps what runs did
+        before) changes no scenario's digest, and writing a default out changes nothing."""
+        return canonical_digest(self.model_dump(mode="json", exclude_defaults=True))
 
     def active_events(self) -> list[str]:
         """Event types that happen (have a rate) or can be observed, in catalogue order."""

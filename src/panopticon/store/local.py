@@ -278,15 +278,19 @@ def read_table(run_dir: Path, table: str, manifest: dict | None = None,
 def read_scenario(run_dir: Path, manifest: dict):
     """The run's resolved scenario (``scenario.json``), checked against the manifest's
     digest; a :class:`panopticon.scenario.ScenarioSpec`."""
-    from panopticon.scenario import ScenarioSpec
+    from panopticon.scenario import ScenarioSpec, canonical_digest
 
     path = run_dir / "scenario.json"
     try:
-        spec = ScenarioSpec.model_validate_json(path.read_bytes())
+        raw = path.read_bytes()
+        spec = ScenarioSpec.model_validate_json(raw)
+        data = json.loads(raw)
     except (OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{path}: missing or corrupt ({first})") from None
-    if spec.digest != manifest["scenario_digest"]:
+    # runs written before digests left defaults out bound the file as written, every key
+    # included: its digest as stored still identifies it
+    if manifest["scenario_digest"] not in (spec.digest, canonical_digest(data)):
         raise UserError(f"{path}: not the scenario this run was started with (its digest "
                         f"differs from the manifest's scenario_digest)")
     return spec
