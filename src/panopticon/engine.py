@@ -538,7 +538,8 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
             lambda i: rules.evaluate(f"governance.insiders[{i}].targets", d, scores, state.tier)
             if sim.insiders.specs[i].targets else np.ones(len(scores), dtype=bool),
             lambda official: np.concatenate([ties[k].neighbours(official)
-                                             for k in ("family", "friends")]))
+                                             for k in ("family", "friends")]),
+            rules.exempt if rules.any_exempt else None)
         changes.append(manual)
         done.append(acted)
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))

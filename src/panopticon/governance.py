@@ -200,7 +200,8 @@ def _pick(seed: int, day: int, slot: int, pool: np.ndarray, k: int) -> np.ndarra
 
 def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy,
                  scores: np.ndarray, false_points: np.ndarray, start: np.ndarray,
-                 targets, cronies) -> tuple[LedgerRows, Manipulations]:
+                 targets, cronies, exempt: np.ndarray | None = None
+                 ) -> tuple[LedgerRows, Manipulations]:
     """Insiders whose day it is lower targets, raise or silently restore cronies (scores in
     place); edits of rules are applied by :func:`edit_rows`.
 
@@ -208,6 +209,8 @@ def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy
         start: (n,) start scores (a silent deletion restores at most back to them).
         targets: callable(spec index) -> bool (n,), whom a ``lower_targets`` insider picks.
         cronies: callable(official) -> citizen ids of the official's family and friends.
+        exempt: (n,) bool, the policy's exempt citizens (None: nobody): the system holds no
+            standing of theirs to edit, so no insider picks them.
     """
     rows, done = [], []
     label = insiders.first_rule
@@ -223,6 +226,8 @@ def insiders_act(seed: int, day: int, insiders: Insiders, policy: CompiledPolicy
                 pool = np.flatnonzero(targets(i))
             else:
                 pool = np.setdiff1d(cronies(official), [official])
+            if exempt is not None:
+                pool = pool[~exempt[pool]]
             who = _pick(seed, day, slot, pool, spec.reach)
             points = round(spec.points * 1000)
             if spec.attack == "delete_entries":

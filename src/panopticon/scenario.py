@@ -8,10 +8,12 @@ column and key path.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -42,6 +44,7 @@ from panopticon.specfile import (
     Positions,
     capped,
     check_kind,
+    did_you_mean,
     dotted,
     locate,
     problems_from,
@@ -1195,10 +1198,11 @@ def load_preset(name: str) -> ScenarioSpec:
     return load_scenario(path)
 
 
-def assign(data: dict, key: str, value: Any, prefix: str = "") -> None:
+def assign(data: dict, key: str, value: Any, prefix: str = "", what: str = "scenario") -> None:
     """Set ``data[a][b]...`` for ``key`` = ``a.b...`` (list indices as numbers); the parents
     must exist, the leaf may be new (the validator then says whether it is allowed).
-    ``prefix`` starts each message (e.g. ``"--set "`` for a command-line option)."""
+    ``prefix`` starts each message (e.g. ``"--set "`` for a command-line option); ``what``
+    names what ``data`` is in them (``"policy"`` for a scenario's ``policy.set``)."""
     parts = key.split(".")
     node: Any = data
     for depth, part in enumerate(parts[:-1]):
@@ -1209,7 +1213,7 @@ def assign(data: dict, key: str, value: Any, prefix: str = "") -> None:
             node = node[part]
         elif isinstance(node, dict):
             hint = difflib.get_close_matches(part, list(map(str, node)), n=1)
-            raise UserError(f"{prefix}{key}: the scenario has no {path!r}"
+            raise UserError(f"{prefix}{key}: the {what} has no {path!r}"
                             + (f"; did you mean {hint[0]!r}?" if hint else "")
                             + f" (known here: {', '.join(sorted(map(str, node))) or 'nothing'})")
         else:
@@ -1229,18 +1233,199 @@ def _list_index(node: list, part: str, key: str, prefix: str) -> int:
     return int(part)
 
 
-def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSpec:
-    """Validate already-parsed scenario data (see :func:`load_scenario`)."""
-    if isinstance(data, dict) and isinstance(data.get("policy"), str):
-        name = data["policy"]
-        ppath = policy_preset_path(name)
-        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not ppath.exists():
+REFERENCE_KEYS = ("use", "set")
+"""The keys of a policy given by reference: ``policy: {use: NAME_OR_PATH, set: {...}}``."""
+
+
+def _is_policy_path(text: str) -> bool:
+    """Whether ``use:`` names a file (has a folder separator or a YAML suffix), not a preset."""
+    return "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
+
+
+def _unknown_policy_preset(name: str) -> str:
+    names = policy_preset_names()
+    return (f"unknown policy preset {name!r}{did_you_mean(name, names)}; presets are {names}")
+
+
+def _used_policy(use: Any, at: tuple, positions: Positions, file: str
+                 ) -> tuple[Any, Positions, str]:
+    """The policy ``use`` names, as (data, positions in its file, its file), or a UserError at
+    ``at`` in the scenario: a preset name (the packaged folder) or a YAML file path (relative
+    to the scenario file's folder)."""
+    line, col = locate(positions, at)
+
+    def refuse(message: str) -> UserError:
+        return UserError("invalid scenario", [Problem(file, line, col, dotted(at), message)])
+
+    if not isinstance(use, str) or not use.strip():
+        raise refuse("expected a policy preset name or a policy file path (text), e.g. "
+                     f"use: rongcheng_points or use: my_policy.yaml; got {use!r}")
+    if not _is_policy_path(use):
+        ppath = policy_preset_path(use)
+        if not re.fullmatch(r"[A-Za-z0-9_]+", use) or not ppath.exists():
+            raise refuse(_unknown_policy_preset(use)
+                         + "; a policy file is named by a path ending in .yaml")
+    else:
+        if file.startswith("<"):
+            raise refuse("a policy file path needs a scenario read from a file (this one was "
+                         f"not: {file}); name a policy preset or paste the policy")
+        ppath = Path(use).expanduser()
+        if not ppath.is_absolute():
+            ppath = Path(os.path.normpath(Path(file).parent / ppath))
+        if not ppath.is_file():
+            raise refuse(f"no such policy file {str(ppath)!r} (a relative path is read from "
+                         "the scenario file's folder)")
+    pfile = str(ppath)
+    pdata, ppositions = read_yaml(ppath)
+    check_kind(PolicySpec, pdata, ppositions, pfile, what="policy")
+    if any(k in pdata for k in ("schema_version", *REFERENCE_KEYS)):
+        what = "a scenario" if "schema_version" in pdata else "a policy given by reference"
+        raise refuse(f"{pfile} is {what}; use takes a policy file: the policy mapping on its "
+                     "own (name, rules, tiers, ...), as in src/panopticon/policy/presets/")
+    return pdata, ppositions, pfile
+
+
+def _set_path(data: Any, key: str) -> tuple:
+    """``rules.0.points`` as the key path it set in ``data`` (list indices as numbers)."""
+    out: list = []
+    node = data
+    for part in key.split("."):
+        step: str | int = int(part) if isinstance(node, list) else part
+        out.append(step)
+        node = node[step] if isinstance(node, list | dict) and (
+            isinstance(node, dict) and step in node or isinstance(node, list)) else None
+    return tuple(out)
+
+
+def resolve_policy(data: Any, positions: Positions, file: str
+                   ) -> tuple[Any, Positions, dict[str, str]]:
+    """The scenario data with its policy written out in full, when it is given by name
+    (``policy: NAME``) or by reference (``policy: {use: NAME_OR_PATH, set: {KEY: VALUE}}``).
+
+    ``set`` keys are dotted paths into the used policy, with the rules of the command line's
+    ``--set`` (:func:`assign`): list items by index (``rules.0.points``), each value replaces
+    what is there. Returns (data, positions, origins): positions of the resolved policy's keys
+    point at the scenario's ``set`` entry that wrote them, or else at ``policy.use`` (or
+    ``policy``); ``origins`` gives, by dotted key path, where in the used policy file a key not
+    overridden was written (``file:line``), for messages.
+
+    Raises:
+        UserError: each problem at the scenario's line and key (unknown preset with "did you
+            mean", missing file, a ``set`` key the policy does not have).
+    """
+    if not isinstance(data, dict):
+        return data, positions, {}
+    policy = data.get("policy")
+    if isinstance(policy, str):
+        name = policy
+        if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not policy_preset_path(name).exists():
             line, col = locate(positions, ("policy",))
             raise UserError("invalid scenario", [Problem(
-                file, line, col, "policy",
-                f"unknown policy preset {name!r}; presets are {policy_preset_names()}")])
-        pdata, _ = read_yaml(ppath)
-        data = {**data, "policy": pdata}
+                file, line, col, "policy", _unknown_policy_preset(name))])
+        pdata, ppositions = read_yaml(policy_preset_path(name))
+        return {**data, "policy": pdata}, positions, _origins(
+            ppositions, str(policy_preset_path(name)), ())
+    if not isinstance(policy, dict) or not (set(policy) & set(REFERENCE_KEYS) or (
+            policy and not set(policy) & set(PolicySpec.model_fields)
+            and any(did_you_mean(str(k), REFERENCE_KEYS) for k in policy))):
+        return data, positions, {}
+    problems = []
+    for key in policy:
+        if key not in REFERENCE_KEYS:
+            line, col = locate(positions, ("policy", key))
+            hint = did_you_mean(str(key), REFERENCE_KEYS)
+            problems.append(Problem(file, line, col, f"policy.{key}", (
+                f"unknown key{hint}" if hint else "not allowed next to 'use'")
+                + "; a policy given by reference takes only use (a preset name or a policy "
+                  "file) and set (dotted keys to change)"))
+    if "use" not in policy:
+        line, col = locate(positions, ("policy",))
+        problems.append(Problem(file, line, col, "policy", (
+            "required key 'use' is missing: use: NAME_OR_PATH names the policy that set changes")))
+    changes = policy.get("set")
+    if changes is None:
+        changes = {}
+    if not isinstance(changes, dict):
+        line, col = locate(positions, ("policy", "set"))
+        problems.append(Problem(file, line, col, "policy.set", (
+            "expected a mapping of dotted policy keys to values, e.g. "
+            f"{{rules.0.points: -50, score.start: 900}}; got {type(changes).__name__}")))
+    try:
+        pdata, ppositions, pfile = _used_policy(policy.get("use"), ("policy", "use"),
+                                                positions, file) if "use" in policy else \
+            (None, {}, "")
+    except UserError as exc:
+        if not problems or any(p.file != file for p in exc.problems):
+            raise
+        raise UserError("invalid scenario", capped(problems + exc.problems)) from None
+    if problems:
+        raise UserError("invalid scenario", capped(problems))
+    try:  # with every default written out, so that set reaches keys the file leaves out
+        pdata = PolicySpec.model_validate(pdata).model_dump(mode="json")
+    except ValidationError:  # reported with the rest of the scenario, after set
+        pdata = copy.deepcopy(pdata)
+    set_paths = []
+    for key, value in changes.items():
+        at = ("policy", "set", key)
+        try:
+            if key.startswith("policy."):
+                raise UserError(f"{key}: keys under policy.set are relative to the policy: "
+                                f"write {key.removeprefix('policy.')!r}")
+            assign(pdata, key, copy.deepcopy(value), what="policy")
+        except UserError as exc:
+            line, col = locate(positions, at)
+            problems.append(Problem(file, line, col, dotted(at),
+                                    str(exc).removeprefix(f"{key}: ")))
+            continue
+        set_paths.append((_set_path(pdata, key), key))
+    if problems:
+        raise UserError("invalid scenario", capped(problems))
+    # positions: the scenario's, then the used policy's keys at `use`, then what `set` wrote
+    use_at = locate(positions, ("policy", "use"))
+    out = {k: v for k, v in positions.items() if k[:1] != ("policy",) or k == ("policy",)}
+    written = [path for path, _ in set_paths]
+    for p in ppositions:
+        if not any(p[:len(w)] == w for w in written):
+            out[("policy", *p)] = use_at
+    for path, key in reversed(set_paths):  # a key and what holds it: at the first set entry
+        at = ("policy", "set", key)
+        for n in range(1, len(path)):
+            out[("policy", *path[:n])] = positions.get(at, use_at)
+    for path, key in set_paths:
+        at = ("policy", "set", key)
+        for k, v in positions.items():
+            if k[:3] == at:
+                out[("policy", *path, *k[3:])] = v
+    return {**data, "policy": pdata}, out, _origins(ppositions, pfile, tuple(written))
+
+
+def _origins(ppositions: Positions, pfile: str, written: tuple) -> dict[str, str]:
+    """``policy.<key>`` -> ``file:line`` of each key of a used policy that ``set`` left alone;
+    ``""`` for the keys ``set`` wrote and those that hold them (the scenario is their origin)."""
+    out = {dotted(("policy", *p)): f"{pfile}:{line}" for p, (line, _) in ppositions.items()
+           if p and not any(p[:len(w)] == w for w in written)}
+    for w in written:
+        out.update({dotted(("policy", *w[:n])): "" for n in range(1, len(w) + 1)})
+    return out
+
+
+def _with_origin(problem: Problem, origins: dict[str, str], file: str) -> Problem:
+    """A problem at a key of a used policy that ``set`` did not write, saying where that
+    policy wrote it."""
+    if problem.file != file or not problem.path.startswith("policy"):
+        return problem
+    path = problem.path
+    while path and path not in origins:
+        path = path[:max(path.rfind("."), path.rfind("["), 0)]
+    if not path or not origins[path]:
+        return problem
+    return replace(problem, message=f"{problem.message} (in the used policy: {origins[path]})")
+
+
+def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSpec:
+    """Validate already-parsed scenario data (see :func:`load_scenario`); a policy given by
+    name or by reference (``use``/``set``) is resolved first (:func:`resolve_policy`)."""
+    data, positions, origins = resolve_policy(data, positions, file)
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(data, dict) and "schema_version" in data and (type(version) is not int
                                                                  or version != SCHEMA_VERSION):
@@ -1263,6 +1448,7 @@ def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSp
         line, col = locate(positions, path)
         problems.append(Problem(file, line, col, dotted(path), message))
     if problems:
-        raise UserError("invalid scenario", capped(problems))
+        raise UserError("invalid scenario",
+                        capped([_with_origin(p, origins, file) for p in problems]))
     assert spec is not None
     return spec
