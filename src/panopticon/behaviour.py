@@ -324,6 +324,70 @@ def respond(rules: list[Deterrence], tier: np.ndarray, rates: Rates | np.ndarray
 
 
 @dataclass(frozen=True)
+class PerceivedDeterrence:
+    """Compiled ``behaviour.perceived_deterrence`` (T event types, R regions).
+
+    Attributes:
+        sensitivity: (T,) float64 per expected point lost (0: not deterred).
+        points: (T,) float64 points one recorded event costs under the policy's rules.
+    """
+
+    sensitivity: np.ndarray
+    points: np.ndarray
+
+    @classmethod
+    def compile(cls, specs: list, events: list[str], rules) -> PerceivedDeterrence | None:
+        """None without any. ``rules``: the policy's
+        :class:`~panopticon.policy.runtime.RuleTable`."""
+        if not specs:
+            return None
+        sensitivity = np.zeros(len(events))
+        for spec in specs:
+            sensitivity[[events.index(e) for e in spec.events]] = spec.sensitivity
+        return cls(sensitivity, points_lost(rules, len(events)))
+
+    @property
+    def events(self) -> np.ndarray:
+        """(T,) bool, the types deterred."""
+        return self.sensitivity > 0
+
+    def factors(self, detect: np.ndarray, source_of_event: np.ndarray) -> np.ndarray:
+        """(T, R + 1) float64 ``exp(-sensitivity * chance * points)`` for today's chances of
+        being recorded (``detect`` (S, R): coverage times detection; ``source_of_event``
+        (T,): the source of each type, -1 none); column R (no cost expected) is 1."""
+        chance = np.zeros((len(self.points), detect.shape[1] + 1))
+        seen = source_of_event >= 0
+        chance[seen, :-1] = detect[source_of_event[seen]]
+        # at least FLOOR: a rate multiplied down to 0 could never follow a cost that falls
+        return np.maximum(np.exp(-self.sensitivity[:, None] * chance * self.points[:, None]),
+                          self.FLOOR)
+
+    FLOOR = 1e-12
+    """The smallest factor (a rate is never deterred to exactly 0)."""
+
+
+def points_lost(rules, n_events: int) -> np.ndarray:
+    """(T,) float64 points one recorded event of each type costs: the negative points of its
+    rules added up (fixed points, or a range at its middle), in points."""
+    milli = np.where(rules.lo <= rules.hi, (rules.lo + rules.hi) * 500.0,
+                     rules.delta.astype(np.float64))
+    out = np.zeros(n_events)
+    for t in range(n_events):
+        mine = rules.order[rules.first[t]:rules.first[t + 1]]
+        out[t] = -np.minimum(milli[mine], 0.0).sum() / 1000.0
+    return out
+
+
+def perceive(old: np.ndarray | None, new: np.ndarray, cost_code: np.ndarray, rates: Rates,
+             total: np.ndarray, p0: np.ndarray) -> None:
+    """Rates follow a change of the perceived-deterrence factors (``old`` to ``new``,
+    (T, R + 1); ``old`` None: the start, rates without any), in place. ``cost_code``: (n,)
+    each citizen's region, or R for those who expect no cost (abroad, exempt)."""
+    ratio = new if old is None else new / old
+    kernels.behaviour.scale_by_code(_parts(rates), total, p0, cost_code, ratio)
+
+
+@dataclass(frozen=True)
 class Responses:
     """The scenario's ``behaviour.responses``, compiled (R responses, T events).
 

@@ -17,6 +17,7 @@ import numpy as np
 from panopticon import kernels, ledger
 from panopticon.behaviour import (
     Deterrence,
+    PerceivedDeterrence,
     Profiled,
     Rates,
     Responses,
@@ -24,6 +25,7 @@ from panopticon.behaviour import (
     add_events,
     behave,
     initial_rate_columns,
+    perceive,
     respond,
     totals,
 )
@@ -44,6 +46,7 @@ from panopticon.metrics.daily import behaviour_by_group, measure, rates_by_group
 from panopticon.policy.runtime import (
     ListChanges,
     PolicyRuntime,
+    RuleTable,
     compile_policy_conditions,
     static_columns,
 )
@@ -60,12 +63,16 @@ from panopticon.sanctions import (
 )
 from panopticon.scenario import RepaymentTable, ScenarioSpec, scenario_conditions
 from panopticon.sensors import (
+    PATROL,
     TALLY,
     Observations,
     SensorModel,
     compile_sensors,
     observe,
+    place_units,
+    prior_counts,
     reallocate,
+    stream_records,
     with_coverage,
 )
 from panopticon.society import CSR, Society, generate_society, network
@@ -90,6 +97,7 @@ class Simulation:
     """(T, G) float64 expected events a day by type and group at the starting rates."""
     appeals: Appeals | None = None
     insiders: Insiders | None = None
+    perceived: PerceivedDeterrence | None = None
 
     @property
     def adapting(self) -> np.ndarray:
@@ -97,6 +105,8 @@ class Simulation:
         out = self.responses.apply.any(axis=0)
         for d in self.deterrence:
             out = out | d.event_mask
+        if self.perceived is not None:
+            out = out | self.perceived.events
         return out
 
     @property
@@ -153,6 +163,9 @@ class State:
     from the seed)."""
     shapes: dict[str, tuple] = field(default_factory=dict, repr=False)
     """Cache: each layer's fragmentation, keyed by the layer object it was measured on."""
+    deterred: np.ndarray | None = field(default=None, repr=False)
+    """Perceived deterrence's factors now in the rates, (T, R + 1) (None without it);
+    derived from the coverage."""
 
     ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false", "partner", "heat")
 
@@ -197,7 +210,7 @@ class State:
             sim.society.ties.release(layer)
         policy = _runtime(sim, ties)
         policy.restore(snap, day)
-        return cls(day=day, scores=snap["scores"].astype(np.int64),
+        state = cls(day=day, scores=snap["scores"].astype(np.int64),
                    tier=snap["tier"].astype(np.uint8), rates=rates, total=total, p0=p0,
                    base=base, false_points=snap["false_points"].astype(np.int64),
                    ever_false=snap["ever_false"].astype(bool),
@@ -209,6 +222,10 @@ class State:
                    appeals=AppealState.restore(snap), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
                    replaced=replaced)
+        if sim.perceived is not None:  # already in the rates: only what they are
+            state.deterred = sim.perceived.factors(state.sensors.detect,
+                                                   sim.sensors.source_of_event)
+        return state
 
     @classmethod
     def check_snapshot(cls, snap: dict[str, np.ndarray], sim: Simulation) -> list[str]:
@@ -411,6 +428,8 @@ def build(scenario: ScenarioSpec) -> Simulation:
         else Appeals.compile(scenario.governance.appeals, pop, run.seed),
         insiders=Insiders(tuple(scenario.governance.insiders), chosen, manual,
                           len(policy.rule_labels) - len(manual)),
+        perceived=PerceivedDeterrence.compile(scenario.behaviour.perceived_deterrence, events,
+                                              RuleTable.compile(scenario.policy, events)),
     )
 
 
@@ -448,7 +467,7 @@ def initial_state(sim: Simulation) -> State:
     ties = dict(sim.society.ties)
     policy = _runtime(sim, ties)
     scores = policy.start.copy()
-    return State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
+    state = State(day=0, scores=scores, tier=classify(sim.policy, scores), rates=rates,
                  total=total, p0=p0, base=base,
                  false_points=np.zeros(n, dtype=np.int64), ever_false=np.zeros(n, dtype=bool),
                  partner=pop.partner.copy(), heat=np.zeros_like(sim.sensors.coverage),
@@ -457,6 +476,24 @@ def initial_state(sim: Simulation) -> State:
                  appeals=AppealState.empty(n), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest,
                                                     sim.policy.rule_labels)))
+    follow_coverage(sim, state)
+    return state
+
+
+def follow_coverage(sim: Simulation, state: State) -> None:
+    """Perceived deterrence: rates follow today's chances of being recorded (at the start,
+    and after coverage moves), in place."""
+    if sim.perceived is None:
+        return
+    new = sim.perceived.factors(state.sensors.detect, sim.sensors.source_of_event)
+    if state.deterred is not None and np.array_equal(new, state.deterred):
+        return
+    pop = sim.society.population
+    regions = len(pop.labels["region"])
+    cost_code = np.where(pop.abroad | state.policy.exempt, regions, pop.region)
+    perceive(state.deterred, new, cost_code.astype(np.int64), state.rates, state.total,
+             state.p0)
+    state.deterred = new
 
 
 def _start_rates(sim: Simulation) -> tuple[Rates, Profiled]:
@@ -655,24 +692,40 @@ def measure_network(sim: Simulation, state: State) -> dict[str, dict[str, float]
 
 
 def watch(sim: Simulation, state: State, obs: Observations) -> None:
-    """The predictive-policing loop: remember where each source recorded observations, and
-    on schedule re-divide the coverage of sources that reallocate (state in place)."""
+    """The predictive-policing loop: remember where each source's record streams (its own
+    records, or those of ``reallocate.from``, weighted or not) recorded observations, and on
+    schedule re-divide the coverage of sources that reallocate, as fractional shares or as
+    whole units (state in place)."""
     moving = [(s, spec.reallocate) for s, spec in enumerate(sim.scenario.sensors.values())
               if spec.reallocate is not None]
     if not moving:
         return
-    regions = len(sim.society.population.labels["region"])
+    labels = sim.society.population.labels["region"]
+    regions, names = len(labels), sim.sensors.names
     seen = np.bincount(obs.source.astype(np.int64) * regions
                        + sim.society.population.region[obs.citizen],
                        minlength=state.heat.size).reshape(state.heat.shape)
-    coverage = state.sensors.coverage.copy()
+    made_under = state.sensors.coverage  # the coverage today's records were made under
+    coverage = made_under.copy()
+    size = state.sensors.region_size
     for s, spec in moving:
-        state.heat[s] = spec.memory * state.heat[s] + seen[s]
+        streams = [s] if spec.from_ is None else [names.index(q) for q in spec.from_]
+        state.heat[s] = spec.memory * state.heat[s] + stream_records(seen, made_under, streams,
+                                                                     spec.weighting)
         if (state.day + 1) % spec.every_days == 0:
-            coverage[s] = reallocate(coverage[s], state.heat[s], state.sensors.region_size,
-                                     spec.floor, spec.exponent)
+            heat = state.heat[s]
+            if isinstance(spec.prior, dict) or spec.prior > 0:
+                heat = heat + prior_counts(spec.prior, labels)
+            if spec.units is None:
+                coverage[s] = reallocate(coverage[s], heat, size, spec.floor, spec.exponent)
+            else:
+                placed = place_units(stream_key(sim.seed, Stage.OBSERVE, state.day, PATROL + s),
+                                     heat, size, spec.units, spec.unit_coverage, spec.exponent)
+                if placed is not None:
+                    coverage[s] = placed
     if not np.array_equal(coverage, state.sensors.coverage):
         state.sensors = with_coverage(state.sensors, coverage)
+        follow_coverage(sim, state)
 
 
 def step(sim: Simulation, state: State) -> DayRecord:

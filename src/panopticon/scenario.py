@@ -22,7 +22,14 @@ from types import SimpleNamespace
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from panopticon.catalogue import EVENTS_BY_NAME, OPPORTUNITIES_BY_NAME, SOURCES
 from panopticon.errors import Problem, UserError
@@ -249,6 +256,20 @@ class DeterrenceSpec(Strict):
     factor: Annotated[float, Field(gt=0, le=1)]
 
 
+class PerceivedDeterrenceSpec(Strict):
+    """Deterrence that emerges from the policy and the sensors instead of a factor typed in
+    (Becker's certainty times severity): a citizen's rate of each of ``events`` is their own
+    rate times ``exp(-sensitivity * chance * points)``, where ``chance`` is the chance that
+    one such event of theirs is recorded where they live (the source's coverage of their
+    region times its detection, today's: it follows a reallocation) and ``points`` the points
+    one recorded event costs under the policy's rules (the negative ones; a range at its
+    middle; windows and ``where`` not considered) [A]. Citizens abroad (not seen by domestic
+    sources) and exempt citizens (not scored) expect no cost and are not deterred."""
+
+    events: Annotated[list[str], Field(min_length=1)]
+    sensitivity: Annotated[float, Field(ge=0, le=100)]
+
+
 class ResponseSpec(Strict):
     """How citizens adapt, each day, while ``when`` holds for them (a condition, evaluated at
     the end of the day on their standing: ``tier``, ``score``, ``listed(...)``, ...).
@@ -312,6 +333,7 @@ class BehaviourSpec(Strict):
 
     events: dict[str, EventBehaviour] = {}
     deterrence: list[DeterrenceSpec] = []
+    perceived_deterrence: list[PerceivedDeterrenceSpec] = []
     responses: list[ResponseSpec] = []
     unfriending: UnfriendingSpec | None = None
     partners: PartnersSpec | None = None
@@ -395,12 +417,38 @@ class ReallocationSpec(Strict):
     (at most the mean coverage; the budget stays exact). Shares follow
     the decayed counts to the power ``exponent``: 1 is proportional (the initial split is
     locked in, up to chance, whatever the truth), above 1 sends more to the hot spot (it runs
-    away), below 1 evens out [A]."""
+    away), below 1 evens out [A]. The counts may come from other sources' records too
+    (``from``), each record weighted by 1 / the coverage that made it (``weighting``), with
+    ``prior`` counts added before the shares; with ``units`` the coverage is whole patrol
+    units placed by drawing regions from the shares (docs/scenarios.md)."""
 
     every_days: Annotated[int, Field(ge=1, le=3650)] = 7
     memory: Probability = 0.9
     floor: Probability = 0.0
     exponent: Annotated[float, Field(ge=0, le=10)] = 1.0
+    from_: list[str] | None = Field(None, alias="from")
+    """``from``: the sources whose records drive where this source's coverage goes (their
+    records per region are added up); None: the source's own records (the default)."""
+    prior: NonNegative | dict[str, NonNegative] = 0.0
+    """Prior counts added to each region's decayed records before the shares are computed
+    (one number for every region, or per region: regions not named get 0); never decayed."""
+    weighting: Literal["none", "inverse_coverage"] = "none"
+    """``inverse_coverage``: each record counts 1 / (the coverage of the source that made it
+    in its region on that day), so a region is not rewarded for being watched (Ensign et
+    al. 2018); records made where that coverage is 0 count nothing. ``none``: 1 each."""
+    units: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    """Discrete allocation: on each reallocation day ``units`` patrol units are placed, each
+    in a region drawn from the shares; a region's coverage is then ``min(1, units there x
+    unit_coverage)``. None: coverage is the fractional share of the budget (the default)."""
+    unit_coverage: Probability = 1.0
+    """The share of a region's citizens one unit watches (with ``units``)."""
+
+    model_config = ConfigDict(serialize_by_alias=True)  # written back as ``from``
+
+    @property
+    def streams(self) -> list[str] | None:
+        """The ``from`` sources (None: the source itself)."""
+        return self.from_
 
 
 class SourceSpec(Strict):
@@ -619,6 +667,34 @@ def _valid_sections(data: dict) -> _Sections:
     return _Sections(**found)
 
 
+def _check_reallocation(sname: str, spec: ReallocationSpec | None, sources: list[str],
+                        categories: dict[str, list[str]]) -> list[tuple[tuple, str]]:
+    """A reallocating source's ``from`` names sources of the scenario, its ``prior`` regions
+    exist, and ``units`` come without a ``floor`` (units are whole: use a prior instead)."""
+    if spec is None:
+        return []
+    out: list[tuple[tuple, str]] = []
+    path = ("sensors", sname, "reallocate")
+    for j, name in enumerate(spec.from_ or ()):
+        if name not in sources:
+            out.append(((*path, "from", j), f"{name!r} is not a source of this scenario"
+                        f"{_close(name, sources)}; its sources are {sources}"))
+        elif name in spec.from_[:j]:
+            out.append(((*path, "from", j), f"{name!r} is listed twice"))
+    if spec.from_ == []:
+        out.append(((*path, "from"), "needs at least one source (or leave it out: the "
+                    "source's own records)"))
+    if isinstance(spec.prior, dict) and categories:
+        for region in spec.prior:
+            if region not in categories["region"]:
+                out.append(((*path, "prior", region),
+                            _unknown_category("region", region, categories)))
+    if spec.units is not None and spec.floor > 0:
+        out.append(((*path, "floor"), "a floor needs fractional coverage; with units every "
+                    "region's coverage is whole units (keep regions in the draw with a prior)"))
+    return out
+
+
 def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]:
     """Cross-field checks pydantic cannot do: every name refers to something that exists.
 
@@ -667,18 +743,21 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                                 f"policy's tiers are {policy.tier_names}"))
             for j, e in enumerate(det.events):
                 event(("behaviour", "deterrence", i, "events", j), e)
-    seen: dict[str, str] = {}
+        for i, det in enumerate(beh_spec.perceived_deterrence):
+            for j, e in enumerate(det.events):
+                event(("behaviour", "perceived_deterrence", i, "events", j), e)
     for sname, src in (sensors or {}).items():
         if sname not in SOURCES:
             out.append((("sensors", sname), f"unknown data source {sname!r}"
                         f"{_close(sname, SOURCES)}; known sources are {sorted(SOURCES)}"))
+        seen: set[str] = set()  # several sources may observe one event type, once each
         for j, e in enumerate(src.events):
             event(("sensors", sname, "events", j), e)
             if e in seen:
                 out.append((("sensors", sname, "events", j),
-                            f"{e!r} is already observed by source {seen[e]!r}; "
-                            "each event type has one source"))
-            seen[e] = sname
+                            f"{e!r} is listed twice; a source observes each event once"))
+            seen.add(e)
+        out += _check_reallocation(sname, src.reallocate, list(sensors), categories)
         for j, e in enumerate(src.phantom_events or ()):
             event(("sensors", sname, "phantom_events", j), e)
         if src.phantom_rate > 0 and not src.invented_events:
@@ -710,7 +789,8 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         for i, resp in enumerate(beh_spec.responses):
             for j, e in enumerate(resp.events):
                 event(("behaviour", "responses", i, "events", j), e)
-        modes = {e: "factor" for det in beh_spec.deterrence for e in det.events}
+        modes = {e: "factor" for det in [*beh_spec.deterrence, *beh_spec.perceived_deterrence]
+                 for e in det.events}
         for i, resp in enumerate(beh_spec.responses):
             mode = "rate" if resp.rate is not None else "factor"
             for j, e in enumerate(resp.events):

@@ -21,7 +21,7 @@ import numpy as np
 
 from panopticon import kernels
 from panopticon.errors import UserError
-from panopticon.rng import Stage, stream_key
+from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.scenario import ScenarioSpec
 from panopticon.society import Population
 
@@ -31,13 +31,21 @@ NOT_OBSERVED, OBSERVED, MISATTRIBUTED = (kernels.sensing.NOT_OBSERVED, kernels.s
 NO_ACTOR = kernels.sensing.NO_ACTOR
 """True actor of a phantom observation."""
 TALLY = ("true_events", "observed", "missed", "misattributed", "false_observations")
-"""Rows of the daily tally, per event type: true events; of them observed on the actor, missed
-and pinned on someone else; and false observations (misattributions and phantoms) claiming it."""
+"""Rows of the daily tally, per event type: true events; records naming the actor; events no
+source recorded; records of true events pinned on someone else; and false observations
+(misattributions and phantoms) claiming it. With one source per event type (each event at most
+one record) observed + missed + misattributed = true events; with several, observed and
+misattributed count records (one event seen by two sources counts twice)."""
 MAX_PHANTOMS = 20.0
 """Largest expected number of phantom records per citizen-day (draws are capped at 60)."""
 PHANTOMS_PER_BLOCK = 8.0
 """Expected phantoms per block and day; small enough for an exact inverse-CDF Poisson draw."""
 ATTRS = ("sex", "region", "group", "residency", "occupation")
+OTHER_SOURCE = 1
+"""Sub-stream of :data:`Stage.OBSERVE` for source s when it is not an event's first source:
+``OTHER_SOURCE + s`` (the first source draws from sub-stream 0, as with one source)."""
+PATROL = 256
+"""Sub-stream of :data:`Stage.OBSERVE` for source s's unit placements: ``PATROL + s``."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,10 @@ class SensorModel:
 
     Attributes:
         names: source names, index = source id.
-        source_of_event: (T,) int8, -1 where no source sees the event type.
+        source_of_event: (T,) int8 the first source that sees each event type, -1 where none
+            does.
+        sources_of_event: (T, K) int8 every source that sees each event type, in scenario
+            order, padded with -1 (K: the most sources of one type, at least 1).
         detect: (S, R) probability that a true event in region r is observed.
         misattribution: (S,) probability that an observed event names the wrong citizen.
         profile: (n,) uint16 profile code of each citizen.
@@ -87,6 +98,7 @@ class SensorModel:
 
     names: tuple[str, ...]
     source_of_event: np.ndarray
+    sources_of_event: np.ndarray
     detect: np.ndarray
     misattribution: np.ndarray
     profile: np.ndarray
@@ -129,7 +141,7 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     """Build the sensor tables for a population."""
     names = tuple(spec.sensors)
     n_s, n_r = len(names), len(pop.labels["region"])
-    source_of_event = np.full(len(events), -1, dtype=np.int8)
+    seen_by: list[list[int]] = [[] for _ in events]
     coverage = np.zeros((max(n_s, 1), n_r))
     detection = np.zeros(max(n_s, 1))
     misattribution = np.zeros(max(n_s, 1))
@@ -141,8 +153,8 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     starts = [0]
     for s, src in enumerate(spec.sensors.values()):
         for e in src.events:
-            if e in events:
-                source_of_event[events.index(e)] = s
+            if e in events and s not in seen_by[events.index(e)]:
+                seen_by[events.index(e)].append(s)
         cov = src.coverage
         coverage[s] = [cov.get(r, 0.0) if isinstance(cov, dict) else cov
                        for r in pop.labels["region"]]
@@ -166,7 +178,11 @@ def compile_sensors(spec: ScenarioSpec, events: list[str], pop: Population) -> S
     empty = np.zeros(0)
     region_size = np.bincount(pop.region, minlength=n_r).astype(np.int64)
     check_floors(spec, coverage, region_size)
-    model = SensorModel(names, source_of_event, empty, misattribution, profile, order, pstarts,
+    sources_of_event = np.full((len(events), max([1, *map(len, seen_by)])), -1, dtype=np.int8)
+    for t, sources in enumerate(seen_by):
+        sources_of_event[t, :len(sources)] = sources
+    model = SensorModel(names, sources_of_event[:, 0].copy(), sources_of_event, empty,
+                        misattribution, profile, order, pstarts,
                         victim_cdf, empty, empty, empty, empty, empty,
                         np.asarray(flat, dtype=np.int16), np.asarray(starts, dtype=np.int64),
                         coverage, detection, weight, phantom_rate, profile_region, region_size)
@@ -236,6 +252,64 @@ def reallocate(coverage: np.ndarray, heat: np.ndarray, region_size: np.ndarray,
     return np.where(size > 0, (kept + extra) / np.maximum(size, 1.0), floor)
 
 
+def stream_records(seen: np.ndarray, coverage: np.ndarray, streams: list[int],
+                   weighting: str = "none") -> np.ndarray:
+    """The records that drive one source's reallocation today, per region.
+
+    Args:
+        seen: (S, R) today's records per source and region (of the citizen named).
+        coverage: (S, R) the coverage the records were made under (today's, before any
+            reallocation). streams: the sources whose records count (``reallocate.from``).
+        weighting: ``none`` (each record counts 1) or ``inverse_coverage`` (a record of
+            source q in region r counts ``1 / coverage[q, r]``; records made where that
+            coverage is 0, only ever false matches from elsewhere, count nothing).
+
+    Returns:
+        (R,) the sum over the streams (an int64 array when unweighted, as the records are).
+    """
+    rows = seen[streams]
+    if weighting == "inverse_coverage":
+        cov = coverage[streams]
+        rows = np.divide(rows, cov, out=np.zeros(cov.shape), where=cov > 0)
+    return rows.sum(axis=0) if len(streams) > 1 else rows[0]
+
+
+def prior_counts(prior: float | dict[str, float], regions: list[str]) -> np.ndarray:
+    """(R,) ``reallocate.prior`` per region: one number for every region, or per region
+    (regions not named get 0)."""
+    if isinstance(prior, dict):
+        return np.asarray([float(prior.get(r, 0.0)) for r in regions])
+    return np.full(len(regions), float(prior))
+
+
+def place_units(key: np.uint64, heat: np.ndarray, region_size: np.ndarray, units: int,
+                unit_coverage: float, exponent: float = 1.0) -> np.ndarray | None:
+    """Discrete allocation: ``units`` patrol units, each placed in a region drawn from the
+    shares, give each region ``min(1, units there x unit_coverage)`` coverage.
+
+    The shares are ``heat ** exponent`` over the regions with citizens, normalised. Unit u
+    draws ``uniform(key, u)`` and goes to the first region whose cumulative share exceeds it
+    (keyed by day, source and unit: the placement does not depend on anything else).
+
+    Args:
+        key: the stream of this source and day. heat: (R,) decayed records plus prior.
+        region_size: (R,) citizens per region (a region without citizens gets no unit).
+
+    Returns:
+        (R,) coverage, or None where no region has heat (the coverage then stays).
+    """
+    weight = np.where(np.asarray(region_size) > 0, heat, 0.0)
+    if weight.max(initial=0.0) <= 0:
+        return None
+    share = (weight / weight.max()) ** exponent
+    share = np.where(weight > 0, share, 0.0)  # 0 ** 0 is 1: no heat, no unit
+    cdf = np.cumsum(share) / share.sum()
+    cdf[int(np.flatnonzero(share)[-1]):] = 1.0
+    u = uniforms(key, units)
+    placed = np.bincount(np.searchsorted(cdf, u, side="right"), minlength=len(heat))
+    return np.minimum(placed[:len(heat)] * unit_coverage, 1.0)
+
+
 def _water_fill(amount: float, weight: np.ndarray, room: np.ndarray) -> np.ndarray:
     """``amount`` divided in proportion to ``weight`` with no one given more than their
     ``room``; what those with weight cannot take goes to the rest in proportion to room.
@@ -280,11 +354,18 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
     """Turn one day's true events into observations. Events of citizens living abroad
     (``abroad``, bool (n,)) are not seen by domestic sources; phantoms can still name them.
 
+    An event type seen by several sources is recorded by each independently (its own
+    detection, misattribution and draws, keyed by citizen, event and source): one event can
+    give several records, one per source.
+
     Returns:
-        The observations (true ones in event order, then phantoms by profile block); the
-        status of every true event (0 missed, 1 observed, 2 pinned on someone else), int8 (m,);
-        and the tally, int64 (5, T): per event type the true events, of them observed on the
-        actor, missed and misattributed, and the false observations claiming that event.
+        The observations (true ones in event order, an event's records in the order of its
+        sources, then phantoms by profile block); the status of every true event (0 missed by
+        every source, 1 observed on its actor by some source, 2 recorded only on someone
+        else), int8 (m,); and the tally, int64 (5, T) (rows :data:`TALLY`): per event type the
+        true events, the records naming the actor, the events no source recorded, the records
+        of true events naming someone else, and the false records claiming that event
+        (those and the phantoms). With one source per type a record is an event.
     """
     # Phantoms: a Poisson count per block of same-profile citizens, each phantom on a uniformly
     # drawn member. Spreading Poisson(lam * len) uniformly over a block gives every member an
@@ -302,9 +383,13 @@ def observe(seed: int, day: int, true: TrueEvents, model: SensorModel,  # noqa: 
                                  model.block_len, model.block_profile, model.phantom_cdf,
                                  model.phantom_events, model.phantom_starts, counts, first,
                                  p_cit, p_evt, p_src)
+    keys = np.zeros(max(len(model.names), 1), dtype=np.uint64)
+    if model.sources_of_event.shape[1] > 1:  # a source that is not an event's first
+        keys[:len(model.names)] = [stream_key(seed, Stage.OBSERVE, day, OTHER_SOURCE + s)
+                                   for s in range(len(model.names))]
     status, tally, *columns = kernels.sensing.observe(
-        stream_key(seed, Stage.OBSERVE, day), true.citizen, true.event, true.seq, region, abroad,
-        model.source_of_event, model.detect, model.misattribution, model.victim_cdf,
+        stream_key(seed, Stage.OBSERVE, day), keys, true.citizen, true.event, true.seq, region,
+        abroad, model.sources_of_event, model.detect, model.misattribution, model.victim_cdf,
         model.profile_members, model.profile_starts, p_cit, p_evt, p_src,
         len(model.source_of_event))
     return Observations(*columns), status, tally

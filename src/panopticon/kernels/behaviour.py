@@ -210,6 +210,30 @@ def deter(rates, total, p0, tier, tier_mask, event_mask, factor):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
+def scale_by_code(rates, total, p0, code_of, ratio):
+    """Multiply each citizen's rates by a factor of their code: rate of type t times
+    ``ratio[t, code_of[i]]``, in place (citizens whose factors are all 1 are not touched).
+
+    Args:
+        rates: (dense, table, code, where) per day, every type with a factor other than 1
+            dense. total: (n,), p0: (n,) float64 (see :func:`totals`).
+        code_of: (n,) integer code of each citizen (e.g. their region). ratio: (T, C)
+            float64 factors.
+    """
+    dense, table, code, where = rates
+    for i in nb.prange(dense.shape[0]):
+        c = code_of[i]
+        changed = False
+        for t in range(where.shape[0]):
+            f = ratio[t, c]
+            if f != 1.0:
+                dense[i, where[t]] *= f
+                changed = True
+        if changed:
+            refresh(dense, table, code, where, i, total, p0)
+
+
+@nb.njit(parallel=True, cache=True, nogil=True)
 def scale_rates(rates, total, p0, mask, columns, factor, limit, base, base_code, base_column):
     """Multiply the rates ``columns`` of masked citizens by ``factor``, bounded by ``limit``
     times their base rate (a floor for factors below 1, a ceiling above), in place.

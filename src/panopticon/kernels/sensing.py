@@ -40,29 +40,38 @@ def pick(cdf, u):
 
 
 @nb.njit(cache=True, nogil=True)
-def observe(key, citizen, event, seq, region, abroad, source_of_event, detect, misattribution,
-            victim_cdf, members, pstarts, p_cit, p_evt, p_src, n_events):
+def observe(key, keys, citizen, event, seq, region, abroad, sources_of_event, detect,
+            misattribution, victim_cdf, members, pstarts, p_cit, p_evt, p_src, n_events):
     """One pass over the day's true events and phantoms: each event's status, the tally, and
-    the observation columns (observed true events in event order, then the phantoms).
+    the observation columns (observed true events in event order, each event's records in
+    the order of its sources, then the phantoms).
 
     Args:
-        key: uint64 stream key (counters ``(i << 10) + (seq << 2) + 0..3`` per event).
+        key: uint64 stream key of an event's first source (counters ``(i << 10) + (seq << 2)
+            + 0..3`` per event). keys: uint64 (S,) the stream key of each source when it is
+            not the event's first (same counters): every draw is keyed by citizen, event seq
+            and source, and the first source's draws are those of a one-source scenario.
         citizen: int32 (m,), event: int16 (m,), seq: int32 (m,) the true events.
         region: (n,) region code. abroad: (n,) bool, not seen by domestic sources.
-        source_of_event: int8 (T,) the source that sees each type (-1: none).
+        sources_of_event: int8 (T, K) the sources that see each type, in scenario order,
+            padded with -1 (row of -1: none).
         detect: (S, R) float64 chance of recording. misattribution: (S,) float64 chance.
         victim_cdf: (S, P) float64 cumulative share of false matches by profile.
         members, pstarts: citizens by profile. p_cit: int32 (k,), p_evt: int16 (k,),
             p_src: int8 (k,) the day's phantoms. n_events: T.
 
     Returns:
-        (status int8 (m,) :data:`NOT_OBSERVED`/:data:`OBSERVED`/:data:`MISATTRIBUTED`;
-        tally int64 (5, T): true, observed, missed, misattributed, false observations per
-        type; then the observations: named citizen int32, event int16, source int8,
+        (status int8 (m,) per true event: :data:`OBSERVED` if some source recorded it on its
+        actor, else :data:`MISATTRIBUTED` if some source pinned it on someone else, else
+        :data:`NOT_OBSERVED`; tally int64 (5, T) per type: true events, records naming the
+        actor, events no source recorded, records of true events naming someone else, false
+        records (those and the phantoms) - with one source per type, records and events are
+        the same; then the observations: named citizen int32, event int16, source int8,
         is_true bool, true actor int32 (:data:`NO_ACTOR` for phantoms), each (o,)).
     """
     m = citizen.shape[0]
-    cap = m + p_cit.shape[0]
+    width = sources_of_event.shape[1]
+    cap = m * width + p_cit.shape[0]
     status = np.empty(m, np.int8)
     tally = np.zeros((5, n_events), np.int64)  # rows as in sensors.TALLY
     named = np.empty(cap, np.int32)
@@ -70,42 +79,50 @@ def observe(key, citizen, event, seq, region, abroad, source_of_event, detect, m
     source = np.empty(cap, np.int8)
     is_true = np.empty(cap, np.bool_)
     true_actor = np.empty(cap, np.int32)
-    by_status = np.zeros((3, n_events), np.int64)  # events by status and type
     o = 0
     for e in range(m):
         i = citizen[e]
         t = event[e]
-        s = source_of_event[t]
         c = (np.uint64(i) << np.uint64(10)) + (np.uint64(seq[e]) << np.uint64(2))
-        # branch-free (about a third of events are missed, at random): every event is written
-        # at slot o, which only the seen ones keep; row 0 stands in where no source sees t
-        row = max(s, 0)
-        detected = not uniform(key, c) >= detect[row, region[i]]
-        seen = (s >= 0) & (not abroad[i]) & detected
-        j = i
-        if misattribution[row] > 0.0 and seen and (
-                uniform(key, c + np.uint64(1)) < misattribution[row]):
-            p = pick(victim_cdf[s], uniform(key, c + np.uint64(2)))
-            size = pstarts[p + 1] - pstarts[p]
-            k = np.int64(uniform(key, c + np.uint64(3)) * size)
-            j = members[pstarts[p] + k]
-            if j == i and size > 1:  # a false match is someone else: take the next in profile
-                j = members[pstarts[p] + (k + 1) % size]
-        code = seen * (OBSERVED + (j != i))
+        code = NOT_OBSERVED
+        for k in range(width):
+            s = sources_of_event[t, k]
+            if k > 0 and s < 0:
+                break
+            kk = key if k == 0 else keys[s]
+            # branch-free (about a third of events are missed, at random): every record is
+            # written at slot o, which only the seen ones keep; row 0 stands in where no
+            # source sees t
+            row = max(s, 0)
+            detected = not uniform(kk, c) >= detect[row, region[i]]
+            seen = (s >= 0) & (not abroad[i]) & detected
+            j = i
+            if misattribution[row] > 0.0 and seen and (
+                    uniform(kk, c + np.uint64(1)) < misattribution[row]):
+                p = pick(victim_cdf[s], uniform(kk, c + np.uint64(2)))
+                size = pstarts[p + 1] - pstarts[p]
+                q = np.int64(uniform(kk, c + np.uint64(3)) * size)
+                j = members[pstarts[p] + q]
+                if j == i and size > 1:  # a false match is someone else: take the next one
+                    j = members[pstarts[p] + (q + 1) % size]
+            on_actor = seen & (j == i)
+            tally[1, t] += on_actor
+            tally[3, t] += seen & (j != i)
+            if on_actor:
+                code = OBSERVED
+            elif seen and code == NOT_OBSERVED:
+                code = MISATTRIBUTED
+            named[o] = j
+            event_out[o] = t
+            source[o] = s
+            is_true[o] = j == i
+            true_actor[o] = i
+            o += seen
         status[e] = code
-        by_status[code, t] += 1
-        named[o] = j
-        event_out[o] = t
-        source[o] = s
-        is_true[o] = j == i
-        true_actor[o] = i
-        o += seen
+        tally[0, t] += 1
+        tally[2, t] += code == NOT_OBSERVED
     for t in range(n_events):
-        tally[0, t] = by_status[:, t].sum()
-        tally[1, t] = by_status[OBSERVED, t]
-        tally[2, t] = by_status[NOT_OBSERVED, t]
-        tally[3, t] = by_status[MISATTRIBUTED, t]
-        tally[4, t] = by_status[MISATTRIBUTED, t]
+        tally[4, t] = tally[3, t]
     for k in range(p_cit.shape[0]):
         named[o] = p_cit[k]
         event_out[o] = p_evt[k]
