@@ -138,3 +138,18 @@ def test_an_event_with_a_rate_response_cannot_also_be_perceived(tiny_data):
                                        "rate": 0.0}]
     with pytest.raises(UserError, match="other kind"):
         build_scenario(data)
+
+
+def test_with_two_sources_the_chance_is_that_either_records_it(tiny_data):
+    """Cameras (urban 0.5 x 0.8 = 0.4, rural 0.1 x 0.8 = 0.08) and police (0.5 x 0.9 = 0.45
+    everywhere) both see red lights: urban 1 - 0.6 x 0.55 = 0.67, rural 1 - 0.92 x 0.55 =
+    0.494; the factors exp(-0.1 x 0.67 x 5) and exp(-0.1 x 0.494 x 5)."""
+    data = merge(tiny_data, SETUP)
+    data["sensors"]["police"] = {"events": ["red_light"], "coverage": 0.5, "detection": 0.9}
+    sim = engine.build(build_scenario(data))
+    state = engine.initial_state(sim)
+    pop = sim.society.population
+    urban = pop.region == pop.labels["region"].index("urban")
+    red = _column(state, sim, "red_light")
+    assert red[urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.67 * 5), rel=1e-12)
+    assert red[~urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.494 * 5), rel=1e-12)

@@ -351,13 +351,17 @@ class PerceivedDeterrence:
         """(T,) bool, the types deterred."""
         return self.sensitivity > 0
 
-    def factors(self, detect: np.ndarray, source_of_event: np.ndarray) -> np.ndarray:
+    def factors(self, detect: np.ndarray, sources_of_event: np.ndarray) -> np.ndarray:
         """(T, R + 1) float64 ``exp(-sensitivity * chance * points)`` for today's chances of
-        being recorded (``detect`` (S, R): coverage times detection; ``source_of_event``
-        (T,): the source of each type, -1 none); column R (no cost expected) is 1."""
-        chance = np.zeros((len(self.points), detect.shape[1] + 1))
-        seen = source_of_event >= 0
-        chance[seen, :-1] = detect[source_of_event[seen]]
+        being recorded (``detect`` (S, R): coverage times detection; ``sources_of_event``
+        (T, K): the sources of each type, padded with -1): by any of its sources, each
+        recording independently, ``1 - prod(1 - detect)``; column R (no cost expected) is 1."""
+        missed = np.ones((len(self.points), detect.shape[1] + 1))
+        for k in range(sources_of_event.shape[1]):
+            s = sources_of_event[:, k]
+            seen = s >= 0
+            missed[seen, :-1] *= 1.0 - detect[s[seen]]
+        chance = 1.0 - missed
         # at least FLOOR: a rate multiplied down to 0 could never follow a cost that falls
         return np.maximum(np.exp(-self.sensitivity[:, None] * chance * self.points[:, None]),
                           self.FLOOR)

@@ -224,7 +224,7 @@ class State:
                    replaced=replaced)
         if sim.perceived is not None:  # already in the rates: only what they are
             state.deterred = sim.perceived.factors(state.sensors.detect,
-                                                   sim.sensors.source_of_event)
+                                                   sim.sensors.sources_of_event)
         return state
 
     @classmethod
@@ -485,7 +485,7 @@ def follow_coverage(sim: Simulation, state: State) -> None:
     and after coverage moves), in place."""
     if sim.perceived is None:
         return
-    new = sim.perceived.factors(state.sensors.detect, sim.sensors.source_of_event)
+    new = sim.perceived.factors(state.sensors.detect, sim.sensors.sources_of_event)
     if state.deterred is not None and np.array_equal(new, state.deterred):
         return
     pop = sim.society.population

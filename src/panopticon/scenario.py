@@ -260,8 +260,9 @@ class PerceivedDeterrenceSpec(Strict):
     """Deterrence that emerges from the policy and the sensors instead of a factor typed in
     (Becker's certainty times severity): a citizen's rate of each of ``events`` is their own
     rate times ``exp(-sensitivity * chance * points)``, where ``chance`` is the chance that
-    one such event of theirs is recorded where they live (the source's coverage of their
-    region times its detection, today's: it follows a reallocation) and ``points`` the points
+    one such event of theirs is recorded where they live (a source's coverage of their region
+    times its detection, today's: it follows a reallocation; with several sources, that any
+    records it) and ``points`` the points
     one recorded event costs under the policy's rules (the negative ones; a range at its
     middle; windows and ``where`` not considered) [A]. Citizens abroad (not seen by domestic
     sources) and exempt citizens (not scored) expect no cost and are not deterred."""
