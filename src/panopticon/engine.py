@@ -807,13 +807,14 @@ def coverage_today(sim: Simulation, state: State) -> dict[str, float]:
             if spec.reallocate is not None for k, r in enumerate(regions)}
 
 
-def opportunity_totals(tried: OpportunityDay) -> dict[str, int]:
-    """The day's totals over opportunities and groups (``attempts``, ``refused``, ...)."""
+def opportunity_totals(tried: OpportunityDay) -> dict[str, float]:
+    """The day's totals over opportunities and groups (``attempts``, ``refused``, ...), and
+    the lenders' metrics (``lending_<opportunity>_<category>_<what>``, only with a lender)."""
     from panopticon.sanctions import MEASURES
 
     sums = tried.counts.sum(axis=(1, 2))
-    return {("wrongful_refusals" if m == "wrongful" else m): int(v)
-            for m, v in zip(MEASURES, sums, strict=True)}
+    return {**{("wrongful_refusals" if m == "wrongful" else m): int(v)
+               for m, v in zip(MEASURES, sums, strict=True)}, **tried.lending}
 
 
 SERIAL_BELOW = 500_000

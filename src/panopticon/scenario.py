@@ -343,20 +343,75 @@ class BehaviourSpec(Strict):
 # ---------------------------------------------------------------- opportunities
 class RepaymentTable(Strict):
     """A lookup: citizens whose ``column`` is at least ``at[k]`` (and below ``at[k+1]``) repay
-    with probability ``probability[k]``; below ``at[0]`` they repay with ``probability[0]``."""
+    with probability ``probability[k]``; below ``at[0]`` they repay with ``probability[0]``.
+    With ``by``, ``probability`` is one such list per category of that attribute (a table
+    over category x bin); with ``by_column`` and ``by_at``, one list per bin of a second
+    numeric column (a table over bin x bin)."""
 
     column: str
     at: Annotated[list[float], Field(min_length=1, max_length=1000)]
-    probability: list[Probability]
+    probability: list[Probability] | dict[str, list[Probability]] | list[list[Probability]]
+    by: Literal["group", "sex", "region", "residency", "occupation"] | None = None
+    """None: one list of probabilities for everyone (the default). An attribute: the
+    probabilities are ``{category: [...]}``, one list (as long as ``at``) for every category
+    of it, read by the borrower's category."""
+    by_column: str | None = None
+    """None: no second axis (the default). A numeric column (as ``column``): ``probability``
+    is a list of rows, row r for citizens whose ``by_column`` is at least ``by_at[r]`` (row 0
+    below ``by_at[0]`` too), each row as long as ``at``."""
+    by_at: Annotated[list[float], Field(min_length=1, max_length=1000)] | None = None
+    """The increasing row edges of ``by_column`` (one per row of ``probability``)."""
 
     @model_validator(mode="after")
     def _shape(self):
-        if len(self.probability) != len(self.at):
-            raise ValueError(f"{len(self.at)} values of 'at' need as many probabilities; "
-                             f"got {len(self.probability)}")
-        if any(a >= b for a, b in zip(self.at, self.at[1:], strict=False)):
-            raise ValueError("'at' must increase")
+        grid = isinstance(self.probability, list) and any(
+            isinstance(r, list) for r in self.probability)
+        if self.by is not None and self.by_column is not None:
+            raise ValueError("give 'by' (a category) or 'by_column' (a numeric column), not both")
+        if (self.by_column is None) != (self.by_at is None):
+            raise ValueError("'by_column' and 'by_at' go together: the second column and its "
+                             "row edges")
+        if self.by is None and isinstance(self.probability, dict):
+            raise ValueError("probability: one list per category needs 'by' (the attribute, "
+                             "e.g. by: group); without it give one list")
+        if self.by is not None and not isinstance(self.probability, dict):
+            raise ValueError(f"probability: with by: {self.by}, give one list per {self.by}, "
+                             f"e.g. {{{self.by}_a: [...], {self.by}_b: [...]}}")
+        if self.by_column is not None and not grid:
+            raise ValueError(f"probability: with by_column: {self.by_column}, give one list "
+                             f"per value of by_at ({len(self.by_at)} lists)")
+        if self.by_column is None and grid:
+            raise ValueError("probability: a list of lists needs by_column and by_at (the "
+                             "second column and its row edges)")
+        if isinstance(self.probability, dict):
+            rows = self.probability
+        elif grid:
+            if len(self.probability) != len(self.by_at):
+                raise ValueError(f"{len(self.by_at)} values of 'by_at' need as many lists of "
+                                 f"probabilities; got {len(self.probability)}")
+            rows = {f"row {r}": row for r, row in enumerate(self.probability)}
+        else:
+            rows = {"": self.probability}
+        for cat, row in rows.items():
+            if not isinstance(row, list) or len(row) != len(self.at):
+                where = f" of {cat!r}" if cat else ""
+                got = len(row) if isinstance(row, list) else 1
+                raise ValueError(f"{len(self.at)} values of 'at' need as many probabilities"
+                                 f"{where}; got {got}")
+        for key in ("at", "by_at"):
+            edges = getattr(self, key) or []
+            if any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+                raise ValueError(f"'{key}' must increase")
         return self
+
+    def rows(self, labels: tuple[str, ...] | list[str] = ()) -> np.ndarray:
+        """The probabilities as a (rows, bins) float64 array: one row per label of ``labels``
+        (the ``by`` attribute's categories, in code order), one per ``by_at`` bin, or one."""
+        if isinstance(self.probability, dict):
+            return np.asarray([self.probability[c] for c in labels], dtype=np.float64)
+        if self.by_column is not None:
+            return np.asarray(self.probability, dtype=np.float64)
+        return np.asarray([self.probability], dtype=np.float64)
 
 
 class LoanSpec(Strict):
@@ -370,6 +425,44 @@ class LoanSpec(Strict):
     term_days: Annotated[int, Field(ge=1, le=36_500)] = 30
     repaid_event: str = "loan_repaid"
     default_event: str = "loan_default"
+
+
+class LenderSpec(Strict):
+    """The lender's utilities and how it sets its thresholds (after Liu et al. 2018 and
+    Hardt, Price and Srebro 2016). A repaid loan earns ``gain``, a default costs ``loss``.
+
+    ``criterion`` ``fixed`` keeps the opportunity's ``min_score`` and only records the lending
+    metrics; the others solve a threshold per category of ``by`` from the eligible citizens'
+    scores and the loan's repayment table (on ``score``), on day 0 and every ``every_days``
+    days after: ``max_profit`` (each category's most profitable threshold),
+    ``demographic_parity`` (the most profitable thresholds that select the same share of
+    every category), ``equal_opportunity`` (the most profitable thresholds that lend to the
+    same share of every category's would-be repayers)."""
+
+    gain: Annotated[float, Field(ge=0, le=1e9)] = 1.0
+    """What a repaid loan earns the lender (any unit; only gain / loss matters to the
+    thresholds)."""
+    loss: Annotated[float, Field(ge=0, le=1e9)] = 1.0
+    """What a defaulted loan costs the lender."""
+    criterion: Literal["fixed", "max_profit", "demographic_parity",
+                       "equal_opportunity"] = "fixed"
+    """How the thresholds are set: ``fixed`` (``min_score`` as given) or solved."""
+    by: Literal["group", "sex", "region", "residency", "occupation"] = "group"
+    """The attribute whose categories get their own threshold and metrics."""
+    every_days: Annotated[int, Field(ge=1, le=3650)] = 1
+    """Solved thresholds are re-solved on days whose 0-based number is a multiple of this
+    (day 0 first) and kept in between."""
+
+
+class ScheduleSpec(Strict):
+    """Scheduled tries, besides those drawn from the rate: every eligible citizen (at least
+    ``min_age``, ``who`` holds) tries once on day ``first_day`` (0-based) and, with
+    ``every_days``, again every that many days after."""
+
+    first_day: Annotated[int, Field(ge=0, le=36_500)] = 0
+    """The first day (0-based) everyone eligible tries."""
+    every_days: Annotated[int, Field(ge=1, le=36_500)] | None = None
+    """None: once only. k: on ``first_day``, ``first_day`` + k, ``first_day`` + 2k, ..."""
 
 
 class OpportunitySpec(Strict):
@@ -398,8 +491,21 @@ class OpportunitySpec(Strict):
     retry: Probability = 0.0
     evasion: Probability = 0.0
     loan: LoanSpec | None = None
+    accept_at_min: Probability | dict[Literal["group", "sex", "region", "residency"],
+                                      dict[str, Probability]] = 1.0
+    """A randomised threshold: the chance that a try whose score lies in the threshold's cell
+    is accepted (1, the default: all of them; above the cell always, below never). The cell
+    is the bin of the loan's repayment table on ``score`` that holds ``min_score``, or, without
+    such a table, the score ``min_score`` exactly. One number, or one per category of one
+    attribute."""
+    lender: LenderSpec | None = None
+    """The lender's gain and loss, and thresholds solved from them (None: no lending metrics,
+    thresholds as ``min_score`` says)."""
+    schedule: ScheduleSpec | None = None
+    """Scheduled tries by every eligible citizen on given days, besides the daily ``rate``
+    (None: only the rate)."""
 
-    @field_validator("min_score")
+    @field_validator("min_score", "accept_at_min")
     @classmethod
     def _one_attribute(cls, value):
         if isinstance(value, dict) and len(value) != 1:
@@ -841,15 +947,28 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
                 if cat not in categories[attr]:
                     out.append(((*path, "multipliers", attr, cat),
                                 _unknown_category(attr, cat, categories)))
-        if isinstance(opp.min_score, dict):
-            (attr, table), = opp.min_score.items()
-            missing = set(categories[attr]) - set(table)
+        for key, what in (("min_score", "a threshold"), ("accept_at_min", "a probability")):
+            value = getattr(opp, key)
+            if isinstance(value, dict):
+                (attr, table), = value.items()
+                missing = set(categories[attr]) - set(table)
+                if missing:
+                    out.append(((*path, key, attr),
+                                f"needs {what} for every {attr}; missing {sorted(missing)}"))
+                for cat in sorted(set(table) - set(categories[attr])):
+                    out.append(((*path, key, attr, cat),
+                                _unknown_category(attr, cat, categories)))
+        repay = opp.loan.repay if opp.loan is not None else None
+        if isinstance(repay, RepaymentTable) and isinstance(repay.probability, dict):
+            attr = repay.by
+            missing = set(categories[attr]) - set(repay.probability)
             if missing:
-                out.append(((*path, "min_score", attr),
-                            f"needs a threshold for every {attr}; missing {sorted(missing)}"))
-            for cat in sorted(set(table) - set(categories[attr])):
-                out.append(((*path, "min_score", attr, cat),
+                out.append(((*path, "loan", "repay", "probability"),
+                            f"needs probabilities for every {attr}; missing {sorted(missing)}"))
+            for cat in sorted(set(repay.probability) - set(categories[attr])):
+                out.append(((*path, "loan", "repay", "probability", cat),
                             _unknown_category(attr, cat, categories)))
+    out += _check_lender(path, opp)
     if opp.loan is not None:
         for key in ("repaid_event", "default_event"):
             e = getattr(opp.loan, key)
@@ -858,11 +977,55 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
                                                   f"{_close(e, EVENTS_BY_NAME)}; see "
                                                   "`panopticon events`"))
         repay = opp.loan.repay
-        if isinstance(repay, RepaymentTable) and repay.column not in (*BUILTIN_NUMBERS, *traits):
-            columns = [*BUILTIN_NUMBERS, *traits]
-            out.append(((*path, "loan", "repay", "column"),
-                        f"unknown column {repay.column!r}{_close(repay.column, columns)}; "
-                        f"numeric columns are {columns}"))
+        columns = [*BUILTIN_NUMBERS, *traits]
+        for key in ("column", "by_column"):
+            col = getattr(repay, key, None) if isinstance(repay, RepaymentTable) else None
+            if col is not None and col not in columns:
+                out.append(((*path, "loan", "repay", key),
+                            f"unknown column {col!r}{_close(col, columns)}; "
+                            f"numeric columns are {columns}"))
+    return out
+
+
+def _check_lender(path: tuple, opp: OpportunitySpec) -> list[tuple[tuple, str]]:
+    """A randomised threshold needs a threshold; a lender needs a loan, and a solved one a
+    repayment table on ``score`` and no ``min_score`` of its own."""
+    out: list[tuple[tuple, str]] = []
+    if opp.accept_at_min != 1.0 and opp.min_score is None and (
+            opp.lender is None or opp.lender.criterion == "fixed"):
+        out.append(((*path, "accept_at_min"), "a randomised threshold needs min_score (the "
+                                              "threshold whose cell it randomises)"))
+    lender = opp.lender
+    if lender is None:
+        return out
+    if opp.loan is None:
+        out.append(((*path, "lender"), "a lender needs loan: {repay: ...} (the loans it "
+                                       "grants and their repayment)"))
+        return out
+    if lender.criterion == "fixed":
+        return out
+    repay = opp.loan.repay
+    if not isinstance(repay, RepaymentTable) or repay.column != "score":
+        out.append(((*path, "lender", "criterion"),
+                    f"criterion {lender.criterion} solves thresholds over the bins of the "
+                    "repayment table: needs loan.repay: {column: score, at: [...], "
+                    "probability: [...]}"))
+    elif repay.by_column is not None:
+        out.append(((*path, "lender", "criterion"),
+                    f"criterion {lender.criterion} solves thresholds over the score bins of one "
+                    "row per category: the repayment table cannot have by_column (use by: "
+                    "<attribute> or one list)"))
+    elif repay.by is not None and repay.by != lender.by:
+        out.append(((*path, "lender", "by"),
+                    f"the repayment table is by {repay.by}; the lender's thresholds must be "
+                    f"by the same attribute (by: {repay.by})"))
+    for key in ("min_score", "accept_at_min"):
+        if key in opp.model_fields_set:
+            out.append(((*path, key), f"set by lender.criterion {lender.criterion}; remove "
+                                      f"{key} or use criterion: fixed"))
+    if lender.gain == 0 and lender.loss == 0:
+        out.append(((*path, "lender"), "gain and loss are both 0: every threshold would pay "
+                                       "the same; give the lender a gain or a loss"))
     return out
 
 

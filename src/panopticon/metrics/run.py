@@ -858,7 +858,8 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
     ``behaviour_change_<event>`` (:func:`behaviour_change`'s ``change``, else
     ``true_change``); ``tier_assortativity_<layer>``, ``mean_degree_<layer>`` and
     ``fragmentation_<layer>`` (last survey); ``appeals_<figure>``;
-    ``manipulations_<attack>``. Undefined values (a ratio over 0, NaN, infinity) are left
+    ``manipulations_<attack>``; with a lender, ``lending_<opportunity>_<category>_<what>``
+    (:data:`LENDING_SUMMARY`, whole run). Undefined values (a ratio over 0, NaN, infinity) are left
     out. Never raises for a missing table.
     """
     out: dict[str, float] = {}
@@ -908,7 +909,19 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
             out[f"appeals_{k}"] = v
     for attack, d in manipulations(result).items():
         out[f"manipulations_{attack}"] = d["actions"]
+    from panopticon.metrics.lending import lending  # it reads through this module
+
+    for opp, by_category in lending(result, spec).items():
+        for category, d in by_category.items():
+            for what in LENDING_SUMMARY:
+                if what in d:
+                    out[f"lending_{opp}_{category}_{what}"] = d[what]
     return {k: float(v) for k, v in out.items() if math.isfinite(v)}
+
+
+LENDING_SUMMARY = ("selection_rate", "true_positive_rate", "profit", "mean_score_change")
+"""What :func:`summary` takes of :func:`panopticon.metrics.lending.lending`, per lender and
+category (and ``all``), whole run."""
 
 
 SUMMARY_BOUNDS: tuple[tuple[tuple[str, ...], tuple[float | None, float | None]], ...] = (
