@@ -8,6 +8,7 @@ the citizens officials (rank >= 1) and ``scope.exempt: rank >= 1``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from conftest import build_scenario, policy_day
 
 from panopticon import engine
@@ -128,11 +129,12 @@ def test_guilt_by_association_never_charges_exempt_citizens():
     assert (state.scores[mates[~exempt[mates]]] == 80_000).all()
 
 
-def test_a_formula_never_recomputes_exempt_citizens():
+@pytest.mark.parametrize("formula", ["50 + 0 * age", "50"])
+def test_a_formula_never_recomputes_exempt_citizens(formula):
     """Formula family, score = 50 every day: everyone goes to 50 on day 0 except the exempt.
-    (written ``50 + 0 * age``: a constant formula such as ``50`` fails at run time.)"""
+    A constant formula (``50``) works like any other (it used to fail at run time)."""
     sim, state, e, o = _start(family="formula", rules=[],
-                              score={"start": 100, "min": 0, "max": 120, "formula": "50 + 0 * age",
+                              score={"start": 100, "min": 0, "max": 120, "formula": formula,
                                      "every_days": 1})
     policy_day(sim, state)
     assert state.scores[o] == 50_000 and state.scores[e] == 100_000

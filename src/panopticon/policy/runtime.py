@@ -657,6 +657,11 @@ class _Lazy(dict):
         value = self[key] = self.factories[key]()
         return value
 
+    def values(self):
+        """Every column, each computed when reached (a constant condition takes the length
+        of the first)."""
+        return (self[k] for k in self.factories)
+
 
 def _bound(value: float | None, default: int) -> int:
     return default if value is None else to_milli(value)
