@@ -50,6 +50,9 @@ def test_the_per_citizen_cost_grows_with_the_scenarios_size_drivers(tiny_data):
         build_scenario(tiny_data, opportunities={"flight": {}}),
         build_scenario(tiny_data, run={"days": 300}),
         build_scenario(tiny_data, sensors={"cameras": {"phantom_rate": 0.5}}),
+        # a second source of red lights makes a second record of each
+        build_scenario(tiny_data, sensors={"police": {"events": ["red_light"],
+                                                      "detection": 0.9}}),
     ]
     for spec in bigger:
         assert estimate_peak_bytes(spec) > estimate_peak_bytes(base)

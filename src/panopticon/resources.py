@@ -108,7 +108,8 @@ def per_citizen_bytes(spec: ScenarioSpec) -> float:
 
 def rows_per_citizen_day(spec: ScenarioSpec) -> float:
     """Expected observation, ledger and refusal rows per citizen and day (upper-ish: each
-    event's best source at its best coverage; band factors at their mean)."""
+    source of an event at its best coverage, each making its own record; band factors at
+    their mean)."""
     from panopticon.catalogue import EVENT_TYPES, OPPORTUNITIES_BY_NAME
 
     default = {e.name: e.rate_per_day for e in EVENT_TYPES}
@@ -117,7 +118,7 @@ def rows_per_citizen_day(spec: ScenarioSpec) -> float:
     for source in spec.sensors.values():
         reach = source.detection * _largest(source.coverage)
         for event in source.events:
-            seen[event] = max(seen.get(event, 0.0), reach)
+            seen[event] = seen.get(event, 0.0) + reach  # each source records it apart
         phantoms += source.phantom_rate * _largest(source.coverage)
     scored = {rule.event for rule in spec.policy.rules}
     observations = ledger = phantoms
