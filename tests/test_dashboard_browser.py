@@ -1,9 +1,8 @@
 """The dashboard in a real browser (Debian chromium driven by Playwright): `panopticon
 dashboard` started on a free local port, a small scenario run from the Explore page, the
-charts drawn, the run stored, no console error, no request leaving the machine, and the
-server stopped. Start-up (launch to the Explore page drawn in the browser) is measured: about
-4 s on the 2-core development machine; the test allows 8 s, so that a machine busy with the
-rest of the suite does not fail it, while a start-up gone slow (a heavy import) still does.
+charts drawn, the run then opened on the Runs page (findings, charts, audit verdict), the run
+stored, no console error, no request leaving the machine, and the server stopped. How fast
+it starts and runs is measured by `benchmarks/dashboard.py`, not here.
 
 Like the report's browser test, it fails (never skips) where chromium is missing.
 """
@@ -27,7 +26,6 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 LOCAL = ("127.0.0.1", "localhost")
-STARTUP_S = 8.0
 
 
 def free_port() -> int:
@@ -85,9 +83,9 @@ def test_a_small_scenario_runs_from_the_explore_page_offline(browser, tmp_path):
                 time.sleep(0.05)
         page.goto(f"{address}/?preset=seed_article&citizens=2000&days=30")
         page.get_by_role("button", name="Run").wait_for(timeout=30_000)
-        startup = time.perf_counter() - started
-        assert startup < STARTUP_S, f"start-up took {startup:.1f} s"
-        print(f"\ndashboard start-up (launch to the Explore page served): {startup:.2f} s")
+        # how long it took is measured by benchmarks/dashboard.py, not asserted here
+        print(f"\ndashboard start-up (launch to the Explore page served): "
+              f"{time.perf_counter() - started:.2f} s")
 
         page.get_by_role("button", name="Run").click()
         page.get_by_text("complete: 30 days stored").wait_for(timeout=60_000)
@@ -96,6 +94,14 @@ def test_a_small_scenario_runs_from_the_explore_page_offline(browser, tmp_path):
         page.wait_for_function(
             "() => [...document.querySelectorAll(\"[data-testid='stVegaLiteChart']\")]"
             ".every(el => el.querySelector('canvas, svg'))", timeout=30_000)
+        # the Runs page opens the stored run: the report's findings and charts are drawn
+        page.get_by_text("Runs", exact=True).first.click()
+        page.get_by_text("Findings").first.wait_for(timeout=60_000)
+        page.wait_for_function(
+            "() => { const c = [...document.querySelectorAll(\"[data-testid='stVegaLiteChart']\")];"
+            " return c.filter(el => el.querySelector('canvas, svg')).length >= 5; }",
+            timeout=60_000)
+        assert page.get_by_text("verdict: intact").count() >= 1
         assert errors == [], errors
         assert outside == [], outside
     finally:
