@@ -49,10 +49,11 @@ chromium:
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
-## bench: speed against Mesa and scaling (minutes; not part of the tests)
-bench: $(DEV_STAMP)
+## bench: speed against Mesa, scaling and the dashboard (minutes; not part of the tests)
+bench: $(DEV_STAMP) chromium
 	$(BIN)/python benchmarks/vs_mesa.py
 	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache src/*.egg-info
