@@ -346,7 +346,8 @@ def inspect(run_dir: Path, manifest: dict, sim) -> dict:
                         f"{len(start)}")
     total = start.copy()
     np.add.at(total, rows["citizen"], rows["delta"])
-    unexplained = np.flatnonzero(total != final.astype(np.int64))
+    # a stored score that is not a number (a tampered table) is unexplained too
+    unexplained = np.flatnonzero(~np.isfinite(final) | (total != np.nan_to_num(final)))
     # running score after each row, citizen by citizen in ledger order
     order = np.argsort(rows["citizen"], kind="stable")
     c_sorted, d_sorted = rows["citizen"][order], rows["delta"][order]
