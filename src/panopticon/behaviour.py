@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from panopticon import kernels
-from panopticon.catalogue import EVENTS_BY_NAME
+from panopticon.catalogue import catalogue_of
 from panopticon.errors import UserError
 from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
@@ -71,13 +71,14 @@ def initial_rate_columns(spec: ScenarioSpec, events: list[str], pop: Population,
     n = pop.n
     wanted = range(len(events)) if only is None else sorted(only)
     total = np.zeros(n) if only is None else None
+    library = catalogue_of(spec)  # the packaged entries and the scenario's own
     for t in wanted:
         name = events[t]
         beh = spec.behaviour.events.get(name)
         if beh is None:  # observable (or scored) but nobody really does it here
             yield t, np.zeros(n)
             continue
-        column = rate_from_traits(beh, EVENTS_BY_NAME[name].rate_per_day, pop,
+        column = rate_from_traits(beh, library.events[name].rate_per_day, pop,
                                   stream_key(seed, Stage.RATES, 0, t))
         if n and column.max() > MAX_RATE:
             raise UserError(f"behaviour.events.{name}: some citizens' rate is "

@@ -9,7 +9,17 @@ or whether it is legitimate but penalised in some systems (0: speech, some purch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from panopticon.spec import Strict
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,11 @@ SOURCES: dict[str, str] = {
     "online": "monitoring of posts and messages on online platforms",
     "police": "police reports and administrative penalty records",
     "civic": "civil-affairs and volunteering registries (honours, donations)",
+    # docs/sources.md#location-tracking and #gait-recognition
+    "location": "phone location and transit-card records: presence at places, travel "
+                "between regions",
+    "gait": "gait and body recognition on camera footage: a second camera channel that "
+            "needs no face",
 }
 
 EVENT_TYPES: tuple[EventType, ...] = (
@@ -85,6 +100,16 @@ EVENT_TYPES: tuple[EventType, ...] = (
     # performance (what takes a debtor off the court list)
     EventType("debt_repaid", "finance", "courts", 0.0, 1,
               "a judgment debt paid or settled (performance)"),
+    # added later: always after the entries above, so that existing runs keep their order
+    # (a run's event types are its active ones in this order; docs/sources.md)
+    EventType("healthy_food_purchase", "purchases", "payments", 1 / 7, 1,
+              "buying fruit, vegetables or other food a scheme counts as healthy"),
+    EventType("petition_office_visit", "speech", "location", 1 / 5000, 0,
+              "being present at a petition (letters-and-visits) office"),
+    EventType("protest_attendance", "speech", "location", 1 / 5000, 0,
+              "being present at a protest or unauthorised gathering"),
+    EventType("interregional_travel", "mobility", "location", 1 / 30, 0,
+              "a trip to another region (phone and transit-card records)"),
 )
 
 EVENTS_BY_NAME: dict[str, EventType] = {e.name: e for e in EVENT_TYPES}
@@ -183,3 +208,169 @@ OPPORTUNITY_TYPES: tuple[OpportunityType, ...] = (
 )
 
 OPPORTUNITIES_BY_NAME: dict[str, OpportunityType] = {o.name: o for o in OPPORTUNITY_TYPES}
+
+
+# ---------------------------------------------------------------- a scenario's own entries
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,59}$")
+"""What a scenario's own entry may be called: lower-case letters, digits and underscores."""
+
+VALENCES: dict[str, int] = {"misconduct": -1, "legitimate": 0, "rewarded": 1}
+"""Valence words a scenario may write instead of -1, 0, 1."""
+
+MAX_DEFAULT_RATE = 20.0
+"""The largest default rate an entry may have (events or tries per citizen-day): what a run
+supports (``behaviour.MAX_RATE``, ``sanctions.MAX_TRIES``)."""
+
+_Rate = Annotated[float, Field(ge=0, le=MAX_DEFAULT_RATE)]
+_Text = Annotated[str, Field(max_length=500)]
+
+
+class EventEntry(Strict):
+    """A scenario's own event type: the fields of :class:`EventType` (its name is the key)."""
+
+    domain: Annotated[str, Field(pattern=NAME.pattern)]
+    source: str
+    rate_per_day: _Rate = 0.0
+    valence: Literal[-1, 0, 1, "misconduct", "legitimate", "rewarded"]
+    description: _Text = ""
+
+    def entry(self, name: str) -> EventType:
+        valence = VALENCES[self.valence] if isinstance(self.valence, str) else self.valence
+        return EventType(name, self.domain, self.source, float(self.rate_per_day), valence,
+                         self.description)
+
+
+class NamedEntry(Strict):
+    """A scenario's own data source, sanction or perk: a name (the key) and plain words."""
+
+    description: _Text = ""
+
+
+class OpportunityEntry(Strict):
+    """A scenario's own opportunity: the fields of :class:`OpportunityType` (its name is the
+    key); at least one of ``blocked_by`` and ``needs``."""
+
+    blocked_by: list[str] = []
+    needs: list[str] = []
+    rate_per_day: _Rate = 0.0
+    who: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    description: _Text = ""
+
+    @model_validator(mode="after")
+    def _gated(self):
+        if not self.blocked_by and not self.needs:
+            raise ValueError("an opportunity needs blocked_by (sanctions that refuse it) or "
+                             "needs (perks it requires)")
+        return self
+
+    def entry(self, name: str) -> OpportunityType:
+        return OpportunityType(name, tuple(self.blocked_by), tuple(self.needs),
+                               float(self.rate_per_day), self.who, self.description)
+
+
+class CatalogueSpec(Strict):
+    """The scenario section ``catalogue``: entries of its own, added after the packaged ones
+    (which cannot be redefined). Empty by default: the packaged catalogue alone."""
+
+    events: dict[str, EventEntry] = {}
+    sources: dict[str, NamedEntry] = {}
+    sanctions: dict[str, NamedEntry] = {}
+    perks: dict[str, NamedEntry] = {}
+    opportunities: dict[str, OpportunityEntry] = {}
+
+
+KINDS = ("events", "sources", "sanctions", "perks", "opportunities")
+_WHAT = {"events": "event type", "sources": "data source", "sanctions": "sanction",
+         "perks": "perk", "opportunities": "opportunity"}
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """A resolved catalogue: the packaged entries, then a scenario's own, by name (read-only
+    mappings, in that order). ``own[kind]`` names the scenario's own entries of each kind
+    (``events``, ``sources``, ``sanctions``, ``perks``, ``opportunities``).
+
+    Never a module global that scenarios change: each scenario resolves its own
+    (:func:`catalogue_of`), so one scenario's entries never reach another's."""
+
+    events: Mapping[str, EventType]
+    sources: Mapping[str, str]
+    sanctions: Mapping[str, str]
+    perks: Mapping[str, str]
+    opportunities: Mapping[str, OpportunityType]
+    own: Mapping[str, frozenset[str]] = field(
+        default_factory=lambda: MappingProxyType({k: frozenset() for k in KINDS}))
+
+    def extended(self, spec: CatalogueSpec) -> Catalogue:
+        """This catalogue plus ``spec``'s entries (after this one's). A name this catalogue
+        already has keeps its entry here (:func:`check_catalogue` reports the clash)."""
+        added: dict[str, dict[str, Any]] = {
+            "events": {n: e.entry(n) for n, e in spec.events.items()},
+            "sources": {n: e.description for n, e in spec.sources.items()},
+            "sanctions": {n: e.description for n, e in spec.sanctions.items()},
+            "perks": {n: e.description for n, e in spec.perks.items()},
+            "opportunities": {n: e.entry(n) for n, e in spec.opportunities.items()}}
+        tables, own = {}, {}
+        for kind in KINDS:
+            mine = getattr(self, kind)
+            new = {n: v for n, v in added[kind].items() if n not in mine}
+            tables[kind] = MappingProxyType({**mine, **new})
+            own[kind] = self.own[kind] | frozenset(new)
+        return Catalogue(**tables, own=MappingProxyType(own))
+
+
+PACKAGED = Catalogue(MappingProxyType(EVENTS_BY_NAME), MappingProxyType(SOURCES),
+                     MappingProxyType(SANCTIONS), MappingProxyType(PERKS),
+                     MappingProxyType(OPPORTUNITIES_BY_NAME))
+"""The packaged catalogue: the default library every scenario starts from."""
+
+
+@functools.lru_cache(maxsize=64)
+def _extended(canonical: str) -> Catalogue:
+    return PACKAGED.extended(CatalogueSpec.model_validate_json(canonical))
+
+
+def catalogue_of(spec: Any) -> Catalogue:
+    """The catalogue a scenario (or its ``catalogue`` section) sees: the packaged one plus
+    its own entries; the packaged one for None or a scenario without entries of its own."""
+    section = spec if isinstance(spec, CatalogueSpec) else getattr(spec, "catalogue", None)
+    if not isinstance(section, CatalogueSpec) or section == CatalogueSpec():
+        return PACKAGED
+    return _extended(section.model_dump_json())
+
+
+def _close(name: str, options) -> str:
+    close = difflib.get_close_matches(name, [str(o) for o in options], 3)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def check_catalogue(spec: CatalogueSpec) -> list[tuple[tuple, str]]:
+    """A ``catalogue`` section's names: new names only (no packaged entry redefined), each a
+    lower-case identifier; an event's source, an opportunity's sanctions and perks exist
+    (packaged or the section's own). Problems as (key path, message)."""
+    out: list[tuple[tuple, str]] = []
+    lib = PACKAGED.extended(spec)
+    for kind in KINDS:
+        packaged = getattr(PACKAGED, kind)
+        for name in getattr(spec, kind):
+            path = ("catalogue", kind, name)
+            if name in packaged:
+                out.append((path, f"{name!r} is a packaged {_WHAT[kind]}; a scenario adds new "
+                                  f"names and cannot redefine packaged ones (change its rate "
+                                  f"or sources in the scenario, or pick another name)"))
+            elif not NAME.match(name):
+                out.append((path, f"{name!r} is not a valid name: lower-case letters, digits "
+                                  "and underscores, starting with a letter, at most 60"))
+    for name, e in spec.events.items():
+        if e.source not in lib.sources:
+            out.append((("catalogue", "events", name, "source"),
+                        f"unknown data source {e.source!r}{_close(e.source, lib.sources)}; "
+                        f"known sources are {sorted(lib.sources)}"))
+    for name, o in spec.opportunities.items():
+        for key, table, what in (("blocked_by", lib.sanctions, "sanction"),
+                                 ("needs", lib.perks, "perk")):
+            for j, x in enumerate(getattr(o, key)):
+                if x not in table:
+                    out.append((("catalogue", "opportunities", name, key, j),
+                                f"unknown {what} {x!r}{_close(x, table)}"))
+    return out

@@ -461,28 +461,60 @@ def presets(
     _print_table(table)
 
 
+_CATALOGUE_SCENARIO = typer.Option(
+    "--scenario", "-s", metavar="FILE",
+    help="Also list a scenario's own entries (its `catalogue` section), marked `scenario`: "
+         "a YAML file or a preset name.")
+
+
+def _library(scenario: str | None):
+    """The packaged catalogue, or a scenario's (packaged entries, then its own); exits 2 on
+    a scenario that does not load."""
+    import panopticon as pc
+    from panopticon.catalogue import PACKAGED
+
+    if scenario is None:
+        return PACKAGED
+    try:
+        return pc.load(scenario).library
+    except UserError as exc:
+        _fail(exc)
+
+
 @app.command()
 def events(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the list as JSON (event, domain, source, rate_per_year, "
-                       "description).")] = False,
+                       "description; with --scenario also valence and origin).")] = False,
+    scenario: Annotated[str | None, _CATALOGUE_SCENARIO] = None,
 ) -> None:
     """List the behaviour catalogue: event types, their domain, source and default rate."""
-    from panopticon.catalogue import EVENT_TYPES, SOURCES
+    library = _library(scenario)
+    mine, kinds = library.own["events"], {-1: "misconduct", 0: "legitimate", 1: "rewarded"}
+
+    def origin(name: str, kind: str = "events") -> str:
+        return "scenario" if name in library.own[kind] else "packaged"
 
     if as_json:
         _print_json([{"event": e.name, "domain": e.domain, "source": e.source,
                       "rate_per_year": float(f"{e.rate_per_day * 365:.12g}"),
-                      "description": e.description} for e in EVENT_TYPES])
+                      "description": e.description,
+                      **({"valence": e.valence, "origin": origin(e.name)} if scenario else {})}
+                     for e in library.events.values()])
         return
-    table = Table(title="event types")
-    _name_column(table, "event", [e.name for e in EVENT_TYPES])
-    for col in ("domain", "source", "default rate / yr", "what it is"):
+    table = Table(title="event types" + (f" ({len(mine)} of the scenario's own)"
+                                         if scenario else ""))
+    _name_column(table, "event", list(library.events))
+    columns = ("domain", "source", "default rate / yr", "what it is")
+    for col in (*columns, *(("valence", "from") if scenario else ())):
         table.add_column(col)
-    for e in EVENT_TYPES:
-        table.add_row(e.name, e.domain, e.source, f"{e.rate_per_day * 365:.3g}", e.description)
+    for e in library.events.values():
+        table.add_row(e.name, e.domain, e.source, f"{e.rate_per_day * 365:.3g}", e.description,
+                      *((kinds[e.valence], origin(e.name)) if scenario else ()))
     _print_table(table)
-    out.print("sources: " + "; ".join(f"[bold]{k}[/] {v}" for k, v in SOURCES.items()))
+    out.print("sources: " + "; ".join(
+        f"[bold]{k}[/] {v}" + (" (scenario)" if k in library.own["sources"] else "")
+        for k, v in library.sources.items()))
 
 
 @app.command(short_help="Check that a stored run is whole and untampered (exit 0 if intact, "
@@ -941,26 +973,38 @@ def compile_kernels() -> None:
 def opportunities(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the list as JSON (opportunity, blocked_by, needs, who, "
-                       "tries_per_year, description).")] = False,
+                       "tries_per_year, description; with --scenario also origin).")] = False,
+    scenario: Annotated[str | None, _CATALOGUE_SCENARIO] = None,
 ) -> None:
     """List the opportunity catalogue: what citizens try, what blocks it, default rate."""
-    from panopticon.catalogue import OPPORTUNITY_TYPES
+    library = _library(scenario)
+    mine = library.own["opportunities"]
+
+    def origin(name: str) -> tuple[str, ...]:
+        return ("scenario" if name in mine else "packaged",) if scenario else ()
 
     if as_json:
         _print_json([{"opportunity": o.name, "blocked_by": list(o.blocked_by),
                       "needs": list(o.needs), "who": o.who or "adults",
                       "tries_per_year": float(f"{o.rate_per_day * 365:.12g}"),
-                      "description": o.description} for o in OPPORTUNITY_TYPES])
+                      "description": o.description,
+                      **({"origin": origin(o.name)[0]} if scenario else {})}
+                     for o in library.opportunities.values()])
         return
     table = Table(title="opportunities (scenario key `opportunities`)")
-    _name_column(table, "opportunity", [o.name for o in OPPORTUNITY_TYPES])
+    _name_column(table, "opportunity", list(library.opportunities))
     for col in ("blocked by (sanctions)", "needs (perks)", "who",
-                "default tries / yr", "what it is"):
+                "default tries / yr", "what it is", *(("from",) if scenario else ())):
         table.add_column(col)
-    for o in OPPORTUNITY_TYPES:
+    for o in library.opportunities.values():
         table.add_row(o.name, ", ".join(o.blocked_by) or "-", ", ".join(o.needs) or "-",
-                      o.who or "adults", f"{o.rate_per_day * 365:.3g}", o.description)
+                      o.who or "adults", f"{o.rate_per_day * 365:.3g}", o.description,
+                      *origin(o.name))
     _print_table(table)
+    if scenario and (library.own["sanctions"] or library.own["perks"]):
+        out.print("the scenario's own sanctions: " + (", ".join(sorted(
+            library.own["sanctions"])) or "none") + "; perks: " + (", ".join(sorted(
+                library.own["perks"])) or "none"))
 
 
 # keep this after the last command: every command shows its boolean options as bare flags

@@ -38,12 +38,18 @@ from panopticon.governance import (
     AppealState,
     Insiders,
     Manipulations,
+    Review,
+    ReviewDay,
+    ReviewState,
     appeals_today,
     edit_rows,
     insiders_act,
+    review_today,
 )
 from panopticon.metrics.daily import behaviour_by_group, measure, rates_by_group, standing
 from panopticon.policy.runtime import (
+    ENTERED,
+    LEFT,
     ListChanges,
     PolicyRuntime,
     RuleTable,
@@ -51,7 +57,7 @@ from panopticon.policy.runtime import (
     static_columns,
 )
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify
-from panopticon.rng import Stage, stream_key
+from panopticon.rng import Stage, stream_key, uniforms, uniforms_at
 from panopticon.sanctions import (
     Gates,
     Opportunities,
@@ -98,6 +104,10 @@ class Simulation:
     appeals: Appeals | None = None
     insiders: Insiders | None = None
     perceived: PerceivedDeterrence | None = None
+    visiting: dict = field(default_factory=dict, repr=False, compare=False)
+    """With visitors: ``start``, the visitor slots' day-0 dense rates (filled when the rates
+    are made), which each arrival starts from."""
+    review: Review | None = None
 
     @property
     def adapting(self) -> np.ndarray:
@@ -166,6 +176,13 @@ class State:
     deterred: np.ndarray | None = field(default=None, repr=False)
     """Perceived deterrence's factors now in the rates, (T, R + 1) (None without it);
     derived from the coverage."""
+    visit_until: np.ndarray | None = None
+    """With visitors, (pool,) int32 per visitor slot: present on day d while
+    ``visit_until > d`` (0: not yet arrived). None without visitors."""
+    visits: np.ndarray | None = None
+    """With visitors, (pool,) int32 stays begun so far per slot (a slot is one person)."""
+    review: ReviewState | None = field(default=None, repr=False)
+    """Cases waiting for or decided by a review (None without ``governance.review``)."""
 
     ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false", "partner", "heat")
 
@@ -189,6 +206,11 @@ class State:
         out.update(self.opportunities.snapshot(copy))
         out.update(self.appeals.snapshot(copy))
         out.update(self.policy.snapshot(copy))
+        if self.visit_until is not None:
+            out["visitors.until"] = self.visit_until.copy() if copy else self.visit_until
+            out["visitors.visits"] = self.visits.copy() if copy else self.visits
+        if self.review is not None:
+            out.update(self.review.snapshot(copy))
         return out
 
     @classmethod
@@ -221,7 +243,12 @@ class State:
                    opportunities=OpportunityState.restore(snap),
                    appeals=AppealState.restore(snap), policy=policy,
                    chain=ledger.Chain(bytes(snap["ledger_head"].astype(np.uint8))),
-                   replaced=replaced)
+                   replaced=replaced,
+                   review=ReviewState.restore(snap) if sim.review is not None else None)
+        if "visitors.until" in snap:
+            state.visit_until = snap["visitors.until"].astype(np.int32)
+            state.visits = snap["visitors.visits"].astype(np.int32)
+            policy.set_away(away(sim, state))
         if sim.perceived is not None:  # already in the rates: only what they are
             state.deterred = sim.perceived.factors(state.sensors.detect,
                                                    sim.sensors.sources_of_event)
@@ -263,7 +290,14 @@ class State:
                 problems.append(f"{key}: values outside {low} to {high - 1}")
 
         out_of_range("partner", -1, n)
+        if "visitors.until" in snap:
+            out_of_range("visitors.until", 0, days + 3651)
+            out_of_range("visitors.visits", 0, days + 1)
         out_of_range("tier", 0, len(sim.policy.tier_names))
+        if sim.review is not None:
+            out_of_range("review.queued", -1, days + 1)
+            out_of_range("review.status", 0, 4)
+            out_of_range("review.fell_to", 0, len(sim.policy.tier_names))
         for key in snap:
             if key.startswith("policy.") and key.endswith(("citizen", "citizens")):
                 out_of_range(key, 0, n)
@@ -316,7 +350,9 @@ class State:
                     h.update(v.rows(lo, lo + rows).data)
         for name, v in sorted({**self.policy.snapshot(False),
                                **self.opportunities.snapshot(False),
-                               **self.appeals.snapshot(False)}.items()):
+                               **self.appeals.snapshot(False),
+                               **(self.review.snapshot(False) if self.review is not None
+                                  else {})}.items()):
             h.update(name.encode())
             _hash(h, v, HASHED_AS.get(name))
         for layer, csr in sorted(self.ties.items()):
@@ -407,7 +443,7 @@ def build(scenario: ScenarioSpec) -> Simulation:
     society = generate_society(scenario.society, run.citizens, run.seed)
     pop = society.population
     conditions = scenario_conditions(scenario.behaviour, scenario.opportunities,
-                                     scenario.governance)
+                                     scenario.governance, scenario.library)
     chosen = Insiders.choose(scenario.governance.insiders, pop, run.seed)
     manual = Insiders.label_names(scenario.governance.insiders, chosen)
     policy = CompiledPolicy.compile(scenario.policy, manual)
@@ -430,6 +466,9 @@ def build(scenario: ScenarioSpec) -> Simulation:
                           len(policy.rule_labels) - len(manual)),
         perceived=PerceivedDeterrence.compile(scenario.behaviour.perceived_deterrence, events,
                                               RuleTable.compile(scenario.policy, events)),
+        review=None if scenario.governance.review is None
+        else Review.compile(scenario.governance.review, [x.name for x in scenario.policy.lists],
+                            scenario.policy.tier_names),
     )
 
 
@@ -450,7 +489,12 @@ def _eligible(scenario: ScenarioSpec, events: list[str], pop,
     compiled = compile_policy_conditions(scenario.policy, events, pop.labels,
                                          tuple(pop.traits), who, only_extra=True)
     static = static_columns(pop)
-    return {p.split(".")[1]: cond(static, None) for p, cond in compiled.items()}
+    out = {p.split(".")[1]: cond(static, None) for p, cond in compiled.items()}
+    if pop.visitors:  # visitors never try opportunities
+        resident = np.arange(pop.n) < pop.residents
+        out = {name: out[name] & resident if name in out else resident
+               for name in scenario.opportunities}
+    return out
 
 
 def _runtime(sim: Simulation, ties: dict[str, CSR]) -> PolicyRuntime:
@@ -475,9 +519,81 @@ def initial_state(sim: Simulation) -> State:
                  opportunities=OpportunityState.empty(sim.opportunities, n),
                  appeals=AppealState.empty(n), policy=policy,
                  chain=ledger.Chain(ledger.genesis(sim.scenario.digest,
-                                                    sim.policy.rule_labels)))
+                                                    sim.policy.rule_labels)),
+                 review=None if sim.review is None
+                 else ReviewState.empty(len(sim.review.rows), n))
+    if pop.visitors:
+        state.visit_until = np.zeros(pop.visitors, dtype=np.int32)
+        state.visits = np.zeros(pop.visitors, dtype=np.int32)
+        policy.set_away(away(sim, state))
     follow_coverage(sim, state)
     return state
+
+
+def away(sim: Simulation, state: State) -> np.ndarray | None:
+    """Visitor slots not in the country on ``state.day`` (bool (n,)); None without visitors."""
+    if state.visit_until is None:
+        return None
+    out = np.zeros(sim.n, dtype=bool)
+    out[sim.society.population.residents:] = state.visit_until <= state.day
+    return out
+
+
+def arrivals(sim: Simulation, state: State) -> dict[str, int]:
+    """Start of day d: visitors whose stay is over leave, and ``arrivals_per_day`` of the
+    absent slots arrive (its whole part, plus one with the probability of its fraction;
+    the absent slots with the smallest uniforms keyed by (day, slot) come; more than there
+    are absent slots are turned away). Each stays ``stay_days`` (drawn per (day, slot),
+    rounded to whole days, at least 1) and starts afresh: the policy's start score and tier,
+    no false points, listings or counters, rates as on day 0 (state in place). Draws come from
+    ``Stage.SOCIETY`` streams of day ``d + 1`` (the society itself is drawn on day 0)."""
+    spec = sim.scenario.society.visitors
+    d = state.day
+    whole = int(spec.arrivals_per_day)
+    frac = spec.arrivals_per_day - whole
+    want = whole + int(frac > 0 and uniforms(stream_key(sim.seed, Stage.SOCIETY, d + 1, 1),
+                                             1)[0] < frac)
+    free = np.flatnonzero(state.visit_until <= d)
+    if want < len(free):
+        u = uniforms_at(stream_key(sim.seed, Stage.SOCIETY, d + 1, 2), free)
+        chosen = np.sort(free[np.argsort(u, kind="stable")[:want]])
+    else:
+        chosen = free
+    if len(chosen):
+        if isinstance(spec.stay_days, int | float):
+            stay = np.full(len(chosen), max(1.0, float(np.rint(spec.stay_days))))
+        else:
+            from panopticon.society.sampling import draw
+            stay = np.maximum(1.0, np.rint(draw(spec.stay_days, uniforms_at(
+                stream_key(sim.seed, Stage.SOCIETY, d + 1, 3), chosen))))
+        state.visit_until[chosen] = d + np.minimum(stay, 3650).astype(np.int32)
+        state.visits[chosen] += 1
+        _start_afresh(sim, state, chosen)
+    state.policy.set_away(away(sim, state))
+    return {"visitors_arrived": len(chosen), "visitors_turned_away": want - len(chosen),
+            "visitors_present": int(np.count_nonzero(state.visit_until > d))}
+
+
+def _start_afresh(sim: Simulation, state: State, slots: np.ndarray) -> None:
+    """Arriving visitors (slot numbers) start as on day 0 (see :func:`arrivals`)."""
+    ids = (sim.society.population.residents + slots).astype(np.int64)
+    rules = state.policy
+    rules.arrive(ids, state.scores)
+    state.tier[ids] = classify(sim.policy, state.scores[ids])
+    state.false_points[ids] = 0
+    rates = state.rates
+    code = rates.fixed.code[ids] if len(rates.fixed.code) else rates.fixed.code
+    sub = Rates(sim.visiting["start"][slots].copy(), Profiled(code, rates.fixed.table),
+                rates.where)
+    total, p0 = np.empty(len(ids)), np.empty(len(ids))
+    totals(sub, total, p0)
+    if state.deterred is not None:
+        pop = sim.society.population
+        cost = np.where(rules.exempt_always[ids], len(pop.labels["region"]), pop.region[ids])
+        perceive(None, state.deterred, cost.astype(np.int64), sub, total, p0)
+    rates.dense[ids] = sub.dense
+    state.total[ids] = total
+    state.p0[ids] = p0
 
 
 def follow_coverage(sim: Simulation, state: State) -> None:
@@ -501,6 +617,8 @@ def _start_rates(sim: Simulation) -> tuple[Rates, Profiled]:
     starting rates the responses need (:meth:`Responses.base`)."""
     rates = Rates.start(sim.scenario, list(sim.events), sim.society.population, sim.seed,
                         sim.adapting)
+    if sim.society.population.visitors:
+        sim.visiting["start"] = rates.dense[sim.society.population.residents:].copy()
     kept = sim.responses.base_column >= 0  # changing columns: dense, at their start
     return rates, Profiled.of(rates.dense[:, rates.where[kept]])
 
@@ -516,6 +634,7 @@ class PolicyDay:
     granted: dict[str, np.ndarray]
     appeals: AppealDay | None = None
     manipulations: Manipulations | None = None
+    review: ReviewDay | None = None
 
 
 def wronged(state: State) -> np.ndarray:
@@ -580,11 +699,48 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
         changes.append(manual)
         done.append(acted)
     state.tier = rules.cap_tiers(d, classify(sim.policy, scores))
-    denied, granted = rules.consequences(d, scores, state.tier)
+    reviewed = None
+    if sim.review is not None:
+        reviewed, listings = hold_for_review(sim, state, listings)
+    denied, granted = sanctions(sim, state)
     rows = ledger.day_columns(LedgerRows.concat(changes))
     state.chain.append(d, rows)
     return PolicyDay(rows, listings, denied, granted, appeals,
-                     Manipulations.concat(done) if done else None)
+                     Manipulations.concat(done) if done else None, reviewed)
+
+
+def sanctions(sim: Simulation, state: State) -> tuple[dict[str, np.ndarray],
+                                                        dict[str, np.ndarray]]:
+    """Who is denied each sanction and granted each perk on the state as it stands, with
+    what a review holds back (listings and falls waiting for a reviewer, dismissed falls)."""
+    rules, review = state.policy, state.review
+    if review is None:
+        return rules.consequences(state.day, state.scores, state.tier)
+    return rules.consequences(state.day, state.scores,
+                              review.sanction_tier(sim.review, state.tier),
+                              held=review.held(sim.review))
+
+
+def hold_for_review(sim: Simulation, state: State, listings: ListChanges
+                    ) -> tuple[ReviewDay, ListChanges]:
+    """Today's review (see :func:`panopticon.governance.review_today`): new entries and falls
+    wait, the oldest are decided; dismissed listings end today (list change ``left``)."""
+    d, rules = state.day, state.policy
+    new = listings.change == ENTERED
+    entered = (listings.list[new].astype(np.int64), listings.citizen[new].astype(np.int64))
+
+    def honest_tier(citizens: np.ndarray) -> np.ndarray:
+        scores = state.scores[citizens] - state.false_points[citizens]
+        return rules.cap_tiers(d, classify(sim.policy, scores), honest=True, subset=citizens)
+
+    day = review_today(sim.seed, d, sim.review, state.review, entered, rules.until,
+                       rules.falsely, state.tier, honest_tier,
+                       rules.exempt if rules.any_exempt else None)
+    lk, lc = day.lifted
+    if len(lc):
+        listings = ListChanges.concat([listings, ListChanges(
+            lc, lk, np.full(len(lc), LEFT, np.int8), np.full(len(lc), -1, np.int64))])
+    return day, listings
 
 
 def gates(sim: Simulation, state: State, denied: dict[str, np.ndarray],
@@ -646,16 +802,19 @@ def change_ties(sim: Simulation, state: State) -> dict[str, int]:
     beh, d, pop = sim.scenario.behaviour, state.day, sim.society.population
     if beh.unfriending is not None and (d + 1) % beh.unfriending.every_days == 0:
         spec = beh.unfriending
+        frozen = state.policy.exempt
+        if pop.visitors:  # visitors are never tied to anyone
+            frozen = frozen | (np.arange(sim.n) >= pop.residents)
         layer, moved = network.rewire(
             state.ties[spec.layer], state.tier, stream_key(sim.seed, Stage.NETWORK, d, 1),
-            spec.probability, spec.drop, state.policy.exempt)
+            spec.probability, spec.drop, frozen)
         _replace(sim, state, spec.layer, layer)
         out["ties_rewired"] = moved
     elif beh.unfriending is not None:
         out["ties_rewired"] = 0
     if beh.partners is not None and (d + 1) % beh.partners.every_days == 0:
         spec = beh.partners
-        eligible = (pop.age >= 18) & ~pop.abroad
+        eligible = (pop.age >= 18) & ~pop.abroad & (np.arange(sim.n) < pop.residents)
         state.partner, broken, formed = network.rematch_partners(
             state.partner, state.scores, pop.sex, eligible,
             stream_key(sim.seed, Stage.NETWORK, d, 2), spec.breakup, spec.meet,
@@ -732,14 +891,17 @@ def step(sim: Simulation, state: State) -> DayRecord:
     """Simulate one day in place and return what it produced."""
     d, seed, pop = state.day, sim.seed, sim.society.population
     opps = sim.opportunities
+    visiting = arrivals(sim, state) if state.visit_until is not None else None
     early = None
     if opps.kinds and not sim.scenario.policy.score.realtime:  # gates read yesterday's standing
-        early = gates(sim, state, *state.policy.consequences(d, state.scores, state.tier),
-                      now=True)
+        early = gates(sim, state, *sanctions(sim, state), now=True)
     true = behave(seed, d, state.rates, state.total, state.p0)
     if opps.loans:
         true = add_events(true, *loan_outcomes(d, opps, state.opportunities))
-    obs, _, counts = observe(seed, d, true, state.sensors, pop.region, pop.abroad)
+    if visiting is not None:
+        true, obs, counts = _observe_present(sim, state, true)
+    else:
+        obs, _, counts = observe(seed, d, true, state.sensors, pop.region, pop.abroad)
     watch(sim, state, obs)
     policy = apply_policy(sim, state, obs)
     tried = try_opportunities(sim, state, early or gates(sim, state, policy.denied,
@@ -755,10 +917,14 @@ def step(sim: Simulation, state: State) -> DayRecord:
         metrics.update(opportunity_totals(tried))
     if policy.appeals is not None:
         metrics.update(appeal_totals(policy.appeals, state))
+    if policy.review is not None:
+        metrics.update(review_totals(policy.review, state))
     if sim.scenario.policy.sanctions:
         metrics["citizens_wrongly_sanctioned"] = wrongly_sanctioned(sim, state, policy.denied)
     metrics.update(tie_changes)
     metrics.update(coverage_today(sim, state))
+    if visiting is not None:
+        metrics.update(visiting)
     every = sim.scenario.run.survey_every
     survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
     state.day = d + 1
@@ -774,6 +940,31 @@ def step(sim: Simulation, state: State) -> DayRecord:
                       for layer, csr in state.ties.items()} if survey else {})
 
 
+def _observe_present(sim: Simulation, state: State, true):
+    """With visitors: absent visitors do nothing and no record names them (their true events
+    are dropped; misattributions and phantoms that would name them are dropped too, counted
+    as missed and not as false observations)."""
+    pop, d = sim.society.population, state.day
+    gone = state.policy.exempt & ~state.policy.exempt_always  # away today
+    keep = ~gone[true.citizen]
+    if not keep.all():
+        true = type(true)(true.citizen[keep], true.event[keep], true.seq[keep])
+    obs, _, counts = observe(sim.seed, d, true, state.sensors, pop.region, pop.abroad | gone)
+    drop = gone[obs.citizen]
+    if drop.any():
+        t = counts.shape[1]
+        misattributed = drop & (obs.true_actor >= 0)
+        false_rows = np.bincount(obs.event[drop].astype(np.int64), minlength=t)
+        mis_rows = np.bincount(obs.event[misattributed].astype(np.int64), minlength=t)
+        counts = counts.copy()
+        counts[TALLY.index("false_observations")] -= false_rows
+        counts[TALLY.index("misattributed")] -= mis_rows
+        counts[TALLY.index("missed")] += mis_rows
+        obs = Observations(*(getattr(obs, f)[~drop] for f in ("citizen", "event", "source",
+                                                                "is_true", "true_actor")))
+    return true, obs, counts
+
+
 def appeal_totals(day: AppealDay, state: State) -> dict[str, float]:
     """``appeals_filed``, ``appeals_upheld``, ``appeals_rejected`` today, the ``appeal_backlog``
     at the end of the day and the mean ``appeal_wait_days`` of today's decisions (NaN if none)."""
@@ -784,6 +975,19 @@ def appeal_totals(day: AppealDay, state: State) -> dict[str, float]:
             "appeal_backlog": int(np.count_nonzero(state.appeals.filed >= 0)),
             "appeal_wait_days": float(day.waited[decided].mean()) if decided.any()
             else float("nan")}
+
+
+def review_totals(day: ReviewDay, state: State) -> dict[str, float]:
+    """``reviews_entered`` (cases queued today), ``reviews_confirmed``, ``reviews_dismissed``,
+    of those ``reviews_false_caught`` and ``reviews_true_dismissed``, and
+    ``reviews_false_confirmed`` today; ``review_backlog`` (cases waiting at the end of the day)
+    and the mean ``review_wait_days`` of today's decisions (NaN if none)."""
+    return {"reviews_entered": day.entered, "reviews_confirmed": day.confirmed,
+            "reviews_dismissed": day.dismissed, "reviews_false_caught": day.false_caught,
+            "reviews_true_dismissed": day.true_dismissed,
+            "reviews_false_confirmed": day.false_confirmed,
+            "review_backlog": int(np.count_nonzero(state.review.queued >= 0)),
+            "review_wait_days": float(day.waited.mean()) if len(day.waited) else float("nan")}
 
 
 def wrongly_sanctioned(sim: Simulation, state: State, denied: dict[str, np.ndarray]) -> int:

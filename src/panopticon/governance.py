@@ -17,7 +17,7 @@ from panopticon import kernels
 from panopticon.behaviour import rate_from_traits
 from panopticon.policy.scoring import CompiledPolicy, LedgerRows, apply_deltas
 from panopticon.rng import Stage, stream_key, uniforms_at
-from panopticon.scenario import AppealsSpec
+from panopticon.scenario import AppealsSpec, ReviewSpec
 from panopticon.society import Population
 
 FILED, UPHELD, REJECTED = range(3)
@@ -123,6 +123,176 @@ def appeals_today(seed: int, day: int, appeals: Appeals, state: AppealState,
                               np.full(len(filing), FILED)]).astype(np.int8)
     took = np.concatenate([waited[won], waited[~won], np.zeros(len(filing), np.int64)])
     return rows, AppealDay(citizen, outcome, took.astype(np.int32))
+
+
+# ---------------------------------------------------------------- review
+PENDING, CONFIRMED, DISMISSED = 1, 2, 3
+"""Review status of a case (0: none): waiting for a reviewer, confirmed, dismissed."""
+_REVIEW = 10_000_000  # sub-streams of Stage.GOVERN: one per case row (lists, then tiers)
+
+
+@dataclass(frozen=True)
+class Review:
+    """Compiled :class:`ReviewSpec`. A citizen has one case row per policy list and one for
+    the tiers (row ``len(lists)``): ``rows`` (L + 1,) bool, the rows reviewed; ``tiers`` (K,)
+    bool, the reviewed tiers; ``stand_in`` (K,) uint8, the tier sanctions see for a citizen
+    whose fall into a reviewed tier waits or was dismissed (the worst tier above it that is
+    not reviewed); the rest as given."""
+
+    rows: np.ndarray
+    tiers: np.ndarray
+    stand_in: np.ndarray
+    capacity: int
+    delay_days: int
+    catch_false: float
+    dismiss_true: float
+
+    @classmethod
+    def compile(cls, spec: ReviewSpec, list_names: list[str], tier_names: list[str]) -> Review:
+        """Resolve the names (checked when the scenario was loaded)."""
+        rows = np.asarray([x in spec.lists for x in list_names] + [bool(spec.tiers)])
+        tiers = np.asarray([t in spec.tiers for t in tier_names], dtype=bool)
+        stand_in = np.arange(len(tier_names))
+        for t in range(1, len(tier_names)):
+            if tiers[t]:
+                stand_in[t] = stand_in[t - 1]  # the top tier is never reviewed
+        return cls(rows, tiers, stand_in.astype(np.uint8), spec.capacity, spec.delay_days,
+                   spec.catch_false, spec.dismiss_true)
+
+    @property
+    def lists(self) -> int:
+        """How many policy lists (rows before the tiers' row)."""
+        return len(self.rows) - 1
+
+
+@dataclass
+class ReviewState:
+    """(L + 1, n) per case row (lists, then tiers) and citizen: ``queued`` int32 the day a
+    waiting case was queued (-1: none waiting), ``status`` int8 (0 none, :data:`PENDING`,
+    :data:`CONFIRMED`, :data:`DISMISSED`); ``fell_to`` (n,) uint8 the worst reviewed tier of the
+    citizen's current tier case (0: none)."""
+
+    queued: np.ndarray
+    status: np.ndarray
+    fell_to: np.ndarray
+
+    FIELDS = ("queued", "status", "fell_to")
+
+    @classmethod
+    def empty(cls, rows: int, n: int) -> ReviewState:
+        """Nothing under review."""
+        return cls(np.full((rows, n), -1, dtype=np.int32), np.zeros((rows, n), dtype=np.int8),
+                   np.zeros(n, dtype=np.uint8))
+
+    def snapshot(self, copy: bool = True) -> dict[str, np.ndarray]:
+        """Arrays for a checkpoint."""
+        return {f"review.{k}": getattr(self, k).copy() if copy else getattr(self, k)
+                for k in self.FIELDS}
+
+    @classmethod
+    def restore(cls, snap: dict[str, np.ndarray]) -> ReviewState:
+        """From :meth:`snapshot`."""
+        return cls(*(snap[f"review.{k}"].copy() for k in cls.FIELDS))
+
+    def held(self, review: Review) -> np.ndarray:
+        """(L, n) bool: listings whose entry waits for a reviewer (no sanction yet)."""
+        return self.status[:review.lists] == PENDING
+
+    def sanction_tier(self, review: Review, tier: np.ndarray) -> np.ndarray:
+        """The tiers sanctions see: a fall into a reviewed tier that waits or was dismissed
+        counts as the stand-in tier (a copy; ``tier`` itself when nothing is held)."""
+        if not review.tiers.any():
+            return tier
+        row = self.status[review.lists]
+        held = np.flatnonzero(((row == PENDING) | (row == DISMISSED)) & review.tiers[tier])
+        if not len(held):
+            return tier
+        out = tier.copy()
+        out[held] = review.stand_in[tier[held]]
+        return out
+
+
+@dataclass(frozen=True)
+class ReviewDay:
+    """One day of review: ``entered`` cases queued, ``confirmed``, ``dismissed``,
+    ``false_caught`` (dismissed false cases), ``true_dismissed`` (dismissed true ones),
+    ``false_confirmed`` (confirmed false ones), ``waited`` (days each decision waited);
+    ``lifted`` the listings dismissals ended (list changes ``left``)."""
+
+    entered: int
+    confirmed: int
+    dismissed: int
+    false_caught: int
+    true_dismissed: int
+    false_confirmed: int
+    waited: np.ndarray
+    lifted: tuple[np.ndarray, np.ndarray]
+
+
+def review_today(seed: int, day: int, review: Review, state: ReviewState, entered: tuple,
+                 until: np.ndarray, falsely: np.ndarray, tier: np.ndarray,
+                 honest_tier, exempt: np.ndarray | None = None) -> ReviewDay:
+    """Queue today's new cases, then decide the oldest (state, ``until`` and ``falsely`` in
+    place). Runs at the end of the policy's day, after the tiers and before the sanctions.
+
+    Args:
+        entered: (list, citizen) int arrays of today's ``entered`` list changes.
+        until, falsely: the policy's (L, n) listing ends and false-listing flags; a dismissed
+            listing ends today (``until`` = day).
+        tier: (n,) today's tiers. honest_tier: callable(citizens) -> their tiers on their
+            true standing (a fall is false when that is better than the tier it records).
+        exempt: (n,) bool, citizens the policy exempts (None: nobody): never a tier case.
+    """
+    lists = review.lists
+    queued, status = state.queued, state.status
+    # a new entry is a new case, even over an old confirmed one; an ended listing has none
+    new_entry = review.rows[entered[0]]
+    k, c = entered[0][new_entry], entered[1][new_entry]
+    status[k, c] = PENDING
+    queued[k, c] = day
+    for k in np.flatnonzero(review.rows[:lists]):
+        off = until[k] <= day
+        status[k, off] = 0
+        queued[k, off] = -1
+        fresh = (status[k] == 0) & ~off  # listed with no case (never without an entry)
+        status[k, fresh] = PENDING
+        queued[k, fresh] = day
+    if review.rows[lists]:
+        row_s, row_q = status[lists], queued[lists]
+        fallen = review.tiers[tier] if exempt is None else review.tiers[tier] & ~exempt
+        row_s[~fallen], row_q[~fallen], state.fell_to[~fallen] = 0, -1, 0
+        deeper = fallen & (tier > state.fell_to)
+        new = fallen & ((row_s == 0) | (deeper & (row_s != PENDING)))
+        row_s[new], row_q[new] = PENDING, day
+        state.fell_to[deeper] = tier[deeper]  # a waiting case keeps its place
+    entered_today = int(np.count_nonzero(queued == day))
+
+    row, who = np.nonzero((queued >= 0) & (queued <= day - review.delay_days))
+    order = np.lexsort((row, who, queued[row, who]))[:review.capacity]
+    row, who = row[order], who[order]  # oldest first, then by citizen, then lists before tiers
+    waited = day - queued[row, who]
+    false = np.zeros(len(who), dtype=bool)
+    on_list = row < lists
+    false[on_list] = falsely[row[on_list], who[on_list]]
+    on_tier = np.flatnonzero(~on_list)
+    if len(on_tier):
+        false[on_tier] = honest_tier(who[on_tier]) < tier[who[on_tier]]
+    u = np.empty(len(who))
+    for r in np.unique(row):  # one stream per row, drawn by citizen id
+        at = row == r
+        u[at] = uniforms_at(stream_key(seed, Stage.GOVERN, day, _REVIEW + int(r)), who[at])
+    dismiss = u < np.where(false, review.catch_false, review.dismiss_true)
+    queued[row, who] = -1
+    status[row, who] = np.where(dismiss, DISMISSED, CONFIRMED)
+    lift = dismiss & on_list
+    lk, lc = row[lift], who[lift]
+    until[lk, lc] = day
+    falsely[lk, lc] = False
+    status[lk, lc] = 0
+    return ReviewDay(entered_today, int((~dismiss).sum()), int(dismiss.sum()),
+                     int((dismiss & false).sum()), int((dismiss & ~false).sum()),
+                     int((~dismiss & false).sum()), waited.astype(np.int32),
+                     (lk.astype(np.int16), lc.astype(np.int32)))
 
 
 # ---------------------------------------------------------------- insiders

@@ -110,9 +110,10 @@ def rows_per_citizen_day(spec: ScenarioSpec) -> float:
     """Expected observation, ledger and refusal rows per citizen and day (upper-ish: each
     source of an event at its best coverage, each making its own record; band factors at
     their mean)."""
-    from panopticon.catalogue import EVENT_TYPES, OPPORTUNITIES_BY_NAME
+    from panopticon.catalogue import catalogue_of
 
-    default = {e.name: e.rate_per_day for e in EVENT_TYPES}
+    library = catalogue_of(spec)  # the packaged entries and the scenario's own
+    default = {e.name: e.rate_per_day for e in library.events.values()}
     seen: dict[str, float] = {}
     phantoms = 0.0
     for source in spec.sensors.values():
@@ -136,7 +137,7 @@ def rows_per_citizen_day(spec: ScenarioSpec) -> float:
         ledger += 1 / policy.score.every_days
     tries = 0.0  # refusals (at most one row per try) and loan outcomes
     for name, opp in spec.opportunities.items():
-        known = OPPORTUNITIES_BY_NAME.get(name)
+        known = library.opportunities.get(name)
         rate = (known.rate_per_day if known else 0.0) if opp.rate is None else _mean(opp.rate)
         tries += rate * _multiplier(spec, opp.multipliers) * _band_mean(opp.bands) \
             * (1 - _under_age(spec, opp.min_age))

@@ -32,7 +32,7 @@ import numpy as np
 
 from panopticon import kernels
 from panopticon.behaviour import profiles, rate_from_traits
-from panopticon.catalogue import OPPORTUNITIES_BY_NAME
+from panopticon.catalogue import catalogue_of
 from panopticon.errors import UserError
 from panopticon.policy.schema import MILLI
 from panopticon.rng import Stage, stream_key, uniforms_at
@@ -186,8 +186,9 @@ class Opportunities:
         """Rates from traits and eligibility (``who``: name -> bool (n,)), gates and loans."""
         n, kinds = pop.n, []
         rates = np.zeros((n, len(spec.opportunities)), dtype=np.float64)
+        catalogued = catalogue_of(spec).opportunities  # packaged, then the scenario's own
         for k, (name, opp) in enumerate(spec.opportunities.items()):
-            default = OPPORTUNITIES_BY_NAME.get(name)
+            default = catalogued.get(name)
             rate = rate_from_traits(opp, default.rate_per_day if default else 0.0, pop,
                                     stream_key(seed, Stage.OPPORTUNITY, 0, 100 + k))
             if name in who:

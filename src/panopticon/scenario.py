@@ -31,7 +31,13 @@ from pydantic import (
     model_validator,
 )
 
-from panopticon.catalogue import EVENTS_BY_NAME, OPPORTUNITIES_BY_NAME, SOURCES
+from panopticon.catalogue import (
+    PACKAGED,
+    Catalogue,
+    CatalogueSpec,
+    catalogue_of,
+    check_catalogue,
+)
 from panopticon.errors import Problem, UserError
 from panopticon.policy.schema import MAX_POINTS, PolicySpec
 from panopticon.spec import (
@@ -139,6 +145,57 @@ class TiesSpec(Strict):
     family: bool = True
 
 
+ORIGIN_HOME = "home"
+"""The ``origin`` of every resident (citizens and resident foreigners) in a society with
+visitors; visitors' origins are their nationalities."""
+
+
+class VisitorsSpec(Strict):
+    """Tourists and short-stay foreigners: ``pool`` extra people (slots numbered after the
+    residents) who arrive and leave. Each day ``arrivals_per_day`` of the absent ones arrive
+    (its whole part every day, its fraction with that probability) and stay ``stay_days``
+    (a number, or a distribution drawn per arrival; whole days, at least 1). A visitor has an
+    ``origin`` (drawn once per slot from ``origins``) and an ``income`` (one distribution, or
+    one per origin); age, sex, region, group and occupation are drawn like residents', the
+    residency is ``tourist``. Visitors have no household, ties or partner, and never try
+    opportunities. A slot is one person, who may visit several times; on each arrival their
+    standing starts afresh (``score.start``). While away they are frozen like exempt citizens:
+    no true events, no observations, no score changes, no listings."""
+
+    pool: Annotated[int, Field(ge=1, le=10_000_000)]
+    arrivals_per_day: Annotated[float, Field(ge=0, le=10_000_000)]
+    stay_days: Annotated[float, Field(ge=1, le=3650)] | Distribution = 7
+    origins: Table = Table(values=["foreign"], weights=[1.0])
+    income: Distribution | dict[str, Distribution] = LogNormal(kind="lognormal", median=6000,
+                                                               sigma=0.8)
+    """Yuan per month: one distribution, or one per origin (every origin named)."""
+
+    @field_validator("origins")
+    @classmethod
+    def _origin_names(cls, table: Table) -> Table:
+        names = table.labels()
+        bad = [v for v in names if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", str(v))]
+        if bad:
+            raise ValueError(f"origins must be lowercase names (a-z, 0-9, _); got {bad}")
+        if ORIGIN_HOME in names:
+            raise ValueError(f"{ORIGIN_HOME!r} is the residents' origin; name visitors' "
+                             "origins otherwise")
+        if len(set(names)) != len(names) or len(names) > 250:
+            raise ValueError("origins must be distinct, at most 250")
+        return table
+
+    @model_validator(mode="after")
+    def _income_by_origin(self):
+        if isinstance(self.income, dict):
+            names = self.origins.labels()
+            missing = sorted(set(names) - set(self.income))
+            extra = sorted(set(self.income) - set(names))
+            if missing or extra:
+                raise ValueError(f"income by origin must name every origin ({names}); "
+                                 f"missing {missing}, unknown {extra}")
+        return self
+
+
 class SocietySpec(Strict):
     """Who lives in the synthetic society and how they are tied. Distributions are data [A]."""
 
@@ -162,6 +219,8 @@ class SocietySpec(Strict):
     traits: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")], PerCategory] = {}
     """Further numeric traits drawn once per citizen (e.g. a true creditworthiness), usable in
     conditions, start scores and loan repayment like ``income``."""
+    visitors: VisitorsSpec | None = None
+    """Tourists and short-stay foreigners who arrive and leave (none by default)."""
 
     @field_validator("adult_age")
     @classmethod
@@ -176,7 +235,8 @@ class SocietySpec(Strict):
     @field_validator("traits")
     @classmethod
     def _trait_names(cls, traits: dict) -> dict:
-        clash = sorted(set(traits) & {*BUILTIN_NUMBERS, *CATEGORICAL, "tier", "true_score"})
+        clash = sorted(set(traits) & {*BUILTIN_NUMBERS, *CATEGORICAL, "tier", "true_score",
+                                    "origin"})
         if clash:
             raise ValueError(f"trait names {clash} are taken by built-in columns")
         if len(traits) > 20:
@@ -190,6 +250,13 @@ class SocietySpec(Strict):
         if bad:
             raise ValueError(f"residency values must be among {list(RESIDENCIES)}; got {bad}")
         return table
+
+    @model_validator(mode="after")
+    def _visitors_are_tourists(self):
+        if self.visitors is not None and "tourist" not in self.residency.labels():
+            raise ValueError("visitors have residency 'tourist': add it to residency.values "
+                             "(with weight 0 if no resident is a tourist)")
+        return self
 
     @field_validator("official_rank")
     @classmethod
@@ -635,10 +702,39 @@ class InsiderSpec(Strict):
         return self
 
 
+class ReviewSpec(Strict):
+    """A judge before the sanction: a new entry on one of ``lists``, or a fall into one of
+    ``tiers``, brings no sanction until a reviewer has confirmed it. Reviewers decide
+    ``capacity`` cases a day, oldest first (then by citizen), each no earlier than
+    ``delay_days`` after it was queued; a false case (the lab knows it is false) is dismissed
+    with probability ``catch_false``, a true one with probability ``dismiss_true``. A dismissed
+    listing is lifted; a dismissed fall brings no sanction while the citizen stays in the
+    reviewed tiers (see docs/scenarios.md, governance.review)."""
+
+    lists: Annotated[list[str], Field(max_length=100)] = []
+    tiers: Annotated[list[str], Field(max_length=50)] = []
+    capacity: Annotated[int, Field(ge=0, le=10_000_000)] = 100
+    delay_days: Annotated[int, Field(ge=0, le=36_500)] = 0
+    catch_false: Probability = 0.9
+    dismiss_true: Probability = 0.05
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.lists and not self.tiers:
+            raise ValueError("a review needs lists or tiers to review")
+        for key in ("lists", "tiers"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                raise ValueError(f"{key}: a name is given twice")
+        return self
+
+
 class GovernanceSpec(Strict):
-    """Who watches the system: appeals, and insiders who manipulate it."""
+    """Who watches the system: appeals, a review before sanctions, and insiders who
+    manipulate it."""
 
     appeals: AppealsSpec | None = None
+    review: ReviewSpec | None = None
     insiders: Annotated[list[InsiderSpec], Field(max_length=50)] = []
 
 
@@ -675,7 +771,15 @@ class ScenarioSpec(Strict):
     sensors: dict[str, SourceSpec] = {}
     opportunities: dict[str, OpportunitySpec] = {}
     governance: GovernanceSpec = GovernanceSpec()
+    catalogue: CatalogueSpec = CatalogueSpec()
+    """The scenario's own event types, data sources, sanctions, perks and opportunities,
+    added to the packaged catalogue (docs/scenarios.md#catalogue)."""
     policy: PolicySpec
+
+    @property
+    def library(self) -> Catalogue:
+        """The catalogue this scenario sees: the packaged entries, then its own."""
+        return catalogue_of(self)
 
     def with_run(self, **changes: Any) -> ScenarioSpec:
         """A copy with run settings changed (validated), e.g. ``with_run(citizens=1000)``."""
@@ -725,8 +829,11 @@ class ScenarioSpec(Strict):
         return canonical_digest(self.model_dump(mode="json", exclude_defaults=True))
 
     def active_events(self) -> list[str]:
-        """Event types that happen (have a rate) or can be observed, in catalogue order."""
-        used = set(self.behaviour.events)
+        """Event types that happen (have a rate) or can be observed, in catalogue order
+        (the packaged entries, then the scenario's own). The scenario's own event types are
+        always active, so that any condition may count them."""
+        library = self.library
+        used = set(self.behaviour.events) | library.own["events"]
         for src in self.sensors.values():
             used |= set(src.events) | set(src.phantom_events or ())
         used |= {r.event for r in self.policy.rules}
@@ -739,7 +846,7 @@ class ScenarioSpec(Strict):
         for o in self.opportunities.values():
             if o.loan is not None:
                 used |= {o.loan.repaid_event, o.loan.default_event}
-        return [e for e in EVENTS_BY_NAME if e in used]
+        return [e for e in library.events if e in used]
 
 
 # ---------------------------------------------------------------- loading
@@ -754,13 +861,15 @@ class _Sections:
     opportunities: dict[str, OpportunitySpec] | None
     governance: GovernanceSpec | None
     policy: PolicySpec | None
+    catalogue: CatalogueSpec | None = None
 
 
 _SECTION_MODELS: dict[str, Any] = {
     "society": TypeAdapter(SocietySpec), "behaviour": TypeAdapter(BehaviourSpec),
     "sensors": TypeAdapter(dict[str, SourceSpec]),
     "opportunities": TypeAdapter(dict[str, OpportunitySpec]),
-    "governance": TypeAdapter(GovernanceSpec), "policy": TypeAdapter(PolicySpec)}
+    "governance": TypeAdapter(GovernanceSpec), "policy": TypeAdapter(PolicySpec),
+    "catalogue": TypeAdapter(CatalogueSpec)}
 
 
 def _valid_sections(data: dict) -> _Sections:
@@ -808,7 +917,13 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
     Checks that need a section that is itself invalid (None) are skipped.
     """
     out: list[tuple[tuple, str]] = []
-    known = set(EVENTS_BY_NAME)
+    # an invalid catalogue section (None) leaves the packaged catalogue: its own names may
+    # then be reported unknown besides the section's own problems
+    section = spec.catalogue
+    library = PACKAGED if section is None else catalogue_of(section)
+    out += check_catalogue(section) if section is not None else []
+    known = set(library.events)
+    sources = library.sources
     soc, beh_spec, sensors, policy = spec.society, spec.behaviour, spec.sensors, spec.policy
 
     def event(path: tuple, name: str) -> None:
@@ -820,6 +935,8 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
         "sex": ["female", "male"], "region": soc.region.labels(), "group": soc.group.labels(),
         "residency": soc.residency.labels(),
         "occupation": [*soc.occupation.labels(), "minor", "retired"]}
+    if soc is not None and soc.visitors is not None:
+        categories["origin"] = [ORIGIN_HOME, *soc.visitors.origins.labels()]
 
     def cats(path: tuple, mapping: dict[str, dict[str, float]]) -> None:
         for attr, table in mapping.items() if categories else ():
@@ -854,9 +971,9 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
             for j, e in enumerate(det.events):
                 event(("behaviour", "perceived_deterrence", i, "events", j), e)
     for sname, src in (sensors or {}).items():
-        if sname not in SOURCES:
+        if sname not in sources:
             out.append((("sensors", sname), f"unknown data source {sname!r}"
-                        f"{_close(sname, SOURCES)}; known sources are {sorted(SOURCES)}"))
+                        f"{_close(sname, sources)}; known sources are {sorted(sources)}"))
         seen: set[str] = set()  # several sources may observe one event type, once each
         for j, e in enumerate(src.events):
             event(("sensors", sname, "events", j), e)
@@ -907,37 +1024,54 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                                 "kind; an event's responses either set a rate or multiply it "
                                 "by a factor"))
     for name, opp in (spec.opportunities or {}).items():
-        out += _check_opportunity(name, opp, categories, traits)
+        out += _check_opportunity(name, opp, categories, traits, library)
     if policy is not None:
         labels = {k: tuple(v) for k, v in categories.items()} if categories else None
         out += [(("policy", *path), msg)
-                for path, msg in check_policy(policy, labels, traits, soc)]
+                for path, msg in check_policy(policy, labels, traits, soc, library)]
         if labels is not None and beh_spec is not None:
             out += _check_conditions(policy, labels, traits,
                                      scenario_conditions(beh_spec, spec.opportunities or {},
-                                                         spec.governance))
+                                                         spec.governance, library),
+                                     library)
     for i, insider in enumerate(spec.governance.insiders if spec.governance else ()):
         if insider.region is not None and categories and insider.region not in categories[
                 "region"]:
             out.append((("governance", "insiders", i, "region"),
                         _unknown_category("region", insider.region, categories)))
+    review = spec.governance.review if spec.governance else None
+    if review is not None and policy is not None:
+        names = [x.name for x in policy.lists]
+        for j, name in enumerate(review.lists):
+            if name not in names:
+                out.append((("governance", "review", "lists", j),
+                            f"unknown list {name!r}{_close(name, names)}; the policy's "
+                            f"lists are {names}"))
+        for j, t in enumerate(review.tiers):
+            if t not in policy.tier_names:
+                out.append((("governance", "review", "tiers", j),
+                            f"unknown tier {t!r}{_close(t, policy.tier_names)}; the "
+                            f"policy's tiers are {policy.tier_names}"))
+            elif t == policy.tier_names[0]:
+                out.append((("governance", "review", "tiers", j),
+                            f"{t!r} is the top tier: nobody falls into it"))
     return out
 
 
-def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits: tuple
-                       ) -> list[tuple[tuple, str]]:
+def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits: tuple,
+                       library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
     """An opportunity's names: a catalogue entry (or a full definition), known sanctions,
     perks, categories, columns and events."""
-    from panopticon.catalogue import PERKS, SANCTIONS
-
     out: list[tuple[tuple, str]] = []
     path = ("opportunities", name)
-    if name not in OPPORTUNITIES_BY_NAME and (opp.rate is None or (opp.blocked_by is None
-                                                                   and opp.needs is None)):
-        out.append((path, f"unknown opportunity {name!r}{_close(name, OPPORTUNITIES_BY_NAME)}"
+    catalogued = library.opportunities
+    if name not in catalogued and (opp.rate is None or (opp.blocked_by is None
+                                                        and opp.needs is None)):
+        out.append((path, f"unknown opportunity {name!r}{_close(name, catalogued)}"
                           "; name one from "
                           "`panopticon opportunities`, or give rate and blocked_by or needs"))
-    for key, table, what in (("blocked_by", SANCTIONS, "sanction"), ("needs", PERKS, "perk")):
+    for key, table, what in (("blocked_by", library.sanctions, "sanction"),
+                             ("needs", library.perks, "perk")):
         for j, x in enumerate(getattr(opp, key) or ()):
             if x not in table:
                 out.append(((*path, key, j), f"unknown {what} {x!r}{_close(x, table)}"))
@@ -972,9 +1106,9 @@ def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits
     if opp.loan is not None:
         for key in ("repaid_event", "default_event"):
             e = getattr(opp.loan, key)
-            if e not in EVENTS_BY_NAME:
+            if e not in library.events:
                 out.append(((*path, "loan", key), f"unknown event type {e!r}"
-                                                  f"{_close(e, EVENTS_BY_NAME)}; see "
+                                                  f"{_close(e, library.events)}; see "
                                                   "`panopticon events`"))
         repay = opp.loan.repay
         columns = [*BUILTIN_NUMBERS, *traits]
@@ -1166,11 +1300,12 @@ def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     categories = _categories(spec.society)
     drawn = f"with run.citizens={n} and run.seed={seed}"
     events = spec.active_events()
+    library = spec.library
     parts, total = [], 0.0
     for name, beh in spec.behaviour.events.items():
         key = stream_key(seed, Stage.RATES, 0, events.index(name))
         factor = _largest_factor(beh, categories)
-        base = _largest_draw(beh.rate, EVENTS_BY_NAME[name].rate_per_day,
+        base = _largest_draw(beh.rate, library.events[name].rate_per_day,
                              MAX_RATE / factor if factor else math.inf, key, n)
         if base * factor > MAX_RATE:
             out.append((("behaviour", "events", name, *(("rate",) if beh.rate is not None
@@ -1190,8 +1325,8 @@ def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
                     f"with the largest multipliers and bands); at most {MAX_RATE:g} is "
                     "supported"))
     for k, (name, opp) in enumerate(spec.opportunities.items()):
-        default = OPPORTUNITIES_BY_NAME[name].rate_per_day if name in OPPORTUNITIES_BY_NAME \
-            else 0.0
+        default = library.opportunities[name].rate_per_day \
+            if name in library.opportunities else 0.0
         key = stream_key(seed, Stage.OPPORTUNITY, 0, 100 + k)
         factor = _largest_factor(opp, categories)
         base = _largest_draw(opp.rate, default, MAX_TRIES / factor if factor else math.inf,
@@ -1238,10 +1373,11 @@ def _phantom_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
 
 
 def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, OpportunitySpec],
-                        governance: GovernanceSpec | None = None
-                        ) -> dict[str, tuple[str, str, bool]]:
+                        governance: GovernanceSpec | None = None,
+                        library: Catalogue = PACKAGED) -> dict[str, tuple[str, str, bool]]:
     """The scenario's own conditions by key path: (text, "bool"/"number", fixed attributes
-    only). They are compiled with the policy's (same columns and functions)."""
+    only). They are compiled with the policy's (same columns and functions); an
+    opportunity's ``who`` defaults to its entry in ``library``."""
     found: dict[str, tuple[str, str, bool]] = {}
     for i, insider in enumerate(governance.insiders if governance else ()):
         if insider.targets is not None:
@@ -1250,7 +1386,7 @@ def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, Oppor
         found[f"behaviour.responses[{i}].when"] = (resp.when, "bool", False)
     for name, opp in opportunities.items():
         who = opp.who if opp.who is not None else (
-            OPPORTUNITIES_BY_NAME[name].who if name in OPPORTUNITIES_BY_NAME else None)
+            library.opportunities[name].who if name in library.opportunities else None)
         if who is not None:
             found[f"opportunities.{name}.who"] = (who, "bool", True)
         if opp.loan is not None and isinstance(opp.loan.repay, str):
@@ -1259,13 +1395,14 @@ def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, Oppor
 
 
 def _check_conditions(policy: PolicySpec, labels: dict, traits: tuple,
-                      conditions: dict[str, tuple[str, str, bool]]) -> list[tuple[tuple, str]]:
+                      conditions: dict[str, tuple[str, str, bool]],
+                      library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
     from panopticon.policy.runtime import PolicyError, compile_policy_conditions
 
     out = []
     for path, condition in conditions.items():
         try:
-            compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels, traits,
+            compile_policy_conditions(policy, list(library.events), labels, traits,
                                       {path: condition}, only_extra=True)
         except PolicyError as exc:
             out.append((_key_path(exc.path), str(exc.error)))
@@ -1279,14 +1416,16 @@ def _key_path(path: str) -> tuple:
 
 
 def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None,
-                 traits: tuple[str, ...] = (), society: SocietySpec | None = None
-                 ) -> list[tuple[tuple, str]]:
+                 traits: tuple[str, ...] = (), society: SocietySpec | None = None,
+                 library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
     """A policy's names and conditions: events, tiers, sanctions and perks exist, every
     condition compiles (against the society's categories; the default society if None), and
     a start score given as an expression stays within the scores' range for every citizen
-    the society can hold."""
-    from panopticon.catalogue import PERKS, SANCTIONS
+    the society can hold. Names are looked up in ``library`` (a scenario's catalogue;
+    the packaged one for a policy file on its own)."""
     from panopticon.policy.runtime import PolicyError, compile_policy_conditions
+
+    events, sanctions, perks = library.events, library.sanctions, library.perks
 
     out: list[tuple[tuple, str]] = []
 
@@ -1295,21 +1434,21 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
             out.append((path, f"unknown {what} {name!r}{_close(name, table)}"))
 
     for i, rule in enumerate(policy.rules):
-        known(("rules", i, "event"), rule.event, EVENTS_BY_NAME, "event type")
+        known(("rules", i, "event"), rule.event, events, "event type")
         if rule.override is not None:
             known(("rules", i, "override", "max_tier"), rule.override.max_tier,
                   policy.tier_names, "tier")
     for k, lst in enumerate(policy.lists):
         for key in ("enter_on", "leave_on"):
             for j, e in enumerate(getattr(lst, key)):
-                known(("lists", k, key, j), e, EVENTS_BY_NAME, "event type")
+                known(("lists", k, key, j), e, events, "event type")
     for j, e in enumerate(policy.peer_rating.incident_events if policy.peer_rating else ()):
-        known(("peer_rating", "incident_events", j), e, EVENTS_BY_NAME, "event type")
+        known(("peer_rating", "incident_events", j), e, events, "event type")
     for k, c in enumerate(policy.sanctions):
         for j, name in enumerate(c.deny):
-            known(("sanctions", k, "deny", j), name, SANCTIONS, "sanction")
+            known(("sanctions", k, "deny", j), name, sanctions, "sanction")
         for j, name in enumerate(c.grant):
-            known(("sanctions", k, "grant", j), name, PERKS, "perk")
+            known(("sanctions", k, "grant", j), name, perks, "perk")
     if out:
         return out
     if labels is None:
@@ -1318,7 +1457,7 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
                   "group": tuple(soc.group.labels()), "residency": tuple(soc.residency.labels()),
                   "occupation": (*soc.occupation.labels(), *DERIVED_OCCUPATIONS)}
     try:
-        compile_policy_conditions(policy, list(EVENTS_BY_NAME), labels, traits)
+        compile_policy_conditions(policy, list(events), labels, traits)
     except PolicyError as exc:
         out.append((_key_path(exc.path), str(exc.error)))
     if not out and isinstance(policy.score.start, str):
@@ -1376,6 +1515,14 @@ def _column_spans(society: SocietySpec) -> dict[str, tuple[float, float]]:
         return (min(ends), max(ends)) if all(math.isfinite(x) for x in ends) else None
 
     income = span(society.income)
+    if society.visitors is not None and income is not None:
+        vis = society.visitors.income
+        for dist in vis.values() if isinstance(vis, dict) else [vis]:
+            found = span(dist)
+            income = None if found is None else (min(income[0], found[0]),
+                                                 max(income[1], found[1]))
+            if income is None:
+                break
     out = {"age": (0.0, 120.0), "rank": (0.0, float(max(society.official_rank.values))),
            "children": (0.0, 255.0)}  # as the population stores them: uint8, ages clipped
     if income is not None:

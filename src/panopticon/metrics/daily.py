@@ -12,6 +12,8 @@ FLOWS = ("true_events", "observed_true", "missed_events", "misattributed", "fals
          "phantoms", "score_changes", "attempts", "retries", "refused", "wrongful_refusals",
          "evaded", "granted", "loans", "refused_sanctioned", "refused_no_perk",
          "refused_low_score", "appeals_filed", "appeals_upheld", "appeals_rejected",
+         "reviews_entered", "reviews_confirmed", "reviews_dismissed", "reviews_false_caught",
+         "reviews_true_dismissed", "reviews_false_confirmed",
          "ties_rewired", "couples_broken", "couples_formed")
 """Columns of the daily table that count what happened that day: their sum over the days is
 the whole run's total. The others (scores, tier shares, ``listed_*``, ``denied_*``,

@@ -68,6 +68,18 @@ METRICS: dict[str, tuple[str, str]] = {
     "appeals_upheld_share": ("Share of decided appeals that were upheld", WHOLE_RUN),
     "appeals_backlog": ("Appeals still waiting for a decision", FINAL_STATE),
     "appeals_mean_wait": ("Mean wait for an appeal's decision (days)", WHOLE_RUN),
+    "citizen_days_wrongly_sanctioned": ("Days citizens spent under a sanction their true "
+                                        "record would not have brought (summed over days)",
+                                        WHOLE_RUN),
+    "review_entered": ("Cases queued for review before a sanction", WHOLE_RUN),
+    "review_confirmed": ("Reviewed cases confirmed (their sanctions then apply)", WHOLE_RUN),
+    "review_dismissed": ("Reviewed cases dismissed", WHOLE_RUN),
+    "review_false_caught": ("False entries or falls dismissed by a reviewer", WHOLE_RUN),
+    "review_true_dismissed": ("True entries or falls wrongly dismissed by a reviewer",
+                              WHOLE_RUN),
+    "review_false_confirmed": ("False entries or falls a reviewer confirmed", WHOLE_RUN),
+    "review_backlog": ("Cases still waiting for a reviewer", FINAL_STATE),
+    "review_mean_wait": ("Mean wait for a review's decision (days)", WHOLE_RUN),
 }
 
 #: (prefix, description with {} for what follows the prefix, scope, what follows, in words).

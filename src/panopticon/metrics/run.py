@@ -305,7 +305,9 @@ def wrongful(result: Any) -> dict[str, float]:
       (last day)
     - ``citizens_wrongly_sanctioned``: citizens under a sanction their true record would not
       have brought (last day) and ``citizens_wrongly_sanctioned_max`` (over days);
-      ``share_wrongly_sanctioned`` = last day's / citizens
+      ``share_wrongly_sanctioned`` = last day's / citizens;
+      ``citizen_days_wrongly_sanctioned``: the daily counts summed over the days (each day a
+      citizen spent under such a sanction counts once)
     - ``refusals``, ``wrongful_refusals`` (refused attempts the true standing would have
       allowed), ``wrongful_refusal_share = wrongful_refusals / refusals``
     """
@@ -332,6 +334,8 @@ def wrongful(result: Any) -> dict[str, float]:
         out["citizens_wrongly_sanctioned"] = float(last["citizens_wrongly_sanctioned"])
         out["citizens_wrongly_sanctioned_max"] = float(
             pc.max(daily.column("citizens_wrongly_sanctioned")).as_py())
+        out["citizen_days_wrongly_sanctioned"] = float(
+            pc.sum(daily.column("citizens_wrongly_sanctioned")).as_py() or 0)
         if n:
             out["share_wrongly_sanctioned"] = out["citizens_wrongly_sanctioned"] / n
     if "refused" in cols and read(result, "opportunities", ["attempts"]) is not None:
@@ -540,18 +544,19 @@ def _attempts_by_group(result: Any, spec: Any) -> dict[str, dict[str, tuple[floa
 
 def _perk_opportunities(result: Any, spec: Any, names: set[str]) -> set[str]:
     """The opportunities that need a perk: the scenario's ``needs`` (else the catalogue's)."""
-    from panopticon.catalogue import OPPORTUNITIES_BY_NAME
+    from panopticon.catalogue import catalogue_of
 
     try:
         spec = _spec(result, spec)
     except UserError:
         spec = None
     given = getattr(spec, "opportunities", None) or {}
+    catalogued = catalogue_of(spec).opportunities  # packaged, then the scenario's own
     out = set()
     for name in names:
         needs = getattr(given.get(name), "needs", None)
-        if needs is None and name in OPPORTUNITIES_BY_NAME:
-            needs = OPPORTUNITIES_BY_NAME[name].needs
+        if needs is None and name in catalogued:
+            needs = catalogued[name].needs
         if needs:
             out.add(name)
     return out
@@ -720,7 +725,8 @@ def _comparisons(impact: dict[str, dict[str, dict[str, Any]]]):
 # ------------------------------------------------------------------- 6. behaviour change
 
 
-def behaviour_change(result: Any, window: int = 7) -> dict[str, dict[str, float]]:
+def behaviour_change(result: Any, window: int = 7, spec: Any = None
+                     ) -> dict[str, dict[str, float]]:
     """Per event type, how behaviour moved (from ``behaviour``, summed over groups):
 
     - ``change = sum(expected) / sum(baseline) - 1`` on the last survey day (a day where
@@ -730,10 +736,17 @@ def behaviour_change(result: Any, window: int = 7) -> dict[str, dict[str, float]
       ``window`` days (``min(window, days // 2)``, at least 1), and
       ``true_change = true_end / true_start - 1`` (NaN when true_start is 0).
     - ``valence`` from the catalogue: -1 penalised misconduct, 0 a legitimate act some
-      systems penalise (a fall is *chilling*), +1 rewarded; ``kind`` is its label.
+      systems penalise (a fall is *chilling*), +1 rewarded; ``kind`` is its label. A
+      scenario's own event types take theirs from its ``catalogue`` section (``spec``, else
+      the stored run's scenario; NaN and ``?`` for an in-memory run without ``spec``).
 
     Empty without a behaviour table."""
-    from panopticon.catalogue import EVENTS_BY_NAME
+    from panopticon.catalogue import catalogue_of
+
+    try:
+        catalogued = catalogue_of(_spec(result, spec)).events
+    except UserError:
+        catalogued = catalogue_of(None).events
 
     table = read(result, "behaviour", ["day", "event", "true_events", "expected", "baseline"])
     if table is None:
@@ -759,9 +772,9 @@ def behaviour_change(result: Any, window: int = 7) -> dict[str, dict[str, float]
         end = float(true[m & (day > last_day - w)].sum()) / w
         d["true_start"], d["true_end"] = start, end
         d["true_change"] = end / start - 1 if start else math.nan
-        spec = EVENTS_BY_NAME.get(name)
-        d["valence"] = float(spec.valence) if spec else math.nan
-        d["kind"] = VALENCE_LABEL.get(spec.valence, "?") if spec else "?"
+        entry = catalogued.get(name)
+        d["valence"] = float(entry.valence) if entry else math.nan
+        d["kind"] = VALENCE_LABEL.get(entry.valence, "?") if entry else "?"
         out[name] = d
     return out
 
@@ -821,6 +834,29 @@ def appeals(result: Any) -> dict[str, float]:
             "mean_wait": float(waited[dec].mean()) if dec.any() else math.nan}
 
 
+REVIEW_FLOWS = ("entered", "confirmed", "dismissed", "false_caught", "true_dismissed",
+                "false_confirmed")
+"""Review counts :func:`review` sums over the days (daily ``reviews_<name>``)."""
+
+
+def review(result: Any) -> dict[str, float]:
+    """A review before sanctions (``governance.review``, from ``daily``): cases ``entered``,
+    ``confirmed``, ``dismissed``, ``false_caught`` (false cases dismissed),
+    ``true_dismissed`` (true cases dismissed), ``false_confirmed`` (false cases confirmed:
+    sanctions a reviewer let through), summed over the days; ``backlog`` (waiting at the end)
+    and ``mean_wait`` (days, over every decision). Empty without a review."""
+    daily = read(result, "daily")
+    if daily is None or "reviews_confirmed" not in daily.column_names:
+        return {}
+    out = {k: float(pc.sum(daily.column(f"reviews_{k}")).as_py() or 0) for k in REVIEW_FLOWS}
+    out["backlog"] = float(daily.column("review_backlog")[-1].as_py())
+    decided = _col(daily, "reviews_confirmed") + _col(daily, "reviews_dismissed")
+    wait = _col(daily, "review_wait_days").astype(np.float64)
+    out["mean_wait"] = float((wait[decided > 0] * decided[decided > 0]).sum() / decided.sum()) \
+        if decided.sum() else math.nan
+    return out
+
+
 def manipulations(result: Any) -> dict[str, dict[str, float]]:
     """Insider manipulations per attack (from ``manipulations``): ``actions`` (rows),
     ``citizens`` (distinct targets), ``logged`` (rows shown as manual adjustments),
@@ -857,7 +893,8 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
     rate to the least harmed category's);
     ``behaviour_change_<event>`` (:func:`behaviour_change`'s ``change``, else
     ``true_change``); ``tier_assortativity_<layer>``, ``mean_degree_<layer>`` and
-    ``fragmentation_<layer>`` (last survey); ``appeals_<figure>``;
+    ``fragmentation_<layer>`` (last survey); ``appeals_<figure>``; ``review_<figure>``
+    (:func:`review`);
     ``manipulations_<attack>``; with a lender, ``lending_<opportunity>_<category>_<what>``
     (:data:`LENDING_SUMMARY`, whole run). Undefined values (a ratio over 0, NaN, infinity) are left
     out. Never raises for a missing table.
@@ -893,7 +930,7 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
                   if name == measure and r["ratio"] is not None]
         if ratios:
             out[key] = max(ratios)
-    for event, d in behaviour_change(result).items():
+    for event, d in behaviour_change(result, spec=spec).items():
         value = d.get("change", math.nan)
         if math.isnan(value):
             value = d["true_change"]
@@ -907,6 +944,9 @@ def summary(result: Any, spec: Any = None) -> dict[str, float]:
     for k, v in appeals(result).items():
         if not math.isnan(v):
             out[f"appeals_{k}"] = v
+    for k, v in review(result).items():
+        if not math.isnan(v):
+            out[f"review_{k}"] = v
     for attack, d in manipulations(result).items():
         out[f"manipulations_{attack}"] = d["actions"]
     from panopticon.metrics.lending import lending  # it reads through this module
@@ -931,7 +971,7 @@ SUMMARY_BOUNDS: tuple[tuple[tuple[str, ...], tuple[float | None, float | None]],
     (("behaviour_change_*",), (-1.0, None)),
     (("false_observations", "observations", "citizens_*", "attempts", "refusals",
       "wrongful_refusals", "evaded", "four_fifths_*", "max_*_ratio", "mean_degree_*",
-      "appeals_*", "manipulations_*"), (0.0, None)),
+      "appeals_*", "review_*", "manipulations_*", "citizen_days_*"), (0.0, None)),
 )
 """The range of each :func:`summary` key (shell patterns, first match wins): shares and
 rates in [0, 1], assortativity in [-1, 1], behaviour change at least -1, counts and ratios at

@@ -70,14 +70,18 @@ def condition_columns(labels: dict[str, tuple[str, ...]], tiers: list[str],
     cols = {name: Column("number") for name in (*STATIC_NUMBERS, *traits, "score")}
     for name in STATIC_CATEGORIES:
         cols[name] = Column("category", tuple(labels[name]))
+    if "origin" in labels:  # a society with visitors (residents' origin: "home")
+        cols["origin"] = Column("category", tuple(labels["origin"]))
     cols["tier"] = Column("category", tuple(tiers))
     return cols
 
 
 def static_columns(population) -> dict[str, np.ndarray]:
     """The fixed citizen columns conditions may name (attributes and traits), by name."""
-    return {**{c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)},
-            **population.traits}
+    out = {c: getattr(population, c) for c in (*STATIC_NUMBERS, *STATIC_CATEGORIES)}
+    if getattr(population, "origin", None) is not None:
+        out["origin"] = population.origin
+    return {**out, **population.traits}
 
 
 def compile_policy_conditions(policy: PolicySpec, events: list[str],
@@ -95,8 +99,9 @@ def compile_policy_conditions(policy: PolicySpec, events: list[str],
     """
     columns = condition_columns(labels, policy.tier_names, traits)
     static = {k: v for k, v in columns.items() if k != "score" and k != "tier"}
-    # any catalogue event may be named: one this run never observes just counts nothing
-    names = {"event": list(EVENTS_BY_NAME), "list": [x.name for x in policy.lists],
+    # any catalogue event may be named: one this run never observes just counts nothing;
+    # ``events`` adds a scenario's own (which are always among a run's events)
+    names = {"event": list(dict.fromkeys([*EVENTS_BY_NAME, *events])), "list": [x.name for x in policy.lists],
              "tier": policy.tier_names, "layer": ["family", "friends", "work", "partner"]}
     found: dict[str, Condition] = {}
 
@@ -250,6 +255,7 @@ class PolicyRuntime:
         if policy.scope.abroad.mode == "freeze":
             self.exempt = self.exempt | self.abroad  # frozen: nothing changes their standing
         self.any_exempt = bool(self.exempt.any())
+        self.exempt_always = self.exempt  # the exemptions that never change (not visitors away)
         self.lists = policy.lists
         t_count, l_count = len(self.events), len(self.lists)
         self.enters = np.zeros((l_count, t_count), dtype=np.bool_)
@@ -320,15 +326,54 @@ class PolicyRuntime:
                 if d > day - 1 - w:
                     np.add.at(counts, citizens, 1)
 
+    def set_away(self, away: np.ndarray | None) -> None:
+        """Visitors not in the country today (bool (n,), None: nobody) are frozen: exempt from
+        every rule, list, formula and consequence, on top of the fixed exemptions."""
+        self.exempt = self.exempt_always if away is None else self.exempt_always | away
+        self.any_exempt = bool(self.exempt.any())
+
+    def arrive(self, who: np.ndarray, scores: np.ndarray) -> None:
+        """Visitors arriving today (citizen ids, int64) start afresh: the start score, no
+        listings, caps, overrides, counters, queued expiries or ratings of an earlier stay
+        (``scores`` in place)."""
+        if not len(who):
+            return
+        scores[who] = self.start[who]
+        self.last_seen[:, who] = -NEVER
+        self.until[:, who] = -1
+        self.since[:, who] = 0
+        self.trigger[:, who] = 0
+        self.falsely[:, who] = False
+        self.cap_used[:, who] = 0
+        self.cap_period[:, who] = -1
+        for name in ("tier_cap", "tier_cap_until", "true_cap", "true_cap_until"):
+            getattr(self, name)[who] = 0
+        if len(self.due):
+            keep = ~np.isin(self.due_citizen, who)
+            for name in ("due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth"):
+                setattr(self, name, getattr(self, name)[keep])
+        for e, log in self.log.items():
+            self.log[e] = deque((d, c[~np.isin(c, who)]) for d, c in log)
+        for counts in self.window_counts.values():
+            counts[who] = 0
+        if self.policy.peer_rating is not None:
+            self.sum_w[who] = 0
+            self.sum_wr[who] = 0
+            self.rating_mean[who] = to_milli(self.policy.score.start)
+            self.boost_until[who] = 0
+
     # ------------------------------------------------------------------ conditions
     def context(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
-                subset: np.ndarray | None = None, everyone=None):
+                subset: np.ndarray | None = None, everyone=None,
+                held: np.ndarray | None = None):
         """(columns, call) for evaluating conditions today. ``honest``: listings entered only
         by false observations do not count (with scores and tiers net of false points, this
         is the citizen's standing on true events alone). ``subset``: evaluate for these
         citizens only; scores and tier cover everyone, or with ``everyone`` (a callable
         giving all citizens' scores, for ``ties_mean``) they are already the subset's.
-        Columns are computed only when a condition names them."""
+        ``held``: (lists, n) bool, listings that do not count yet (an entry waiting for
+        review, ``governance.review``). Columns are computed only when a condition names
+        them."""
         pick = (lambda a: a) if subset is None else (lambda a: a[subset])
         mine = pick if everyone is None else (lambda a: a)
         columns = _Lazy({name: (lambda v=v: pick(v)) for name, v in self.static.items()})
@@ -338,6 +383,8 @@ class PolicyRuntime:
 
         def listed(k: int) -> np.ndarray:
             on = pick(self.until[k]) > day
+            if held is not None:
+                on &= ~pick(held[k])
             return on & ~pick(self.falsely[k]) if honest else on
 
         def call(name: str, args: tuple) -> np.ndarray:
@@ -365,10 +412,10 @@ class PolicyRuntime:
 
     def evaluate(self, path: str, day: int, scores: np.ndarray, tier: np.ndarray,
                  honest: bool = False, subset: np.ndarray | None = None,
-                 everyone=None) -> np.ndarray:
+                 everyone=None, held: np.ndarray | None = None) -> np.ndarray:
         """One compiled condition, evaluated on today's state (see :meth:`context`)."""
         return self.conditions[path](*self.context(day, scores, tier, honest, subset,
-                                                   everyone))
+                                                   everyone, held))
 
     # ------------------------------------------------------------------ the day
     def remember(self, day: int, obs_citizen: np.ndarray, obs_event: np.ndarray) -> None:
@@ -624,11 +671,12 @@ class PolicyRuntime:
         return tier
 
     def consequences(self, day: int, scores: np.ndarray, tier: np.ndarray, honest: bool = False,
-                     subset: np.ndarray | None = None, everyone=None
+                     subset: np.ndarray | None = None, everyone=None,
+                     held: np.ndarray | None = None
                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Who is denied each sanction and granted each perk today: name -> bool (n,), or
-        aligned with ``subset``. Exempt citizens are never denied anything. ``honest``: see
-        :meth:`context`.
+        aligned with ``subset``. Exempt citizens are never denied anything. ``honest``,
+        ``held``: see :meth:`context` (a review passes the tiers it holds back in ``tier``).
         """
         denied: dict[str, np.ndarray] = {}
         granted: dict[str, np.ndarray] = {}
@@ -640,7 +688,7 @@ class PolicyRuntime:
 
         for k, c in enumerate(self.policy.sanctions):
             mask = self.evaluate(f"sanctions[{k}].when", day, scores, tier, honest, subset,
-                                 everyone)
+                                 everyone, held)
             add(denied, c.deny, mask & ~exempt if c.deny and self.any_exempt else mask)
             add(granted, c.grant, mask)
         return denied, granted

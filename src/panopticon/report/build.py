@@ -95,8 +95,8 @@ def _mix(pos: float) -> str:
 @dataclass(frozen=True)
 class Finding:
     """One finding: ``kind`` (``wrongly_refused``, ``falsely_named``, ``disparity``,
-    ``no_clear_difference``, ``behaviour``, ``appeals``), the sentence, and the numbers it
-    states (as the metrics gave them)."""
+    ``no_clear_difference``, ``behaviour``, ``appeals``, ``review``), the sentence, and the
+    numbers it states (as the metrics gave them)."""
 
     kind: str
     text: str
@@ -243,10 +243,11 @@ def facts_of(run: RunData) -> dict[str, Any]:
         "whole_run": summary["whole_run"],
         "wrongful": metrics.wrongful(run.result),
         "disparity": run.impact,
-        "behaviour": metrics.behaviour_change(run.result),
+        "behaviour": metrics.behaviour_change(run.result, spec=run.spec),
         "behaviour_day": _last_survey_day(run.behaviour),
         "appeals": metrics.appeals(run.result),
         "appeals_process": bool(run.spec.governance and run.spec.governance.appeals),
+        "review": metrics.review(run.result),
         "tiers": list(run.tiers),
     }
 
@@ -706,6 +707,19 @@ def findings(facts: dict[str, Any]) -> list[Finding]:
     elif facts.get("appeals_process"):
         out.append(Finding("appeals", f"Nobody appealed {span}, though the scenario allows "
                            "appeals.", {"filed": 0}))
+
+    r = facts.get("review") or {}
+    if r:
+        false = int(r["false_caught"] + r["false_confirmed"])
+        decided = int(r["confirmed"] + r["dismissed"])
+        text = (f"A reviewer decided {plural(decided, 'case')} before any sanction {span}: "
+                f"{int(r['false_caught']):,} of the {false:,} false cases decided were caught "
+                f"and {int(r['false_confirmed']):,} let through to a wrongful sanction; "
+                f"{int(r['true_dismissed']):,} true cases were dismissed; "
+                f"{int(r['backlog']):,} still waited at the end"
+                + (f", a decision took {r['mean_wait']:.1f} days on average"
+                   if not math.isnan(r.get("mean_wait", math.nan)) else "") + ".")
+        out.append(Finding("review", text, dict(r)))
     return out[:MAX_FINDINGS]
 
 
@@ -714,7 +728,8 @@ def findings(facts: dict[str, Any]) -> list[Finding]:
 
 _SOURCES = {"cameras": "a camera", "payments": "the payment records", "courts": "a court record",
             "online": "online monitoring", "police": "a police report",
-            "civic": "the civic register"}
+            "civic": "the civic register", "location": "phone or transit-card location records",
+            "gait": "gait recognition on camera footage"}
 _EVENTS = {"red_light": "running a red light", "late_loan_payment": "a late loan payment",
            "loan_default": "a loan default", "utility_arrears": "utility arrears",
            "court_judgment_default": "defaulting on a court judgment",

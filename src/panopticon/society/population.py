@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from panopticon.rng import Stage, stream_key, uniforms
-from panopticon.scenario import SocietySpec
+from panopticon.scenario import ORIGIN_HOME, SocietySpec
 from panopticon.society import ties as tie_layers
 from panopticon.society.sampling import draw, draw_by, table_codes
 from panopticon.society.ties import CSR
@@ -37,6 +37,9 @@ class Population:
         children: minors in an adult's household, uint8 (0 for minors).
         labels: category names of each coded column.
         traits: the scenario's further numeric traits by name, float64 (n,) each.
+        origin: with visitors, a code into ``labels["origin"]`` (0 = ``home``, every
+            resident), uint8; None without visitors.
+        visitors: how many of the citizens are visitor slots: the last ``visitors`` ids.
     """
 
     age: np.ndarray
@@ -53,11 +56,18 @@ class Population:
     children: np.ndarray
     labels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     traits: dict[str, np.ndarray] = field(default_factory=dict)
+    origin: np.ndarray | None = None
+    visitors: int = 0
 
     @property
     def n(self) -> int:
-        """Number of citizens."""
+        """Number of citizens (residents and visitor slots)."""
         return len(self.age)
+
+    @property
+    def residents(self) -> int:
+        """Number of residents: citizens ``0`` to ``residents - 1``; visitor slots follow."""
+        return self.n - self.visitors
 
     CATEGORICAL = ("sex", "region", "group", "residency", "occupation")
 
@@ -65,7 +75,8 @@ class Population:
         """Every attribute by name."""
         names = ("age", "sex", "region", "group", "residency", "occupation", "income", "rank",
                  "household", "partner", "abroad", "children")
-        return {**{k: getattr(self, k) for k in names}, **self.traits}
+        origin = {} if self.origin is None else {"origin": self.origin}
+        return {**{k: getattr(self, k) for k in names}, **origin, **self.traits}
 
     @property
     def nbytes(self) -> int:
@@ -222,8 +233,74 @@ def generate_society(spec: SocietySpec, n: int, seed: int) -> Society:
                             partner=partner, abroad=abroad, children=children, labels=labels,
                             traits=traits)
     layers = {name: _layer(name, spec, population, seed, starts) for name in LAYERS}
-    return Society(population, TieLayers(layers, lambda name: _layer(name, spec, population,
-                                                                     seed)))
+    if spec.visitors is None:
+        return Society(population, TieLayers(layers, lambda name: _layer(name, spec, population,
+                                                                         seed)))
+    full = _with_visitors(spec, population, n_h, seed)
+    pool = spec.visitors.pool
+    return Society(full, TieLayers(
+        {name: _pad(layer, pool) for name, layer in layers.items()},
+        lambda name: _pad(_layer(name, spec, population, seed), pool)))
+
+
+def _pad(layer: CSR, extra: int) -> CSR:
+    """``layer`` with ``extra`` citizens without ties appended."""
+    indptr = np.concatenate([layer.indptr, np.full(extra, layer.indptr[-1],
+                                                   dtype=layer.indptr.dtype)])
+    return CSR(indptr, layer.indices)
+
+
+def _with_visitors(spec: SocietySpec, res: Population, n_h: int, seed: int) -> Population:
+    """The residents followed by ``spec.visitors.pool`` visitor slots, each drawn once from its
+    own streams (keyed by slot): origin, then age, sex, region, group, occupation, income and
+    traits like residents'; residency ``tourist``, no household (one of their own), partner,
+    children or rank."""
+    vis = spec.visitors
+    assert vis is not None
+    m, n = vis.pool, res.n
+
+    def u(sub: int) -> np.ndarray:
+        return uniforms(stream_key(seed, Stage.SOCIETY, 0, 200 + sub), m)
+
+    origin_labels = (ORIGIN_HOME, *vis.origins.labels())
+    origin = (table_codes(vis.origins, u(0)) + 1).astype(np.uint8)
+    age = np.floor(draw(spec.adult_age, u(1))).clip(0, 120).astype(np.uint8)
+    sex = (u(2) >= spec.female_share).astype(np.uint8)
+    region = table_codes(spec.region, u(3)).astype(np.uint8)
+    group = table_codes(spec.group, u(4)).astype(np.uint8)
+    labels = res.labels
+    residency = np.full(m, labels["residency"].index("tourist"), dtype=np.uint8)
+    minor_code = len(labels["occupation"]) - 2
+    occupation = table_codes(spec.occupation, u(5)).astype(np.uint8)
+    occupation[age < 18] = minor_code
+    occupation[age >= spec.retirement_age] = minor_code + 1
+    if isinstance(vis.income, dict):
+        income = np.empty(m, dtype=np.float64)
+        uu = u(6)
+        for code, name in enumerate(vis.origins.labels(), start=1):
+            mine = origin == code
+            income[mine] = draw(vis.income[name], uu[mine])
+    else:
+        income = draw(vis.income, u(6))
+    income = np.where(age < 18, 0.0, np.maximum(income, 0.0)).astype(np.float32)
+    columns = {"sex": sex, "region": region, "group": group, "residency": residency}
+    str_labels = {k: list(v) for k, v in labels.items()}
+    traits = {name: np.concatenate([res.traits[name], draw_by(dist, u(100 + j), columns,
+                                                              str_labels)])
+              for j, (name, dist) in enumerate(spec.traits.items())}
+
+    def cat(a: np.ndarray, b: np.ndarray | int, dtype=None) -> np.ndarray:
+        b = np.full(m, b, dtype=a.dtype) if isinstance(b, int | bool) else b
+        return np.concatenate([a, b.astype(dtype or a.dtype)])
+
+    return Population(
+        age=cat(res.age, age), sex=cat(res.sex, sex), region=cat(res.region, region),
+        group=cat(res.group, group), residency=cat(res.residency, residency),
+        occupation=cat(res.occupation, occupation), income=cat(res.income, income),
+        rank=cat(res.rank, 0), household=cat(res.household, np.arange(n_h, n_h + m)),
+        partner=cat(res.partner, NO_PARTNER), abroad=cat(res.abroad, False),
+        children=cat(res.children, 0), labels={**labels, "origin": origin_labels},
+        traits=traits, origin=cat(np.zeros(n, dtype=np.uint8), origin), visitors=m)
 
 
 LAYERS = ("family", "partner", "friends", "work")

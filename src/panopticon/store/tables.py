@@ -251,6 +251,14 @@ def citizens_table(sim, state) -> pa.Table:
             cols[name] = _nullable(state.partner, state.partner >= 0)  # as at the end
         else:
             cols[name] = pa.array(values)
+    if getattr(state, "visits", None) is not None:  # visitors: a slot is one person
+        visits = np.concatenate([np.zeros(pop.residents, dtype=np.int32), state.visits])
+        cols["visits"] = pa.array(visits)
+        # slots that never arrived count in no origin's rates: their origin reads no_visit
+        never = (np.arange(pop.n) >= pop.residents) & (visits == 0)
+        labels = (*pop.labels["origin"], "no_visit")
+        cols["origin"] = _dictionary(np.where(never, len(labels) - 1, pop.origin).astype(
+            np.uint8), labels)
     cols["score"] = pa.array(state.scores / MILLI)
     cols["tier"] = _dictionary(state.tier, sim.policy.tier_names)
     cols["false_points"] = pa.array(state.false_points / MILLI)
