@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 from conftest import build_scenario
+from test_surveillance_feedback import FEEDBACK  # the same two-region feedback society
 
 from panopticon import api, engine
 from panopticon.behaviour import behave
@@ -257,17 +258,6 @@ def test_reallocation_keys_are_checked():
 
 
 # ------------------------------------------------------------ whole runs
-
-FEEDBACK = {
-    "run": {"citizens": 4_000, "days": 120, "seed": 5, "checkpoint_every": 40},
-    "society": {"region": {"values": ["urban", "rural"], "weights": [0.5, 0.5]}},
-    "behaviour": {"events": {"red_light": {"rate": 0.05, "min_age": 0}}, "deterrence": []},
-    "sensors": {"cameras": {"events": ["red_light"], "coverage": {"urban": 0.55, "rural": 0.45},
-                            "detection": 1.0,
-                            "reallocate": {"every_days": 1, "memory": 0.9}}},
-    "policy": {"name": "feedback", "score": {"start": 100}, "rules": [
-        {"event": "red_light", "points": -1}], "tiers": [{"name": "all"}], "association": []},
-}
 
 
 def test_inverse_coverage_weighting_corrects_the_locked_in_split(tiny_data):
