@@ -89,11 +89,13 @@ def test_a_small_scenario_runs_from_the_explore_page_offline(browser, tmp_path):
 
         page.get_by_role("button", name="Run").click()
         page.get_by_text("complete: 30 days stored").wait_for(timeout=60_000)
-        charts = page.locator("[data-testid='stVegaLiteChart']")
-        assert charts.count() == 4  # scores, tiers, false observations, refusals by group
+        # the page reruns as the run ends: wait for its charts to be drawn again, then count
+        # scores, tiers, false observations, refusals by group
         page.wait_for_function(
-            "() => [...document.querySelectorAll(\"[data-testid='stVegaLiteChart']\")]"
-            ".every(el => el.querySelector('canvas, svg'))", timeout=30_000)
+            "() => { const c = [...document.querySelectorAll(\"[data-testid='stVegaLiteChart']\")];"
+            " return c.length >= 4 && c.every(el => el.querySelector('canvas, svg')); }",
+            timeout=60_000)
+        assert page.locator("[data-testid='stVegaLiteChart']").count() == 4
         # the Runs page opens the stored run: the report's findings and charts are drawn
         page.get_by_text("Runs", exact=True).first.click()
         page.get_by_text("Findings").first.wait_for(timeout=60_000)
