@@ -593,7 +593,9 @@ def test_disparity_shows_every_categorical_attribute(page):
 
 
 @pytest.mark.parametrize("share, text", [(0.254, "25.4%"), (0.01, "1.0%"), (0.000129, "0.013%"),
-                                         (0.0, "0.0%"), (0.0049, "0.49%")])
+                                         (0.0, "0.0%"), (0.0049, "0.49%"), (1.0, "100.0%"),
+                                         (99_796 / 99_806, "99.99%")])
 def test_a_nonzero_share_is_never_written_as_zero_percent(share, text):
-    """8 wrongful refusals of 61,906 read '(0.0%)': now '(0.013%)'."""
+    """8 wrongful refusals of 61,906 read '(0.0%)': now '(0.013%)'; nor is a share below 1
+    written as 100% (99,796 of 99,806 caught read '100%')."""
     assert report_build.percent(share) == text

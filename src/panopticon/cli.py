@@ -917,6 +917,66 @@ def sweep(
               highlight=False, soft_wrap=True)
 
 
+def _study_help() -> str:
+    from panopticon.studies import PLANNED, STUDIES
+
+    exist = "\n\n".join(f"  {name}: {text}" for name, text in STUDIES.items())
+    planned = "; ".join(f"{text} ({name})" for name, text in PLANNED.items())
+    return (
+        "Run one of panopticon's studies: the experiment that answers one question, at a "
+        "scale where the answer is stable.\n\n"
+        "It runs the study's grid of settings x replicates in --workers processes (every run "
+        "stored under --store/NAME/, with a sweep report), then writes OUT/NAME.md (the page: "
+        "question, design, the answer in sentences generated from the runs' numbers with 95% "
+        "intervals, charts, sources, how to rerun), OUT/NAME.html (an offline report with a "
+        "chart per metric), OUT/NAME.json (the numbers the page was written from) and "
+        "OUT/NAME/*.svg (the page's charts). NAME 'all' runs every study. `make studies` "
+        "runs them all at full scale.\n\n"
+        f"Studies that exist:\n\n{exist}\n\n"
+        f"Still to come: {planned}.\n\n"
+        "Scales: tiny (seconds; for the tests), small (a few minutes), full (the published "
+        "pages: mistakes runs 1,000,000 citizens; see each page for how long it took).")
+
+
+@app.command(help=_study_help(), short_help="Run a study (one of the questions panopticon "
+             "answers by experiment) and write its page and report.")
+def study(
+    name: Annotated[str, typer.Argument(help="The study (see below), or 'all'.")],
+    scale: Annotated[str, typer.Option(
+        "--scale", help="tiny, small or full (the published pages).")] = "full",
+    out_dir: Annotated[Path, typer.Option(
+        "--out", "-o", help="Folder for the page, its report, numbers and charts.")
+    ] = Path("docs/studies"),
+    store: Annotated[Path, typer.Option(
+        "--store", help="Run store: the runs go to STORE/NAME/.")] = Path("runs/studies"),
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Parallel processes (default: one per CPU).", show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+) -> None:
+    from panopticon.studies import STUDIES, get, run_study
+    from panopticon.sweeps import SweepInterrupted
+
+    try:
+        names = list(STUDIES) if name == "all" else [name]
+        studies = [get(n) for n in names]
+        for s in studies:
+            s.scale(scale)
+        for s in studies:
+            run_study(s, scale, out_dir, store, workers,
+                      None if quiet else (lambda msg: err.print(msg, highlight=False)))
+            out.print(f"{s.name}: {out_dir / (s.name + '.md')}, "
+                      f"{out_dir / (s.name + '.html')}")
+    except UserError as exc:
+        _fail(exc)
+    except SweepInterrupted as exc:
+        err.print(Text("\ninterrupted", style="yellow") + Text(f": {exc.describe()}"),
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("\n[yellow]interrupted[/]: no page was written", highlight=False)
+        raise typer.Exit(130) from None
+
+
 @app.command()
 def dashboard(
     store: Annotated[Path, typer.Option("--out", "-o", help="Run store folder.")] = DEFAULT_STORE,

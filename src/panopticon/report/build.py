@@ -480,10 +480,15 @@ def per_thousand(rate: float) -> str:
 
 
 def percent(share: float) -> str:
-    """A share as a percentage that never rounds a nonzero share to 0: 0.254 -> '25.4%',
-    0.000129 -> '0.013%'."""
+    """A share as a percentage that never rounds a nonzero share to 0, nor a share below 1 to
+    100: 0.254 -> '25.4%', 0.000129 -> '0.013%', 0.9999 -> '99.99%'."""
     v = share * 100
-    return f"{v:.1f}%" if v == 0 or abs(v) >= 1 else f"{v:.2g}%"
+    if v == 0 or abs(v) >= 1:
+        digits = 1
+        while v < 100 and round(v, digits) >= 100 and digits < 9:
+            digits += 1
+        return f"{v:.{digits}f}%"
+    return f"{v:.2g}%"
 
 
 def _rate_words(rate: float, measure: str) -> str:

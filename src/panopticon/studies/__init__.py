@@ -1,0 +1,46 @@
+"""Studies: the questions panopticon answers by experiment, one module and one scenario family
+(``<name>.yaml``) each; ``panopticon study NAME`` (and ``make studies``) runs one and writes
+``docs/studies/<name>.md`` and its offline report. See :mod:`panopticon.studies.base`."""
+
+from __future__ import annotations
+
+import difflib
+
+from panopticon.errors import UserError
+from panopticon.studies.base import SCALES, Study, run_study
+
+STUDIES: dict[str, str] = {
+    "mistakes": "1. mistakes and manipulation: wrongly sanctioned by sensor errors, by group; "
+                "a judge before the sanction; insiders and the audit",
+    "abroad": "4. citizens abroad: freeze, decay, penalty or as at home; families at home",
+}
+"""The studies that exist, with the question each answers."""
+
+PLANNED: dict[str, str] = {
+    "positive": "2. positive effects: less misconduct, at what cost in chilled legitimate "
+                "behaviour and wrongful sanctions",
+    "oversight": "3. exemptions and oversight",
+    "visitors": "5. tourists and foreigners, rated by origin or income",
+}
+"""Questions whose studies are still to come."""
+
+
+def get(name: str) -> Study:
+    """The study called ``name``; an unknown name is a user error with a suggestion."""
+    if name == "mistakes":
+        from panopticon.studies.mistakes import Mistakes
+
+        return Mistakes()
+    if name == "abroad":
+        from panopticon.studies.abroad import Abroad
+
+        return Abroad()
+    hint = difflib.get_close_matches(name, list(STUDIES) + list(PLANNED), n=1)
+    if hint and hint[0] in PLANNED:
+        raise UserError(f"no study {name!r}: {hint[0]!r} is planned but not written yet; "
+                        f"studies that exist: {', '.join(STUDIES)}")
+    raise UserError(f"no study {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" (studies: {', '.join(STUDIES)})")
+
+
+__all__ = ["PLANNED", "SCALES", "STUDIES", "get", "run_study"]

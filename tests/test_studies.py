@@ -1,0 +1,145 @@
+"""Studies (`panopticon study`): each study rerun at tiny scale; its page's sentences must carry
+the numbers recomputed here from the stored runs, never numbers typed in."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from panopticon.api import open_run
+from panopticon.cli import app
+from panopticon.metrics.intervals import mean_interval
+from panopticon.metrics.run import summary
+from panopticon.studies import PLANNED, STUDIES, get, run_study
+from panopticon.studies.abroad import standing
+from panopticon.studies.base import pct_ci, with_ci
+from panopticon.studies.mistakes import group_rates
+from panopticon.sweeps import COMPLETE, load_sweep
+
+runner = CliRunner()
+
+SECTIONS = ("## The question", "## The design", "## The answer",
+            "## What is documented and what is assumed", "## How to rerun it")
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory) -> dict[str, tuple[dict, str, Path]]:
+    """Both studies at tiny scale: ``abroad`` through the command line, ``mistakes`` through
+    the API; name -> (the page's data, the page, the pages folder)."""
+    root = tmp_path_factory.mktemp("studies")
+    out, store = root / "docs", root / "runs"
+    result = runner.invoke(app, ["study", "abroad", "--scale", "tiny", "--out", str(out),
+                                 "--store", str(store), "--workers", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    run_study(get("mistakes"), "tiny", out, store, workers=1)
+    return {name: (json.loads((out / f"{name}.json").read_text()),
+                   (out / f"{name}.md").read_text(), out) for name in STUDIES}
+
+
+def _recomputed(data: dict, extras) -> dict[tuple, dict[str, dict]]:
+    """Per grid point (its values in the study's axis order): each metric's mean and interval
+    over the replicates, recomputed from the stored runs."""
+    sweep = load_sweep(Path(data["store"]) / data["sweep"], Path(data["store"]))
+    bounds = get(data["study"]).bounds
+    values: dict[tuple, dict[str, list[float]]] = {}
+    for r in sweep["runs"]:
+        assert r["status"] == COMPLETE
+        result = open_run(r["path"])
+        numbers = {**summary(result), **extras(result)}
+        key = tuple(str(r["point"][k]) for k in data["settings"])
+        for name, v in numbers.items():
+            values.setdefault(key, {}).setdefault(name, []).append(v)
+    return {key: {name: mean_interval(v, *bounds(name)) for name, v in by_name.items()}
+            for key, by_name in values.items()}
+
+
+def _check_numbers(data: dict, page: str, extras, formats) -> int:
+    """Every number the page printed for a grid point, recomputed; returns how many."""
+    again = _recomputed(data, extras)
+    checked = 0
+    for key, text in data["numbers"].items():
+        *where, metric = key.split("/")
+        if len(where) != len(data["settings"]) or metric not in formats:
+            continue
+        m = again[tuple(where)].get(metric)
+        expected = formats[metric](m)
+        assert text == expected, (key, text, expected)
+        assert text in page, (key, text)
+        checked += 1
+    return checked
+
+
+def test_pages_have_every_section(pages):
+    for name, (data, page, out) in pages.items():
+        for section in SECTIONS:
+            assert section in page, (name, section)
+        assert "Generated at tiny scale" in page and "make studies" in page
+        assert data["question"] in page
+        assert (out / f"{name}.html").stat().st_size > 0
+        html = (out / f"{name}.html").read_text()
+        assert "<script src=" not in html and "http://" not in html.split("<script>")[0]
+        for chart in data["charts"]:
+            assert (out / chart).exists() and f"]({chart})" in page
+        assert f"{data['runs']} runs" in page and f"{data['seconds'] / 60:.1f} minutes" in page
+
+
+def test_mistakes_sentences_come_from_the_runs(pages):
+    data, page, _ = pages["mistakes"]
+    formats = {f"{kind}_per_1000_{g}": with_ci for kind in ("falsely_named", "wrongly_refused")
+               for g in ("minority", "majority")}
+    formats |= {"wrongly_sanctioned_days_per_1000": with_ci, "review_false_caught": with_ci,
+                "review_true_dismissed": with_ci}
+    checked = _check_numbers(data, page, group_rates, formats)
+    assert checked >= 3 * 5 + 2
+    # the judge sentence compares the computer and the judge at the middle error rate
+    assert data["numbers"]["computer/0.002/days"] in page
+    assert data["numbers"]["judge/0.002/days"] in page
+
+
+def test_mistakes_insider_run_is_audited(pages):
+    from panopticon.audit import audit
+    from panopticon.metrics.run import manipulations
+
+    data, page, _ = pages["mistakes"]
+    ins = data["extra"]["insiders"]
+    folder = Path(data["store"]) / ins["run"]
+    report = audit(folder)
+    done = manipulations(open_run(folder))
+    assert f"the audit's verdict was *{'intact' if report['intact'] else 'not intact'}*" in page
+    found = report["insider_actions_found"]
+    assert set(ins["attacks"]) == set(done) and done
+    for attack, d in done.items():
+        text = f"`{attack}` {found[attack]['caught']:,} of {int(d['actions']):,} actions"
+        assert text in page
+
+
+def test_abroad_sentences_come_from_the_runs(pages):
+    data, page, _ = pages["abroad"]
+    formats = {f"mean_score_{w}": (lambda m: with_ci(m, digits=4))
+               for w in ("abroad", "home", "family")}
+    formats |= {f"share_{w}_{t}": pct_ci for w in ("abroad", "home", "family")
+                for t in ("lowest", "two_lowest")}
+    assert _check_numbers(data, page, standing, formats) == 4 * 9
+    # under freeze citizens abroad keep the start score exactly
+    freeze = next(p for p in data["points"] if p["point"]["policy.scope.abroad.mode"] == "freeze")
+    assert freeze["metrics"]["mean_score_abroad"]["mean"] == 1000
+
+
+def test_unknown_study_is_exit_2_with_a_suggestion():
+    result = runner.invoke(app, ["study", "mistkes"])
+    assert result.exit_code == 2 and "did you mean 'mistakes'" in result.output
+    result = runner.invoke(app, ["study", "positive"])
+    assert result.exit_code == 2 and "planned but not written yet" in result.output
+    result = runner.invoke(app, ["study", "abroad", "--scale", "huge"])
+    assert result.exit_code == 2 and "tiny, small, full" in result.output
+
+
+def test_help_lists_the_studies_and_those_to_come():
+    result = runner.invoke(app, ["study", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in (*STUDIES, *PLANNED):
+        assert name in result.output
+    assert "Still to come" in result.output
