@@ -21,14 +21,13 @@ from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.scenario import DeterrenceSpec, ScenarioSpec
 from panopticon.society import Population
 from panopticon.society.sampling import draw
+from panopticon.spec.scenario import MAX_RATE  # the limit the checks enforce, kept here by name
 
 MAX_EVENTS_PER_DAY = kernels.behaviour.MAX_EVENTS_PER_DAY
 """Cap on one citizen's true events in a day. With total rates of at most :data:`MAX_RATE` the
 chance of reaching it is below 1e-13 per citizen-day."""
 OUTCOME_SEQ = 200
 """Draw counter of events added to the day (loan outcomes); behaviour's own are below 60."""
-MAX_RATE = 20.0
-"""Largest total rate of true events per citizen-day a scenario may produce."""
 CHUNK = kernels.behaviour.CHUNK
 """Citizens per chunk of the event draw; chunks run in parallel, each writing its own events."""
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from panopticon.spec import Strict
+from panopticon.spec.types import Strict
 
 
 @dataclass(frozen=True)

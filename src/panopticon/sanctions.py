@@ -38,6 +38,7 @@ from panopticon.policy.schema import MILLI
 from panopticon.rng import Stage, stream_key, uniforms_at
 from panopticon.scenario import OpportunitySpec, RepaymentTable, ScenarioSpec
 from panopticon.society import Population
+from panopticon.spec.scenario import MAX_TRIES  # the limit the checks enforce, kept here by name
 
 MEASURES = ("attempts", "retries", "refused", "wrongful", "evaded", "granted", "loans",
             "refused_sanctioned", "refused_no_perk", "refused_low_score")
@@ -49,8 +50,6 @@ REASONS = ("sanctioned", "no_perk", "low_score")
 """Why a try is refused: a sanction that blocks it is denied to the citizen (a punishment), a
 perk it needs is not granted to them (a reward withheld), or their score is below the
 lender's minimum."""
-MAX_TRIES = 20.0
-"""Most attempts of one kind a citizen may make per day on average (rates are Poisson)."""
 RETRY_SLOT = 255
 """Draw counter of a retry (a citizen's first tries of a day are numbered from 0)."""
 SCHEDULED_SLOT = 254

@@ -24,6 +24,7 @@ from panopticon.errors import UserError
 from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.scenario import ScenarioSpec
 from panopticon.society import Population
+from panopticon.spec.scenario import MAX_PHANTOMS  # the limit the checks enforce, kept here by name
 
 NOT_OBSERVED, OBSERVED, MISATTRIBUTED = (kernels.sensing.NOT_OBSERVED, kernels.sensing.OBSERVED,
                                          kernels.sensing.MISATTRIBUTED)
@@ -36,8 +37,6 @@ source recorded; records of true events pinned on someone else; and false observ
 (misattributions and phantoms) claiming it. With one source per event type (each event at most
 one record) observed + missed + misattributed = true events; with several, observed and
 misattributed count records (one event seen by two sources counts twice)."""
-MAX_PHANTOMS = 20.0
-"""Largest expected number of phantom records per citizen-day (draws are capped at 60)."""
 PHANTOMS_PER_BLOCK = 8.0
 """Expected phantoms per block and day; small enough for an exact inverse-CDF Poisson draw."""
 ATTRS = ("sex", "region", "group", "residency", "occupation")

@@ -51,7 +51,7 @@ def _split(columns: list[str], spec: Any) -> dict[tuple[str, str], dict[str, str
     from the scenario's lenders (see :func:`_split_by_values` without a scenario)."""
     pairs: list[tuple[str, str]] = []
     if spec is not None:
-        from panopticon.scenario import _categories
+        from panopticon.spec.checks import _categories
 
         cats = _categories(spec.society)
         pairs = [(name, c) for name, opp in (spec.opportunities or {}).items()
