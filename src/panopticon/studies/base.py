@@ -294,8 +294,18 @@ def header(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _where(store: str) -> str:
+    """The runs' folder as the reader can use it: relative to the working folder when in it."""
+    try:
+        return str(Path(store).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return store
+
+
 def rerun(data: dict) -> str:
     minutes = data["seconds"] / 60
+    store = _where(data["store"])
+    processes = "1 process" if data["workers"] == 1 else f"{data['workers']} processes"
     return "\n".join([
         "## How to rerun it", "",
         "```sh",
@@ -304,12 +314,12 @@ def rerun(data: dict) -> str:
         "make studies                              # every study, full scale",
         "```", "",
         f"This page was generated on {data['generated']} at {data['scale']} scale: "
-        f"{data['runs']} runs of the grid in {data['workers']} processes on a machine with "
+        f"{data['runs']} runs of the grid in {processes} on a machine with "
         f"{data['cpus']} CPUs ({data['machine']}), in {minutes:.1f} minutes all told "
         f"({data['grid_seconds'] / 60:.1f} for the grid). The runs and the sweep report "
-        f"(`{data['sweep']}`) are stored under `runs/studies/{data['study']}/` "
+        f"(`{data['sweep']}`) are stored under `{store}/` "
         f"(`panopticon compare {data['sweep'].removesuffix('.json')} --out "
-        f"runs/studies/{data['study']}` prints every metric with its interval); the numbers "
+        f"{store}` prints every metric with its interval); the numbers "
         f"this page was written from are in `{data['study']}.json`, the offline report with "
         f"a chart per metric in [`{data['study']}.html`]({data['study']}.html). The scenario "
         f"family is `{data['study_file']}`.", ""])
