@@ -67,13 +67,16 @@ def sig(x: float, digits: int = 3) -> str:
 
 
 def with_ci(m: dict | None, factor: float = 1.0, digits: int = 3, unit: str = "") -> str:
-    """A mean with its 95% interval: '12.3 (95% CI 10.1–14.6)'; one replicate: no interval."""
+    """A mean with its 95% interval: '12.3 (95% CI 10.1–14.6)'; one replicate: no interval;
+    replicates that all agree (e.g. all 0): said so, not a '0–0' interval."""
     if not m or m.get("mean") is None or math.isnan(m["mean"]):
         return "n/a"
     mean = sig(m["mean"] * factor, digits) + unit
     low, high = m.get("ci_low"), m.get("ci_high")
     if low is None or high is None or math.isnan(low) or math.isnan(high):
         return f"{mean} (one replicate: no interval)"
+    if low == high:  # e.g. none in any replicate: an interval of one point says nothing
+        return f"{mean} (the same in every replicate)"
     return f"{mean} (95% CI {sig(low * factor, digits)}–{sig(high * factor, digits)}{unit})"
 
 
