@@ -141,6 +141,13 @@ def _name_column(table: Table, header: str, names, **kwargs) -> None:
     table.add_column(header, no_wrap=True, overflow="fold", min_width=width, **kwargs)
 
 
+def _interrupted(exc) -> None:
+    """A sweep (or a study's sweep) stopped by Ctrl-C: say what was kept, exit 130."""
+    err.print(Text("\ninterrupted", style="yellow") + Text(f": {exc.describe()}"),
+              highlight=False, soft_wrap=True)
+    raise typer.Exit(130) from None
+
+
 def _fail(exc: UserError) -> None:
     err.print(Text("error: ", style="bold red") + Text(str(exc)), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
@@ -886,9 +893,7 @@ def sweep(
     except UserError as exc:
         _fail(exc)
     except SweepInterrupted as exc:
-        err.print(Text("\ninterrupted", style="yellow") + Text(f": {exc.describe()}"),
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+        _interrupted(exc)
     except KeyboardInterrupt:
         err.print(f"\n[yellow]interrupted[/]: no sweep report was written (runs already "
                   f"stored stay in {store}/)", highlight=False)
@@ -969,9 +974,7 @@ def study(
     except UserError as exc:
         _fail(exc)
     except SweepInterrupted as exc:
-        err.print(Text("\ninterrupted", style="yellow") + Text(f": {exc.describe()}"),
-                  highlight=False, soft_wrap=True)
-        raise typer.Exit(130) from None
+        _interrupted(exc)
     except KeyboardInterrupt:
         err.print("\n[yellow]interrupted[/]: no page was written", highlight=False)
         raise typer.Exit(130) from None

@@ -588,9 +588,7 @@ def _start_afresh(sim: Simulation, state: State, slots: np.ndarray) -> None:
     total, p0 = np.empty(len(ids)), np.empty(len(ids))
     totals(sub, total, p0)
     if state.deterred is not None:
-        pop = sim.society.population
-        cost = np.where(rules.exempt_always[ids], len(pop.labels["region"]), pop.region[ids])
-        perceive(None, state.deterred, cost.astype(np.int64), sub, total, p0)
+        perceive(None, state.deterred, _cost_code(sim, rules.exempt_always, ids), sub, total, p0)
     rates.dense[ids] = sub.dense
     state.total[ids] = total
     state.p0[ids] = p0
@@ -604,12 +602,17 @@ def follow_coverage(sim: Simulation, state: State) -> None:
     new = sim.perceived.factors(state.sensors.detect, sim.sensors.sources_of_event)
     if state.deterred is not None and np.array_equal(new, state.deterred):
         return
-    pop = sim.society.population
-    regions = len(pop.labels["region"])
-    cost_code = np.where(pop.abroad | state.policy.exempt, regions, pop.region)
-    perceive(state.deterred, new, cost_code.astype(np.int64), state.rates, state.total,
-             state.p0)
+    perceive(state.deterred, new, _cost_code(sim, state.policy.exempt), state.rates,
+             state.total, state.p0)
     state.deterred = new
+
+
+def _cost_code(sim: Simulation, exempt: np.ndarray, ids=slice(None)) -> np.ndarray:
+    """Perceived deterrence's code of citizens ``ids``: their region, or R (no cost expected)
+    for those living abroad or ``exempt`` ((n,) bool); int64."""
+    pop = sim.society.population
+    return np.where(pop.abroad[ids] | exempt[ids], len(pop.labels["region"]),
+                    pop.region[ids]).astype(np.int64)
 
 
 def _start_rates(sim: Simulation) -> tuple[Rates, Profiled]:

@@ -290,7 +290,8 @@ def read_scenario(run_dir: Path, manifest: dict):
         raise UserError(f"{path}: missing or corrupt ({first})") from None
     # runs written before digests left defaults out bound the file as written, every key
     # included: its digest as stored still identifies it
-    if manifest["scenario_digest"] not in (spec.digest, canonical_digest(data)):
+    recorded = manifest["scenario_digest"]
+    if recorded != spec.digest and recorded != canonical_digest(data):
         raise UserError(f"{path}: not the scenario this run was started with (its digest "
                         f"differs from the manifest's scenario_digest)")
     return spec
