@@ -228,6 +228,11 @@ def test_run_unknown_preset_exits_2_listing_the_presets():
     assert_user_error(result, "unknown preset 'nope'", "reference", "seed_article")
 
 
+def test_a_misspelled_preset_gets_a_did_you_mean():
+    result = runner.invoke(app, ["run", "--preset", "seed_artcle", "-q"])
+    assert_user_error(result, "unknown preset 'seed_artcle' (did you mean 'seed_article'?)")
+
+
 def test_run_with_file_and_preset_exits_2(tmp_path):
     """Giving both a scenario file and --preset exits 2 saying to give one."""
     file = write(tmp_path, GOOD)

@@ -230,7 +230,8 @@ def load_preset(name: str) -> ScenarioSpec:
     """Load a packaged scenario preset by name."""
     path = preset_path(name)
     if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not path.exists():
-        raise UserError(f"unknown preset {name!r}; presets are: {', '.join(preset_names())}")
+        raise UserError(f"unknown preset {name!r}{did_you_mean(name, preset_names())}; "
+                        f"presets are: {', '.join(preset_names())}")
     return load_scenario(path)
 
 
