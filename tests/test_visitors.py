@@ -254,3 +254,20 @@ def test_a_stored_run_interrupted_and_resumed_matches_one_straight_through(tmp_p
     resumed = api.resume(run_dir)
     fingerprint = straight.manifest["result"]["fingerprint"]
     assert fingerprint and resumed.manifest["result"]["fingerprint"] == fingerprint
+
+
+def test_daily_scores_and_tier_shares_count_only_citizens_present():
+    """The day's mean score, median and tier shares are over residents and the visitors
+    present that day; absent slots (frozen at their last score) are not counted."""
+    sim = engine.build(_spec())
+    state = engine.initial_state(sim)
+    for _ in range(4):
+        record = engine.step(sim, state)
+        state.day -= 1  # the day just simulated, to ask who was present on it
+        here = ~engine.away(sim, state)
+        state.day += 1
+        assert here.sum() < sim.n  # some slots are absent: the rule is tested
+        assert record.metrics["mean_score"] * 1000 == pytest.approx(state.scores[here].mean())
+        shares = [record.metrics[f"share_{t}"] for t in sim.policy.tier_names]
+        counts = np.bincount(state.tier[here], minlength=len(shares))
+        assert np.allclose(shares, counts / here.sum())

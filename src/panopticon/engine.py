@@ -912,8 +912,9 @@ def step(sim: Simulation, state: State) -> DayRecord:
     adapt_behaviour(sim, state)
     tie_changes = change_ties(sim, state)
     tally = dict(zip(TALLY, counts, strict=True))
-    metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, tally, obs,
-                      len(policy.ledger["citizen"]), state.ever_false, state.false_points)
+    here = slice(None) if visiting is None else ~away(sim, state)  # absent visitors: not counted
+    metrics = measure(d, state.scores[here], state.tier[here], sim.policy.tier_names, tally, obs,
+                      len(policy.ledger["citizen"]), state.ever_false, state.false_points[here])
     metrics.update(standing(d, state.policy.until, [x.name for x in state.policy.lists],
                             policy.denied, policy.granted))
     if tried is not None:
