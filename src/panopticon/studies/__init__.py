@@ -25,16 +25,18 @@ PLANNED: dict[str, str] = {
 """Questions whose studies are still to come."""
 
 
+CLASSES: dict[str, str] = {name: f"panopticon.studies.{name}:{name.capitalize()}"
+                           for name in (*STUDIES, *PLANNED)}
+"""Where each study's class lives (``module:Class``), imported only when asked for."""
+
+
 def get(name: str) -> Study:
     """The study called ``name``; an unknown name is a user error with a suggestion."""
-    if name == "mistakes":
-        from panopticon.studies.mistakes import Mistakes
+    if name in STUDIES:
+        import importlib
 
-        return Mistakes()
-    if name == "abroad":
-        from panopticon.studies.abroad import Abroad
-
-        return Abroad()
+        module, cls = CLASSES[name].split(":")
+        return getattr(importlib.import_module(module), cls)()
     hint = difflib.get_close_matches(name, list(STUDIES) + list(PLANNED), n=1)
     if hint and hint[0] in PLANNED:
         raise UserError(f"no study {name!r}: {hint[0]!r} is planned but not written yet; "
