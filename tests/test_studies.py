@@ -16,7 +16,7 @@ from panopticon.metrics.run import summary
 from panopticon.studies import PLANNED, STUDIES, get, run_study
 from panopticon.studies.abroad import standing
 from panopticon.studies.base import pct_ci, with_ci
-from panopticon.studies.mistakes import group_rates
+from panopticon.studies.mistakes import group_rates, wrongful_by_source
 from panopticon.sweeps import COMPLETE, load_sweep
 
 runner = CliRunner()
@@ -92,8 +92,12 @@ def test_mistakes_sentences_come_from_the_runs(pages):
                for g in ("minority", "majority")}
     formats |= {"wrongly_sanctioned_days_per_1000": with_ci, "review_false_caught": with_ci,
                 "review_true_dismissed": with_ci}
-    checked = _check_numbers(data, page, group_rates, formats)
-    assert checked >= 3 * 5 + 2
+    formats |= {k: pct_ci for k in data["points"][0]["metrics"]
+                if k.startswith("wrongful_after_false_")}
+    formats |= {k: with_ci for k in data["points"][0]["metrics"] if k.startswith("false_records_")}
+    checked = _check_numbers(data, page, lambda r: group_rates(r) | wrongful_by_source(r),
+                             formats)
+    assert checked >= 3 * 5 + 2 + 3 * 2
     # the judge sentence compares the computer and the judge at the middle error rate
     assert data["numbers"]["computer/0.002/days"] in page
     assert data["numbers"]["judge/0.002/days"] in page
@@ -143,3 +147,16 @@ def test_help_lists_the_studies_and_those_to_come():
     for name in (*STUDIES, *PLANNED):
         assert name in result.output
     assert "Still to come" in result.output
+
+
+def test_false_records_by_source_add_up_to_the_runs_false_observations(pages):
+    """Each source's false records, summed, are the run's false observations (daily table);
+    the share of wrongful refusals after a source's false record is a share."""
+    data, _, _ = pages["mistakes"]
+    sweep = load_sweep(Path(data["store"]) / data["sweep"], Path(data["store"]))
+    for r in sweep["runs"]:
+        result = open_run(r["path"])
+        by_source = wrongful_by_source(result)
+        made = sum(v for k, v in by_source.items() if k.startswith("false_records_"))
+        assert made == summary(result)["false_observations"] > 0
+        assert all(0 <= v <= 1 for k, v in by_source.items() if k.endswith("_share"))

@@ -17,6 +17,7 @@ from panopticon.studies.base import (
     charts,
     differs,
     header,
+    pct_ci,
     point_of,
     rerun,
     sig,
@@ -62,6 +63,53 @@ def group_rates(result: Any) -> dict[str, float]:
     return out
 
 
+def wrongful_by_source(result: Any) -> dict[str, float]:
+    """Whole run, per source S that made a false observation: ``false_records_<S>`` (false
+    observations S made) and ``wrongful_after_false_<S>_share``, the share of wrongful
+    refusals that fell on a citizen a false observation of S had named on or before that day
+    (a refusal can count for several sources)."""
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from panopticon.metrics.run import _col, _files, read
+
+    files = _files(Path(result.path), "observations")
+    refusals = read(result, "refusals", ["citizen", "day", "wrongful"])
+    if not files:
+        return {}
+    false = ds.dataset([str(f) for f in files]).to_table(
+        columns=["citizen", "day", "source"], filter=~pc.field("is_true"))
+    if refusals is not None:
+        wrong = _col(refusals, "wrongful").astype(bool)
+        who = _col(refusals, "citizen").astype(np.int64)[wrong]
+        when = _col(refusals, "day").astype(np.int64)[wrong]
+    else:
+        who = when = np.zeros(0, dtype=np.int64)
+    source = _col(false, "source").astype(str)
+    citizen = _col(false, "citizen").astype(np.int64)
+    day = _col(false, "day").astype(np.int64)
+    out: dict[str, float] = {}
+    for s in np.unique(source):
+        mine = source == s
+        out[f"false_records_{s}"] = float(mine.sum())
+        if len(who):
+            named, first = _first_day(citizen[mine], day[mine])
+            at = np.minimum(np.searchsorted(named, who), len(named) - 1)
+            hit = (named[at] == who) & (first[at] <= when)
+            out[f"wrongful_after_false_{s}_share"] = float(hit.mean())
+    return out
+
+
+def _first_day(citizen: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct citizens of ``(citizen, day)`` pairs, sorted, and each one's earliest
+    day."""
+    order = np.lexsort((day, citizen))
+    citizen, day = citizen[order], day[order]
+    keep = np.ones(len(citizen), dtype=bool)
+    keep[1:] = citizen[1:] != citizen[:-1]
+    return citizen[keep], day[keep]
+
+
 def _level(x: float) -> str:
     return f"{x:.2%}".rstrip("0").rstrip(".") if x * 100 != int(x * 100) else f"{x:.0%}"
 
@@ -72,7 +120,7 @@ class Mistakes(Study):
     charts = ("wrongly_sanctioned_days_per_1000", "falsely_named_per_1000_minority")
 
     def extras(self, result: Any) -> dict[str, float]:
-        return group_rates(result)
+        return group_rates(result) | wrongful_by_source(result)
 
     def extra_runs(self, scale: Scale, store: Path, progress: Callable[[str], None]) -> dict:
         """One run with insiders at seed_article's matching error, audited."""
@@ -134,6 +182,7 @@ class Mistakes(Study):
                 f"loan, a flight, a job, ...) at least once. Summed over the days, citizens "
                 f"spent {days} days per 1,000 citizens under a sanction their true record "
                 "would not have brought.")
+        answer.append(self._by_source(data, levels, say))
         mc = point_of(data, decision="computer", **{AXIS: mid})
         mj = point_of(data, decision="judge", **{AXIS: mid})
         ratio = self._ratio(mc.get("falsely_named_per_1000_minority"),
@@ -182,6 +231,28 @@ class Mistakes(Study):
             "## What is documented and what is assumed", "",
             self._sources(), "",
             rerun(data)])
+
+    @staticmethod
+    def _by_source(data: dict, levels: list, say: Callable[[str, str], str]) -> str:
+        """Which sources' false records the wrongful refusals followed, level by level."""
+        parts = []
+        for level in levels:
+            m = point_of(data, decision="computer", **{AXIS: level})
+            sources = sorted(k[len("false_records_"):] for k in m if k.startswith(
+                "false_records_"))
+            def number(name: str, fmt: Callable, m=m, level=level) -> str:
+                return say(f"computer/{level}/{name}", fmt(m.get(name)))
+
+            shares = ", ".join(f"{number(f'wrongful_after_false_{s}_share', pct_ci)} after a "
+                               f"false `{s}` record" for s in sources
+                               if f"wrongful_after_false_{s}_share" in m)
+            made = ", ".join(f"{number(f'false_records_{s}', with_ci)} by `{s}`"
+                             for s in sources)
+            parts.append(f"at {_level(level)}, {shares or 'none'} (false records per run: "
+                         f"{made})")
+        return ("- **Where the wrongful refusals come from** (whole run; a refusal counts for "
+                "every source whose false record had named the citizen by that day): "
+                + "; ".join(parts) + ".")
 
     @staticmethod
     def _ratio(a: dict | None, b: dict | None) -> float | None:
