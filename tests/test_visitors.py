@@ -148,7 +148,10 @@ def test_a_returning_visitor_starts_afresh():
         state.policy.until[:, i] = 10_000
     record = engine.step(sim, state)
     assert state.visits[0] == 2 and state.visit_until[0] == 4
-    rows = record.ledger["citizen"] == i
+    reset = (record.ledger["citizen"] == i) & (
+        record.ledger["rule"] == sim.policy.rule_labels.index("visitor arrival"))
+    assert record.ledger["delta"][reset].tolist() == [state.policy.start[i] - 1_234]
+    rows = (record.ledger["citizen"] == i) & ~reset
     assert state.scores[i] - record.ledger["delta"][rows].sum() == state.policy.start[i]
     assert state.false_points[i] == record.ledger["delta"][rows & (record.ledger["truth"] == 0)
                                                            ].sum()
@@ -271,3 +274,22 @@ def test_daily_scores_and_tier_shares_count_only_citizens_present():
         shares = [record.metrics[f"share_{t}"] for t in sim.policy.tier_names]
         counts = np.bincount(state.tier[here], minlength=len(shares))
         assert np.allclose(shares, counts / here.sum())
+
+
+def test_a_returning_visitors_reset_is_in_the_ledger_and_the_audit_finds_the_run_intact(
+        tmp_path):
+    """A visitor who comes back starts again at the start score: the ledger records the
+    reset (rule ``visitor arrival``, delta = start - the score left with), so every score is
+    its start plus its ledger rows and ``panopticon audit`` finds the run intact."""
+    from panopticon.audit import audit
+    from panopticon.metrics.run import read
+
+    spec = _spec(days=40, pool=6, stay_days=2)
+    result = api.run(spec, out=tmp_path)
+    ledger = read(result, "ledger", ["citizen", "rule", "delta_milli"]).to_pydict()
+    resets = [(c, d) for c, r, d in zip(ledger["citizen"], ledger["rule"],
+                                        ledger["delta_milli"], strict=True)
+              if r == "visitor arrival"]
+    assert resets and all(c >= 400 and d != 0 for c, d in resets)
+    report = audit(result.path)
+    assert report["unexplained"] == [] and report["intact"], report

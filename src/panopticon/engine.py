@@ -56,7 +56,7 @@ from panopticon.policy.runtime import (
     compile_policy_conditions,
     static_columns,
 )
-from panopticon.policy.scoring import CompiledPolicy, LedgerRows, associate, classify
+from panopticon.policy.scoring import ARRIVAL, CompiledPolicy, LedgerRows, associate, classify
 from panopticon.rng import Stage, stream_key, uniforms, uniforms_at
 from panopticon.sanctions import (
     Gates,
@@ -183,6 +183,8 @@ class State:
     """With visitors, (pool,) int32 stays begun so far per slot (a slot is one person)."""
     review: ReviewState | None = field(default=None, repr=False)
     """Cases waiting for or decided by a review (None without ``governance.review``)."""
+    arrived: LedgerRows | None = field(default=None, repr=False)
+    """Today's arrivals' returns to the start score, for the day's ledger (None: none)."""
 
     ARRAYS = ("scores", "tier", "rates", "false_points", "ever_false", "partner", "heat")
 
@@ -446,7 +448,7 @@ def build(scenario: ScenarioSpec) -> Simulation:
                                      scenario.governance, scenario.library)
     chosen = Insiders.choose(scenario.governance.insiders, pop, run.seed)
     manual = Insiders.label_names(scenario.governance.insiders, chosen)
-    policy = CompiledPolicy.compile(scenario.policy, manual)
+    policy = CompiledPolicy.compile(scenario.policy, manual, visitors=pop.visitors > 0)
     return Simulation(
         scenario=scenario,
         events=tuple(events),
@@ -578,7 +580,14 @@ def _start_afresh(sim: Simulation, state: State, slots: np.ndarray) -> None:
     """Arriving visitors (slot numbers) start as on day 0 (see :func:`arrivals`)."""
     ids = (sim.society.population.residents + slots).astype(np.int64)
     rules = state.policy
+    before = state.scores[ids]
     rules.arrive(ids, state.scores)
+    moved = state.scores[ids] != before  # the ledger explains every score: log the reset
+    state.arrived = LedgerRows(
+        ids[moved].astype(np.int32),
+        np.full(int(moved.sum()), sim.policy.rule_labels.index(ARRIVAL), dtype=np.int16),
+        state.scores[ids][moved] - before[moved], np.full(int(moved.sum()), -1, np.int64),
+        np.full(int(moved.sum()), -1, np.int8))
     state.tier[ids] = classify(sim.policy, state.scores[ids])
     state.false_points[ids] = 0
     rates = state.rates
@@ -684,6 +693,9 @@ def apply_policy(sim: Simulation, state: State, obs: Observations) -> PolicyDay:
         done.append(edits)
     if heard is not None:
         changes.insert(0, heard)
+    if state.arrived is not None:
+        changes.insert(0, state.arrived)
+        state.arrived = None
     listings = rules.lists_today(d, obs, scores, state.tier)
     changes.append(rules.recompute(d, sim.policy, scores, state.tier))  # before any pull
     changes.append(associate(d, sim.policy, ties, scores,

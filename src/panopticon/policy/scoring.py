@@ -19,6 +19,10 @@ PPM = kernels.scoring.PPM
 INT64_MIN, INT64_MAX = np.iinfo(np.int64).min, np.iinfo(np.int64).max
 
 
+ARRIVAL = "visitor arrival"
+"""Ledger label of a visitor's return to the start score on arrival."""
+
+
 @dataclass(frozen=True)
 class CompiledPolicy:
     """A :class:`PolicySpec`'s score, tiers and association resolved to integers.
@@ -26,8 +30,9 @@ class CompiledPolicy:
     Attributes:
         rule_labels: names of ledger rules: the policy's rules, then association rules, then
             ``expired:<rule>`` for each policy rule, then ``formula``, ``abroad``, ``ratings``
-            and ``appeal upheld`` (an appeal reversed the citizen's false entries), then one
-            ``manual by official <id>`` per insider.
+            and ``appeal upheld`` (an appeal reversed the citizen's false entries), then
+            ``visitor arrival`` (a visitor starting afresh: only in scenarios with visitors),
+            then one ``manual by official <id>`` per insider.
         first_expiry_rule: ledger id of ``expired:<rule 0>``. formula_rule: ledger id of
             ``formula``.
         low, high: score bounds in milli-points.
@@ -45,9 +50,11 @@ class CompiledPolicy:
     association: tuple[tuple[int, str, int, int], ...]
 
     @classmethod
-    def compile(cls, policy: PolicySpec, manual: tuple[str, ...] = ()) -> CompiledPolicy:
+    def compile(cls, policy: PolicySpec, manual: tuple[str, ...] = (),
+                visitors: bool = False) -> CompiledPolicy:
         """Resolve labels, bounds and tier floors; ``manual``: labels of manual adjustments
-        (one per insider), after every other label."""
+        (one per insider), after every other label; ``visitors``: the scenario has visitors
+        (their arrivals are ledger rows)."""
         labels = _distinct([r.label for r in policy.rules])
         rule_labels = list(labels)
         assoc = []
@@ -57,7 +64,8 @@ class CompiledPolicy:
             labels.append(a.label)
         first_expiry = len(labels)
         labels += [f"expired:{label}" for label in rule_labels]
-        labels += ["formula", "abroad", "ratings", "appeal upheld", *manual]
+        labels += ["formula", "abroad", "ratings", "appeal upheld",
+                   *([ARRIVAL] if visitors else []), *manual]
         labels = _distinct(labels)  # a stored ledger names rules by label: one per rule
         s = policy.score
         floors = [to_milli(t.min) for t in policy.tiers[:-1]]
