@@ -150,7 +150,8 @@ def test_own_entries_never_reach_another_scenario():
     again = pc.run(plain_spec, citizens=500, days=20).manifest["result"]["fingerprint"]
     assert again == first
     wrong = merge(plain, {"behaviour": {"events": {"gym_session": {}}}})
-    assert any("behaviour.events.gym_session: unknown event type" in p for p in _problems(wrong))
+    assert any("behaviour.events.gym_session: got 'gym_session'; expected a known event "
+               "type" in p for p in _problems(wrong))
 
 
 def test_own_events_come_after_the_packaged_ones_and_are_always_active():
@@ -175,21 +176,25 @@ def test_an_empty_catalogue_section_changes_no_digest():
 # ------------------------------------------------------------------ checks
 @pytest.mark.parametrize(("change", "fragment"), [
     ({"events": {"red_light": {"domain": "traffic", "source": "cameras", "valence": -1}}},
-     "catalogue.events.red_light: 'red_light' is a packaged event type"),
-    ({"sources": {"cameras": {}}}, "catalogue.sources.cameras: 'cameras' is a packaged"),
-    ({"perks": {"green_channel": {}}}, "catalogue.perks.green_channel: 'green_channel' is a"),
+     "catalogue.events.red_light: got 'red_light'; expected a new name, not a packaged "
+     "event type"),
+    ({"sources": {"cameras": {}}},
+     "catalogue.sources.cameras: got 'cameras'; expected a new name, not a packaged"),
+    ({"perks": {"green_channel": {}}},
+     "catalogue.perks.green_channel: got 'green_channel'; expected a new name"),
     ({"opportunities": {"loan": {"blocked_by": ["loans"]}}},
-     "catalogue.opportunities.loan: 'loan' is a packaged opportunity"),
+     "catalogue.opportunities.loan: got 'loan'; expected a new name, not a packaged "
+     "opportunity"),
     ({"events": {"gym_session": {"domain": "health", "source": "fitnes_app",
                                  "valence": 1}}},
-     "catalogue.events.gym_session.source: unknown data source 'fitnes_app' (did you mean "
-     "fitness_app"),
+     "catalogue.events.gym_session.source: got 'fitnes_app'; expected a known data source, "
+     "one of: "),
     ({"opportunities": {"sports_pass": {"needs": ["healthy_discont"]}}},
-     "catalogue.opportunities.sports_pass.needs[0]: unknown perk 'healthy_discont' (did you "
-     "mean healthy_discount"),
+     "catalogue.opportunities.sports_pass.needs[0]: got 'healthy_discont'; expected a known "
+     "perk"),
     ({"opportunities": {"sports_pass": {"needs": []}}}, "blocked_by"),
     ({"events": {"Gym-Session": {"domain": "health", "source": "fitness_app", "valence": 1}}},
-     "is not a valid name"),
+     "expected a valid name"),
     ({"events": {"gym_session": {"domain": "health", "source": "fitness_app", "valence": 2}}},
      "catalogue.events.gym_session.valence"),
     ({"events": {"gym_session": {"domain": "health", "source": "fitness_app", "valence": 1,
@@ -208,9 +213,11 @@ def test_references_to_own_entries_are_checked_like_packaged_ones():
         "sensors": {"fitness_ap": {"events": ["gym_sesion"]}},
         "policy": {"sanctions": [{"when": "score > 0", "deny": ["gym_bann"]}]}}))
     text = "\n".join(problems)
-    assert "sensors.fitness_ap: unknown data source 'fitness_ap' (did you mean fitness_app" in text
-    assert "unknown event type 'gym_sesion' (did you mean gym_session" in text
-    assert "unknown sanction 'gym_bann' (did you mean gym_ban" in text
+    assert "sensors.fitness_ap: got 'fitness_ap'; expected a known data source" in text
+    assert "did you mean 'fitness_app'?" in text
+    assert "got 'gym_sesion'; expected a known event type (see `panopticon events`); did you " \
+           "mean 'gym_session'?" in text
+    assert "got 'gym_bann'; expected a known sanction; did you mean 'gym_ban'?" in text
 
 
 # ------------------------------------------------------------------ the worked example, CLI

@@ -51,9 +51,9 @@ BAD = {
     "no_schema_version": (GOOD.replace("schema_version: 1\n", ""),
                           ["bad.yaml:1:1: schema_version:", "required"]),
     "unknown_event": (GOOD.replace("red_light: {rate", "red_lite: {rate"),
-                      ["bad.yaml:9:5: behaviour.events.red_lite:", "unknown event type"]),
+                      ["bad.yaml:9:5: behaviour.events.red_lite:", "expected a known event type"]),
     "unknown_policy": (GOOD.replace("policy: reference", "policy: nope"),
-                       ["bad.yaml:12:1: policy:", "unknown policy preset 'nope'"]),
+                       ["bad.yaml:12:1: policy:", "got 'nope'; expected a policy preset"]),
     "list": ("- 1\n- 2\n", ["bad.yaml:1:1:", "expected a mapping", "list"]),
 }
 

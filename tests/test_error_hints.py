@@ -155,26 +155,31 @@ def test_misspelled_key_given_to_set_suggests_the_valid_key():
 
 NAMES = {  # id: (valid text, misspelled text, key path, message fragment)
     "event": ("    jaywalking: {multipliers", "    jaywalkin: {multipliers",
-              "behaviour.events.jaywalkin", "unknown event type 'jaywalkin' (did you mean "
-                                            "jaywalking?)"),
+              "behaviour.events.jaywalkin", "got 'jaywalkin'; expected a known event type (see "
+                                            "`panopticon events`); did you mean 'jaywalking'?"),
     "source": ("  civic:\n    events: [volunteering", "  civc:\n    events: [volunteering",
-               "sensors.civc", "unknown data source 'civc' (did you mean civic?)"),
+               "sensors.civc", "got 'civc'; expected a known data source, one of: "
+               "cameras, civic, courts"),
     "tier": ("    - tiers: [B, C, D]", "    - tiers: [B, C, DD]",
-             "behaviour.deterrence[0].tiers[2]", "unknown tier 'DD' (did you mean D?)"),
+             "behaviour.deterrence[0].tiers[2]", "got 'DD'; expected a tier of the policy, one of: AAA, "
+             "AA, A, B, C, D; did you mean 'D'?"),
     "region": ("coverage: {urban: 0.6, rural: 0.15}", "coverage: {urbn: 0.6, rural: 0.15}",
-               "sensors.cameras.coverage.urbn", "unknown region 'urbn' (did you mean urban?)"),
+               "sensors.cameras.coverage.urbn", "got 'urbn'; expected a region of this society, one "
+               "of: urban, rural; did you mean 'urban'?"),
     "category": ("region: {rural: 0.5}", "region: {rurl: 0.5}",
                  "behaviour.events.red_light.multipliers.region.rurl",
-                 "unknown region 'rurl' (did you mean rural?)"),
+                 "got 'rurl'; expected a region of this society, one of: urban, "
+                 "rural; did you mean 'rural'?"),
     "column": ("repay: {column: income", "repay: {column: incme",
                "opportunities.loan.loan.repay.column",
-               "unknown column 'incme' (did you mean income?)"),
+               "got 'incme'; expected a numeric column, one of: age, income, "
+               "rank, children, score; did you mean 'income'?"),
     "opportunity": ("  flight: {rate: 0.00019", "  flights: {rate: 0.00019",
-                    "opportunities.flights", "unknown opportunity 'flights' (did you mean "
-                                             "flight?)"),
+                    "opportunities.flights", "got 'flights'; expected an opportunity from "
+                                             "`panopticon opportunities`"),
     "sanction": ("    deny: [flights, high_speed_rail", "    deny: [flight, high_speed_rail",
-                 "policy.sanctions[0].deny[0]", "unknown sanction 'flight' (did you mean "
-                                                "flights?)"),
+                 "policy.sanctions[0].deny[0]", "got 'flight'; expected a known sanction; did you "
+                                                "mean 'flights'"),
     "attribute": ("region: {rural: 0.5}", "regoin: {rural: 0.5}",
                   "behaviour.events.red_light.multipliers.regoin", "did you mean 'region'?"),
     "distribution_kind": ("rural: {kind: lognormal", "rural: {kind: lognormall",

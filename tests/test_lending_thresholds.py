@@ -273,7 +273,7 @@ def test_repayment_table_by_category_is_checked():
     msg = _refused(_data(loan={"repay": table}))
     assert "opportunities.loan.loan.repay.probability" in msg and "missing ['g2']" in msg
     table["probability"] = {"g1": [1, 1, 1, 1], "g2": [1, 1, 1, 1], "g3": [1, 1, 1, 1]}
-    assert "unknown group 'g3'" in _refused(_data(loan={"repay": table}))
+    assert "got 'g3'; expected a group of this society" in _refused(_data(loan={"repay": table}))
     table["probability"] = {"g1": [1, 1, 1], "g2": [1, 1, 1, 1]}
     assert "4 values of 'at' need as many probabilities of 'g1'; got 3" in _refused(
         _data(loan={"repay": table}))
@@ -507,10 +507,11 @@ def test_two_dimensional_table_is_checked():
     table = {"column": "score", "at": [0, 2], "by_column": "incom", "by_at": [0, 1000],
              "probability": [[0, 1], [1, 1]]}
     msg = _refused(_data(loan={"repay": table}))
-    assert "opportunities.loan.loan.repay.by_column" in msg and "unknown column 'incom'" in msg
+    assert "opportunities.loan.loan.repay.by_column" in msg
+    assert "got 'incom'; expected a numeric column" in msg
     table["by_column"] = "income"
     msg = _refused(_data(loan={"repay": table}, lender={"criterion": "max_profit"}))
-    assert "cannot have by_column" in msg
+    assert "without by_column" in msg
     table["probability"] = [[0, 1]]
     assert "2 values of 'by_at' need as many lists" in _refused(_data(loan={"repay": table}))
 

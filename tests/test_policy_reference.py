@@ -144,7 +144,7 @@ def test_unknown_preset_name_is_reported_at_use_with_did_you_mean(tmp_path):
     file = write(tmp_path, text)
     p = only(refused(file), "policy.use")
     assert (p.file, p.line) == (str(file), where(text, "use:"))
-    assert "unknown policy preset 'rongchen_points'" in p.message
+    assert "got 'rongchen_points'; expected a policy preset" in p.message
     assert "did you mean 'rongcheng_points'" in p.message
 
 

@@ -161,4 +161,4 @@ def test_trait_tables_name_only_known_categories(tiny_data):
             "urban": {"kind": "constant", "value": 1},
             "rural": {"kind": "constant", "value": 2},
             "suburb": {"kind": "constant", "value": 3}}}}})
-    assert "unknown region 'suburb'" in str(err.value)
+    assert "got 'suburb'; expected a region of this society" in str(err.value)

@@ -211,8 +211,8 @@ def test_a_run_with_review_resumes_bit_for_bit():
 
 
 @pytest.mark.parametrize("review, message", [
-    ({"lists": ["flaged"]}, "unknown list 'flaged'"),
-    ({"tiers": ["C"]}, "unknown tier 'C'"),
+    ({"lists": ["flaged"]}, "got 'flaged'; expected a list of the policy"),
+    ({"tiers": ["C"]}, "got 'C'; expected a tier of the policy"),
     ({"tiers": ["A"]}, "top tier"),
     ({}, "needs lists or tiers"),
     ({"lists": ["flagged"], "catch_false": 1.5}, "catch_false"),

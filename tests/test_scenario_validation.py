@@ -414,7 +414,8 @@ def test_unknown_event_type_is_reported_with_a_suggestion(tmp_path):
     file = write(tmp_path, text)
     line, col = where(text, "red_lite")
     problem_at(refused(file), file, "behaviour.events.red_lite", line, col,
-               "unknown event type 'red_lite'", "red_light", "panopticon events")
+               "got 'red_lite'; expected a known event type", "did you mean 'red_light'?",
+               "panopticon events")
 
 
 def test_unknown_event_in_a_sensor_list_is_reported_at_its_item(tmp_path):
@@ -423,7 +424,7 @@ def test_unknown_event_in_a_sensor_list_is_reported_at_its_item(tmp_path):
     file = write(tmp_path, text)
     line, col = where(text, "jaywalkin")
     problem_at(refused(file), file, "sensors.cameras.events[1]", line, col,
-               "unknown event type 'jaywalkin'")
+               "got 'jaywalkin'; expected a known event type")
 
 
 def test_unknown_tier_in_deterrence_is_reported_with_the_known_tiers(tmp_path):
@@ -432,7 +433,7 @@ def test_unknown_tier_in_deterrence_is_reported_with_the_known_tiers(tmp_path):
     file = write(tmp_path, text)
     line, col = where(text, "Z]")
     problem_at(refused(file), file, "behaviour.deterrence[0].tiers[0]", line, col,
-               "unknown tier 'Z'", "'A', 'B', 'C', 'D'")
+               "got 'Z'; expected a tier of the policy", "one of: A, B, C, D")
 
 
 def test_unknown_policy_preset_is_reported_with_the_known_presets(tmp_path):
@@ -440,7 +441,7 @@ def test_unknown_policy_preset_is_reported_with_the_known_presets(tmp_path):
     text = GOOD.replace("policy: reference", "policy: nope")
     file = write(tmp_path, text)
     line, col = where(text, "policy")
-    problem_at(refused(file), file, "policy", line, col, "unknown policy preset 'nope'",
+    problem_at(refused(file), file, "policy", line, col, "got 'nope'; expected a policy preset",
                "reference", "seed_article")
 
 
@@ -449,7 +450,7 @@ def test_policy_preset_name_with_a_path_is_an_unknown_preset(tmp_path):
     text = GOOD.replace("policy: reference", "policy: ../../scenarios/reference")
     file = write(tmp_path, text)
     line, col = where(text, "policy")
-    problem_at(refused(file), file, "policy", line, col, "unknown policy preset")
+    problem_at(refused(file), file, "policy", line, col, "expected a policy preset")
 
 
 def test_unknown_data_source_is_reported_with_the_known_sources(tmp_path):
@@ -457,7 +458,8 @@ def test_unknown_data_source_is_reported_with_the_known_sources(tmp_path):
     text = GOOD.replace("  cameras:\n", "  camras:\n")
     file = write(tmp_path, text)
     line, col = where(text, "camras")
-    problem_at(refused(file), file, "sensors.camras", line, col, "unknown data source", "cameras")
+    problem_at(refused(file), file, "sensors.camras", line, col, "expected a known data source",
+               "cameras")
 
 
 # ------------------------------------------------------------------ policy rules
@@ -547,8 +549,10 @@ def test_several_reference_errors_are_reported_together(tmp_path):
     text = GOOD.replace("red_light: {rate", "red_lite: {rate").replace("tiers: [D]", "tiers: [Z]")
     file = write(tmp_path, text)
     exc = refused(file)
-    problem_at(exc, file, "behaviour.events.red_lite", *where(text, "red_lite"), "unknown event")
-    problem_at(exc, file, "behaviour.deterrence[0].tiers[0]", *where(text, "Z]"), "unknown tier")
+    problem_at(exc, file, "behaviour.events.red_lite", *where(text, "red_lite"),
+               "expected a known event type")
+    problem_at(exc, file, "behaviour.deterrence[0].tiers[0]", *where(text, "Z]"),
+               "expected a tier of the policy")
 
 
 def test_schema_and_reference_errors_are_reported_together(tmp_path):
@@ -558,7 +562,8 @@ def test_schema_and_reference_errors_are_reported_together(tmp_path):
     file = write(tmp_path, text)
     exc = refused(file)
     problem_at(exc, file, "run.citizns", *where(text, "citizns"), "unknown key")
-    problem_at(exc, file, "behaviour.events.red_lite", *where(text, "red_lite"), "unknown event")
+    problem_at(exc, file, "behaviour.events.red_lite", *where(text, "red_lite"),
+               "expected a known event type")
 
 
 # ------------------------------------------------------------------ invariants

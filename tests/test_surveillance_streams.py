@@ -246,8 +246,8 @@ def test_reallocation_keys_are_checked():
     def bad(realloc: dict, match: str):
         with pytest.raises(UserError, match=match):
             build_scenario(_data(police={"reallocate": realloc}))
-    bad({"from": ["cammeras"]}, r"reallocate\.from\[0\].*not a source")
-    bad({"from": ["courts"]}, "not a source of this scenario")
+    bad({"from": ["cammeras"]}, r"reallocate\.from\[0\].*expected a source of this scenario")
+    bad({"from": ["courts"]}, "expected a source of this scenario")
     bad({"prior": {"suburb": 1}}, r"reallocate\.prior\.suburb")
     bad({"units": 4, "floor": 0.1}, r"reallocate\.floor.*units")
     bad({"weighting": "inverse"}, "weighting")

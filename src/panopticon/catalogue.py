@@ -9,7 +9,6 @@ or whether it is legitimate but penalised in some systems (0: speech, some purch
 
 from __future__ import annotations
 
-import difflib
 import functools
 import re
 from collections.abc import Mapping
@@ -303,7 +302,7 @@ class Catalogue:
 
     def extended(self, spec: CatalogueSpec) -> Catalogue:
         """This catalogue plus ``spec``'s entries (after this one's). A name this catalogue
-        already has keeps its entry here (:func:`check_catalogue` reports the clash)."""
+        already has keeps its entry here (:mod:`panopticon.spec.checks` reports the clash)."""
         added: dict[str, dict[str, Any]] = {
             "events": {n: e.entry(n) for n, e in spec.events.items()},
             "sources": {n: e.description for n, e in spec.sources.items()},
@@ -337,40 +336,3 @@ def catalogue_of(spec: Any) -> Catalogue:
     if not isinstance(section, CatalogueSpec) or section == CatalogueSpec():
         return PACKAGED
     return _extended(section.model_dump_json())
-
-
-def _close(name: str, options) -> str:
-    close = difflib.get_close_matches(name, [str(o) for o in options], 3)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
-def check_catalogue(spec: CatalogueSpec) -> list[tuple[tuple, str]]:
-    """A ``catalogue`` section's names: new names only (no packaged entry redefined), each a
-    lower-case identifier; an event's source, an opportunity's sanctions and perks exist
-    (packaged or the section's own). Problems as (key path, message)."""
-    out: list[tuple[tuple, str]] = []
-    lib = PACKAGED.extended(spec)
-    for kind in KINDS:
-        packaged = getattr(PACKAGED, kind)
-        for name in getattr(spec, kind):
-            path = ("catalogue", kind, name)
-            if name in packaged:
-                out.append((path, f"{name!r} is a packaged {_WHAT[kind]}; a scenario adds new "
-                                  f"names and cannot redefine packaged ones (change its rate "
-                                  f"or sources in the scenario, or pick another name)"))
-            elif not NAME.match(name):
-                out.append((path, f"{name!r} is not a valid name: lower-case letters, digits "
-                                  "and underscores, starting with a letter, at most 60"))
-    for name, e in spec.events.items():
-        if e.source not in lib.sources:
-            out.append((("catalogue", "events", name, "source"),
-                        f"unknown data source {e.source!r}{_close(e.source, lib.sources)}; "
-                        f"known sources are {sorted(lib.sources)}"))
-    for name, o in spec.opportunities.items():
-        for key, table, what in (("blocked_by", lib.sanctions, "sanction"),
-                                 ("needs", lib.perks, "perk")):
-            for j, x in enumerate(getattr(o, key)):
-                if x not in table:
-                    out.append((("catalogue", "opportunities", name, key, j),
-                                f"unknown {what} {x!r}{_close(x, table)}"))
-    return out

@@ -2,30 +2,35 @@
 exists (events, tiers, sanctions, categories, sources, columns; with "did you mean"), every
 condition compiles, and what the run would refuse (rates, attempts and phantoms beyond the
 supported limits, distributions whose draws overflow) is found before it builds anything,
-with the run's own samplers and random streams. Each check returns ``(key path, message)``
-pairs; the loader places them in the file. Imports nothing from the runtime (the random
-streams of :mod:`panopticon.rng` are a leaf: they import only their kernels).
+with the run's own samplers and random streams. Each check returns :class:`Problem`s (key
+path, rule, value), which all read alike; the loader places them in the file. Imports
+nothing from the runtime (the random streams of :mod:`panopticon.rng` are a leaf: they
+import only their kernels).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from panopticon.catalogue import (
+    _WHAT,
+    KINDS,
+    NAME,
     PACKAGED,
     Catalogue,
+    CatalogueSpec,
     catalogue_of,
-    check_catalogue,
 )
 from panopticon.policy.conditions import ConditionError, compile_condition
 from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.spec.conditions import PolicyError, compile_policy_conditions, condition_columns
+from panopticon.spec.files import KeyPath, dotted
 from panopticon.spec.policy import MAX_POINTS, MILLI, PolicySpec
 from panopticon.spec.sampling import draw
 from panopticon.spec.scenario import (
@@ -52,69 +57,203 @@ if TYPE_CHECKING:  # annotations only: the loader imports the checks
     from panopticon.spec.loader import ScenarioSpec, _Sections
 
 
-def _close(name: str, options) -> str:
-    """`` (did you mean a, b?)`` for the known names closest to ``name`` (an event, tier,
-    sanction, source, ...): close spellings, else names that share its first word
-    (``red_lite`` -> ``red_light``); ``""`` when there are none."""
-    options = [str(o) for o in options]
-    close = difflib.get_close_matches(name, options, 3) or [
-        o for o in options if o.split("_")[0] == name.split("_")[0]][:3]
-    return f" (did you mean {', '.join(close)}?)" if close else ""
+# ---------------------------------------------------------------- problems
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a specification: where, the rule it breaks, what was found.
+
+    Every check reports these, so every message reads alike (:attr:`message`):
+    ``got 'urbn'; expected a region of this society, one of: urban, rural; did you mean
+    'urban'?``.
+
+    Attributes:
+        path: key path of the offending value, e.g. ``("sensors", "cameras", "coverage")``
+            (:attr:`key` writes it dotted). Kept as parts, not dotted text, so that the
+            loader finds its line even when a key holds a dot or is all digits.
+        rule: what was expected, stated as a rule: ``a number from 0 to 1``,
+            ``a tier of the policy, one of: A, B, C``, ``a known event type``.
+        value: the offending value as found (None: nothing was given).
+        known: for a name checked against a known set, that set: the names closest to
+            ``value`` are offered as "did you mean".
+    """
+
+    path: KeyPath
+    rule: str
+    value: Any
+    known: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The dotted key path: ``behaviour.deterrence[0].tiers[2]``."""
+        return dotted(self.path)
+
+    @property
+    def message(self) -> str:
+        """``got VALUE; expected RULE``, then ``; did you mean 'NAME'?`` when a known name is
+        close to the value: the one style of every problem (the key goes in front of it)."""
+        close = closest(self.value, self.known) if isinstance(self.value, str) else []
+        hint = "; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""
+        return f"got {shown(self.value)}; expected {self.rule}{hint}"
+
+    def __str__(self) -> str:
+        """The problem as one line: ``KEY: got VALUE; expected RULE[; did you mean ...?]``."""
+        return f"{self.key}: {self.message}"
+
+    def under(self, *parent: str | int) -> Problem:
+        """The same problem with its path inside ``parent`` (a policy's problems inside the
+        scenario's ``policy``)."""
+        return replace(self, path=(*parent, *self.path))
 
 
-def _unknown_category(attr: str, cat: str, categories: dict) -> str:
-    """The message for a category the society does not have (``region: urbn``)."""
-    return f"unknown {attr} {cat!r}{_close(cat, categories[attr])}; this society has " \
-           f"{categories[attr]}"
+def closest(name: str, known) -> list[str]:
+    """The known names closest to ``name`` (at most 3): close spellings, else names that share
+    its first word (``red_lite`` -> ``red_light``); none when nothing is close."""
+    known = [str(k) for k in known]
+    return difflib.get_close_matches(name, known, 3) or [
+        k for k in known if k.split("_")[0] == name.split("_")[0]][:3]
+
+
+def shown(value: Any) -> str:
+    """A found value as a message shows it: text quoted, a fraction to 4 significant digits,
+    ``nothing`` for a value not given; cut at 60 characters (a long list or expression)."""
+    if value is None:
+        return "nothing"
+    text = f"{value:.4g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_LISTED = 12
+"""Known names a rule lists (``one of: ...``); beyond that it relies on "did you mean"."""
+
+
+def one_of(what: str, names) -> str:
+    """The rule for a name from a known set: ``a tier of the policy, one of: A, B, C``; a long
+    set is not listed (the closest names come as "did you mean")."""
+    names = [str(n) for n in names]
+    if not names:
+        return f"{what} (there are none)"
+    return f"{what}, one of: {', '.join(names)}" if len(names) <= _LISTED else what
+
+
+def unknown_name(path: KeyPath, name: str, known, what: str) -> Problem:
+    """``name`` at ``path`` is not in ``known`` (the ``what`` s there, e.g. ``a tier of the
+    policy``): the rule lists them (when few) and the closest come as "did you mean"."""
+    return Problem(path, one_of(what, known), name, tuple(map(str, known)))
+
+
+def _unknown_event(path: KeyPath, name: str, known) -> Problem:
+    """An event type that is not in the catalogue (too many to list: `panopticon events`)."""
+    return Problem(path, "a known event type (see `panopticon events`)", name,
+                   tuple(map(str, known)))
+
+
+def _unknown_category(path: KeyPath, attr: str, cat: str, categories: dict) -> Problem:
+    """A category the society does not have (``region: urbn``)."""
+    return unknown_name(path, cat, categories[attr], f"a {attr} of this society")
+
+
+def _by_category(path: KeyPath, table, attr: str, what: str,
+                 categories: dict[str, list[str]]) -> list[Problem]:
+    """A table keyed by the categories of ``attr`` (a distribution, threshold or probability
+    per region, say): one entry per category of the society, and no other."""
+    out = []
+    missing = set(categories[attr]) - set(table)
+    if missing:
+        out.append(Problem(path, f"{what} for every {attr} (missing {sorted(missing)})",
+                           sorted(table)))
+    out += [_unknown_category((*path, cat), attr, cat, categories)
+            for cat in sorted(set(table) - set(categories[attr]))]
+    return out
+
+
+def _condition_problem(error: ConditionError, path: KeyPath) -> Problem:
+    """A condition that does not compile; the rule carries the compiler's reason (with its
+    own "did you mean" for a name inside the expression)."""
+    return Problem(path, f"a condition that compiles: {error}", error.expression)
+
+
+# ---------------------------------------------------------------- names
+def _check_catalogue(spec: CatalogueSpec) -> list[Problem]:
+    """A ``catalogue`` section's names: new names only (no packaged entry redefined), each a
+    lower-case identifier; an event's source, an opportunity's sanctions and perks exist
+    (packaged or the section's own)."""
+    out: list[Problem] = []
+    lib = PACKAGED.extended(spec)
+    for kind in KINDS:
+        packaged = getattr(PACKAGED, kind)
+        for name in getattr(spec, kind):
+            path = ("catalogue", kind, name)
+            if name in packaged:
+                out.append(Problem(path, f"a new name, not a packaged {_WHAT[kind]} (a "
+                                         "scenario adds new names and cannot redefine packaged "
+                                         "ones: change its rate or sources in the scenario, or "
+                                         "pick another name)", name))
+            elif not NAME.match(name):
+                out.append(Problem(path, "a valid name: lower-case letters, digits and "
+                                         "underscores, starting with a letter, at most 60", name))
+    for name, e in spec.events.items():
+        if e.source not in lib.sources:
+            out.append(unknown_name(("catalogue", "events", name, "source"), e.source,
+                                    sorted(lib.sources), "a known data source"))
+    for name, o in spec.opportunities.items():
+        for key, table, what in (("blocked_by", lib.sanctions, "sanction"),
+                                 ("needs", lib.perks, "perk")):
+            out += [unknown_name(("catalogue", "opportunities", name, key, j), x, table,
+                                 f"a known {what}")
+                    for j, x in enumerate(getattr(o, key)) if x not in table]
+    return out
 
 
 def _check_reallocation(sname: str, spec: ReallocationSpec | None, sources: list[str],
-                        categories: dict[str, list[str]]) -> list[tuple[tuple, str]]:
+                        categories: dict[str, list[str]]) -> list[Problem]:
     """A reallocating source's ``from`` names sources of the scenario, its ``prior`` regions
     exist, and ``units`` come without a ``floor`` (units are whole: use a prior instead)."""
     if spec is None:
         return []
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
     path = ("sensors", sname, "reallocate")
     for j, name in enumerate(spec.from_ or ()):
         if name not in sources:
-            out.append(((*path, "from", j), f"{name!r} is not a source of this scenario"
-                        f"{_close(name, sources)}; its sources are {sources}"))
+            out.append(unknown_name((*path, "from", j), name, sources,
+                                    "a source of this scenario"))
         elif name in spec.from_[:j]:
-            out.append(((*path, "from", j), f"{name!r} is listed twice"))
+            out.append(Problem((*path, "from", j), "each source once (this one is listed twice)",
+                               name))
     if spec.from_ == []:
-        out.append(((*path, "from"), "needs at least one source (or leave it out: the "
-                    "source's own records)"))
+        out.append(Problem((*path, "from"), "at least one source (or leave from out: the "
+                                            "source's own records)", []))
     if isinstance(spec.prior, dict) and categories:
-        for region in spec.prior:
-            if region not in categories["region"]:
-                out.append(((*path, "prior", region),
-                            _unknown_category("region", region, categories)))
+        out += [_unknown_category((*path, "prior", region), "region", region, categories)
+                for region in spec.prior if region not in categories["region"]]
     if spec.units is not None and spec.floor > 0:
-        out.append(((*path, "floor"), "a floor needs fractional coverage; with units every "
-                    "region's coverage is whole units (keep regions in the draw with a prior)"))
+        out.append(Problem((*path, "floor"), "no floor with units: every region's coverage is "
+                                             "whole units (keep regions in the draw with a "
+                                             "prior)", spec.floor))
     return out
 
 
-def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]:
+def _check_references(spec: ScenarioSpec | _Sections) -> list[Problem]:
     """Cross-field checks pydantic cannot do: every name refers to something that exists.
 
     Checks that need a section that is itself invalid (None) are skipped.
     """
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
     # an invalid catalogue section (None) leaves the packaged catalogue: its own names may
     # then be reported unknown besides the section's own problems
     section = spec.catalogue
     library = PACKAGED if section is None else catalogue_of(section)
-    out += check_catalogue(section) if section is not None else []
-    known = set(library.events)
+    out += _check_catalogue(section) if section is not None else []
+    known = library.events
     sources = library.sources
     soc, beh_spec, sensors, policy = spec.society, spec.behaviour, spec.sensors, spec.policy
 
     def event(path: tuple, name: str) -> None:
         if name not in known:
-            close = _close(name, known)
-            out.append((path, f"unknown event type {name!r}{close}; see `panopticon events`"))
+            out.append(_unknown_event(path, name, known))
+
+    def tier(path: tuple, name: str) -> None:
+        if name not in policy.tier_names:
+            out.append(unknown_name(path, name, policy.tier_names, "a tier of the policy"))
 
     categories = {} if soc is None else {
         "sex": ["female", "male"], "region": soc.region.labels(), "group": soc.group.labels(),
@@ -125,31 +264,21 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
 
     def cats(path: tuple, mapping: dict[str, dict[str, float]]) -> None:
         for attr, table in mapping.items() if categories else ():
-            for cat in table:
-                if cat not in categories[attr]:
-                    out.append(((*path, attr, cat), _unknown_category(attr, cat, categories)))
+            out.extend(_unknown_category((*path, attr, cat), attr, cat, categories)
+                       for cat in table if cat not in categories[attr])
 
     for attr in ("income",):  # adult_age is one distribution (SocietySpec._one_age)
         dist = getattr(soc, attr) if soc is not None else None
-        if not isinstance(dist, ByCategory):
-            continue
-        missing = set(categories[dist.by]) - set(dist.values)
-        if missing:
-            out.append((("society", attr, "values"),
-                        f"needs a distribution for every {dist.by}; missing {sorted(missing)}"))
-        for cat in sorted(set(dist.values) - set(categories[dist.by])):
-            out.append((("society", attr, "values", cat),
-                        _unknown_category(dist.by, cat, categories)))
+        if isinstance(dist, ByCategory):
+            out += _by_category(("society", attr, "values"), dist.values, dist.by,
+                                "a distribution", categories)
     if beh_spec is not None:
         for name, beh in beh_spec.events.items():
             event(("behaviour", "events", name), name)
             cats(("behaviour", "events", name, "multipliers"), beh.multipliers)
         for i, det in enumerate(beh_spec.deterrence):
             for j, t in enumerate(det.tiers if policy is not None else ()):
-                if t not in policy.tier_names:
-                    out.append((("behaviour", "deterrence", i, "tiers", j),
-                                f"unknown tier {t!r}{_close(t, policy.tier_names)}; the "
-                                f"policy's tiers are {policy.tier_names}"))
+                tier(("behaviour", "deterrence", i, "tiers", j), t)
             for j, e in enumerate(det.events):
                 event(("behaviour", "deterrence", i, "events", j), e)
         for i, det in enumerate(beh_spec.perceived_deterrence):
@@ -157,43 +286,32 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
                 event(("behaviour", "perceived_deterrence", i, "events", j), e)
     for sname, src in (sensors or {}).items():
         if sname not in sources:
-            out.append((("sensors", sname), f"unknown data source {sname!r}"
-                        f"{_close(sname, sources)}; known sources are {sorted(sources)}"))
+            out.append(unknown_name(("sensors", sname), sname, sorted(sources),
+                                    "a known data source"))
         seen: set[str] = set()  # several sources may observe one event type, once each
         for j, e in enumerate(src.events):
             event(("sensors", sname, "events", j), e)
             if e in seen:
-                out.append((("sensors", sname, "events", j),
-                            f"{e!r} is listed twice; a source observes each event once"))
+                out.append(Problem(("sensors", sname, "events", j), "each event once (this one "
+                                   "is listed twice; a source observes each event once)", e))
             seen.add(e)
         out += _check_reallocation(sname, src.reallocate, list(sensors), categories)
         for j, e in enumerate(src.phantom_events or ()):
             event(("sensors", sname, "phantom_events", j), e)
         if src.phantom_rate > 0 and not src.invented_events:
-            out.append((("sensors", sname, "phantom_rate"),
-                        "a phantom rate needs events to invent (events or phantom_events)"))
+            out.append(Problem(("sensors", sname, "phantom_rate"),
+                               "0 for a source without events to invent (a phantom rate needs "
+                               "events or phantom_events)", src.phantom_rate))
         if isinstance(src.coverage, dict) and categories:
-            for region in src.coverage:
-                if region not in categories["region"]:
-                    out.append((("sensors", sname, "coverage", region),
-                                _unknown_category("region", region, categories)))
-            missing = set(categories["region"]) - set(src.coverage)
-            if missing:
-                out.append((("sensors", sname, "coverage"),
-                            f"coverage needs every region; missing {sorted(missing)}"))
+            out += _by_category(("sensors", sname, "coverage"), src.coverage, "region",
+                                "a coverage", categories)
         cats(("sensors", sname, "false_match_multipliers"), src.false_match_multipliers)
     traits = tuple(soc.traits) if soc is not None else ()
     if soc is not None:
         for name, dist in soc.traits.items():
             if isinstance(dist, ByCategory):
-                missing = set(categories[dist.by]) - set(dist.values)
-                if missing:
-                    out.append((("society", "traits", name, "values"),
-                                f"needs a distribution for every {dist.by}; missing "
-                                f"{sorted(missing)}"))
-                for cat in sorted(set(dist.values) - set(categories[dist.by])):
-                    out.append((("society", "traits", name, "values", cat),
-                                _unknown_category(dist.by, cat, categories)))
+                out += _by_category(("society", "traits", name, "values"), dist.values,
+                                    dist.by, "a distribution", categories)
     if beh_spec is not None:
         for i, resp in enumerate(beh_spec.responses):
             for j, e in enumerate(resp.events):
@@ -204,16 +322,15 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
             mode = "rate" if resp.rate is not None else "factor"
             for j, e in enumerate(resp.events):
                 if modes.setdefault(e, mode) != mode:
-                    out.append((("behaviour", "responses", i, "events", j),
-                                f"{e!r} already has a response (or deterrence) of the other "
-                                "kind; an event's responses either set a rate or multiply it "
-                                "by a factor"))
+                    out.append(Problem(("behaviour", "responses", i, "events", j),
+                                       "an event without a response (or deterrence) of the "
+                                       "other kind: an event's responses either set a rate or "
+                                       "multiply it by a factor", e))
     for name, opp in (spec.opportunities or {}).items():
         out += _check_opportunity(name, opp, categories, traits, library)
     if policy is not None:
         labels = {k: tuple(v) for k, v in categories.items()} if categories else None
-        out += [(("policy", *path), msg)
-                for path, msg in check_policy(policy, labels, traits, soc, library)]
+        out += [p.under("policy") for p in check_policy(policy, labels, traits, soc, library)]
         if labels is not None and beh_spec is not None:
             out += _check_conditions(policy, labels, traits,
                                      scenario_conditions(beh_spec, spec.opportunities or {},
@@ -222,129 +339,110 @@ def _check_references(spec: ScenarioSpec | _Sections) -> list[tuple[tuple, str]]
     for i, insider in enumerate(spec.governance.insiders if spec.governance else ()):
         if insider.region is not None and categories and insider.region not in categories[
                 "region"]:
-            out.append((("governance", "insiders", i, "region"),
-                        _unknown_category("region", insider.region, categories)))
+            out.append(_unknown_category(("governance", "insiders", i, "region"), "region",
+                                         insider.region, categories))
     review = spec.governance.review if spec.governance else None
     if review is not None and policy is not None:
         names = [x.name for x in policy.lists]
-        for j, name in enumerate(review.lists):
-            if name not in names:
-                out.append((("governance", "review", "lists", j),
-                            f"unknown list {name!r}{_close(name, names)}; the policy's "
-                            f"lists are {names}"))
+        out += [unknown_name(("governance", "review", "lists", j), name, names,
+                             "a list of the policy")
+                for j, name in enumerate(review.lists) if name not in names]
         for j, t in enumerate(review.tiers):
-            if t not in policy.tier_names:
-                out.append((("governance", "review", "tiers", j),
-                            f"unknown tier {t!r}{_close(t, policy.tier_names)}; the "
-                            f"policy's tiers are {policy.tier_names}"))
-            elif t == policy.tier_names[0]:
-                out.append((("governance", "review", "tiers", j),
-                            f"{t!r} is the top tier: nobody falls into it"))
+            tier(("governance", "review", "tiers", j), t)
+            if t == policy.tier_names[0]:
+                out.append(Problem(("governance", "review", "tiers", j),
+                                   "a tier below the top tier (nobody falls into the top tier)",
+                                   t))
     return out
 
 
 def _check_opportunity(name: str, opp: OpportunitySpec, categories: dict, traits: tuple,
-                       library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
+                       library: Catalogue = PACKAGED) -> list[Problem]:
     """An opportunity's names: a catalogue entry (or a full definition), known sanctions,
     perks, categories, columns and events."""
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
     path = ("opportunities", name)
     catalogued = library.opportunities
     if name not in catalogued and (opp.rate is None or (opp.blocked_by is None
                                                         and opp.needs is None)):
-        out.append((path, f"unknown opportunity {name!r}{_close(name, catalogued)}"
-                          "; name one from "
-                          "`panopticon opportunities`, or give rate and blocked_by or needs"))
+        out.append(Problem(path, "an opportunity from `panopticon opportunities`, or one with "
+                                 "rate and blocked_by or needs", name, tuple(catalogued)))
     for key, table, what in (("blocked_by", library.sanctions, "sanction"),
                              ("needs", library.perks, "perk")):
-        for j, x in enumerate(getattr(opp, key) or ()):
-            if x not in table:
-                out.append(((*path, key, j), f"unknown {what} {x!r}{_close(x, table)}"))
+        out += [unknown_name((*path, key, j), x, table, f"a known {what}")
+                for j, x in enumerate(getattr(opp, key) or ()) if x not in table]
     if categories:
         for attr, table in opp.multipliers.items():
-            for cat in table:
-                if cat not in categories[attr]:
-                    out.append(((*path, "multipliers", attr, cat),
-                                _unknown_category(attr, cat, categories)))
+            out += [_unknown_category((*path, "multipliers", attr, cat), attr, cat, categories)
+                    for cat in table if cat not in categories[attr]]
         for key, what in (("min_score", "a threshold"), ("accept_at_min", "a probability")):
             value = getattr(opp, key)
             if isinstance(value, dict):
                 (attr, table), = value.items()
-                missing = set(categories[attr]) - set(table)
-                if missing:
-                    out.append(((*path, key, attr),
-                                f"needs {what} for every {attr}; missing {sorted(missing)}"))
-                for cat in sorted(set(table) - set(categories[attr])):
-                    out.append(((*path, key, attr, cat),
-                                _unknown_category(attr, cat, categories)))
+                out += _by_category((*path, key, attr), table, attr, what, categories)
         repay = opp.loan.repay if opp.loan is not None else None
         if isinstance(repay, RepaymentTable) and isinstance(repay.probability, dict):
-            attr = repay.by
-            missing = set(categories[attr]) - set(repay.probability)
-            if missing:
-                out.append(((*path, "loan", "repay", "probability"),
-                            f"needs probabilities for every {attr}; missing {sorted(missing)}"))
-            for cat in sorted(set(repay.probability) - set(categories[attr])):
-                out.append(((*path, "loan", "repay", "probability", cat),
-                            _unknown_category(attr, cat, categories)))
+            out += _by_category((*path, "loan", "repay", "probability"), repay.probability,
+                                repay.by, "probabilities", categories)
     out += _check_lender(path, opp)
     if opp.loan is not None:
         for key in ("repaid_event", "default_event"):
             e = getattr(opp.loan, key)
             if e not in library.events:
-                out.append(((*path, "loan", key), f"unknown event type {e!r}"
-                                                  f"{_close(e, library.events)}; see "
-                                                  "`panopticon events`"))
+                out.append(_unknown_event((*path, "loan", key), e, library.events))
         repay = opp.loan.repay
         columns = [*BUILTIN_NUMBERS, *traits]
         for key in ("column", "by_column"):
             col = getattr(repay, key, None) if isinstance(repay, RepaymentTable) else None
             if col is not None and col not in columns:
-                out.append(((*path, "loan", "repay", key),
-                            f"unknown column {col!r}{_close(col, columns)}; "
-                            f"numeric columns are {columns}"))
+                out.append(unknown_name((*path, "loan", "repay", key), col, columns,
+                                        "a numeric column"))
     return out
 
 
-def _check_lender(path: tuple, opp: OpportunitySpec) -> list[tuple[tuple, str]]:
+def _check_lender(path: tuple, opp: OpportunitySpec) -> list[Problem]:
     """A randomised threshold needs a threshold; a lender needs a loan, and a solved one a
     repayment table on ``score`` and no ``min_score`` of its own."""
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
     if opp.accept_at_min != 1.0 and opp.min_score is None and (
             opp.lender is None or opp.lender.criterion == "fixed"):
-        out.append(((*path, "accept_at_min"), "a randomised threshold needs min_score (the "
-                                              "threshold whose cell it randomises)"))
+        out.append(Problem((*path, "accept_at_min"), "1 without min_score (a randomised "
+                                                     "threshold needs min_score: the threshold "
+                                                     "whose cell it randomises)",
+                           opp.accept_at_min))
     lender = opp.lender
     if lender is None:
         return out
     if opp.loan is None:
-        out.append(((*path, "lender"), "a lender needs loan: {repay: ...} (the loans it "
-                                       "grants and their repayment)"))
+        out.append(Problem((*path, "loan"), "loan: {repay: ...} next to the lender (a lender "
+                                            "needs loan: the loans it grants and their "
+                                            "repayment)", None))
         return out
     if lender.criterion == "fixed":
         return out
     repay = opp.loan.repay
     if not isinstance(repay, RepaymentTable) or repay.column != "score":
-        out.append(((*path, "lender", "criterion"),
-                    f"criterion {lender.criterion} solves thresholds over the bins of the "
-                    "repayment table: needs loan.repay: {column: score, at: [...], "
-                    "probability: [...]}"))
+        out.append(Problem((*path, "lender", "criterion"),
+                           "fixed, or loan.repay: {column: score, at: [...], probability: "
+                           "[...]} (a solved criterion solves thresholds over the bins of the "
+                           "repayment table)", lender.criterion))
     elif repay.by_column is not None:
-        out.append(((*path, "lender", "criterion"),
-                    f"criterion {lender.criterion} solves thresholds over the score bins of one "
-                    "row per category: the repayment table cannot have by_column (use by: "
-                    "<attribute> or one list)"))
+        out.append(Problem((*path, "lender", "criterion"),
+                           "fixed, or a repayment table without by_column (a solved criterion "
+                           "solves thresholds over the score bins of one row per category: "
+                           "use by: <attribute> or one list)", lender.criterion))
     elif repay.by is not None and repay.by != lender.by:
-        out.append(((*path, "lender", "by"),
-                    f"the repayment table is by {repay.by}; the lender's thresholds must be "
-                    f"by the same attribute (by: {repay.by})"))
+        out.append(Problem((*path, "lender", "by"),
+                           f"the attribute of the repayment table (by: {repay.by})", lender.by))
     for key in ("min_score", "accept_at_min"):
         if key in opp.model_fields_set:
-            out.append(((*path, key), f"set by lender.criterion {lender.criterion}; remove "
-                                      f"{key} or use criterion: fixed"))
+            out.append(Problem((*path, key), f"no {key}: it is set by lender.criterion "
+                                             f"{lender.criterion} (remove {key} or use "
+                                             "criterion: fixed)", getattr(opp, key)))
     if lender.gain == 0 and lender.loss == 0:
-        out.append(((*path, "lender"), "gain and loss are both 0: every threshold would pay "
-                                       "the same; give the lender a gain or a loss"))
+        out.append(Problem((*path, "lender", "gain"), "a gain or a loss above 0 (with both 0, "
+                                                      "every threshold would pay the same)",
+                           lender.gain))
     return out
 
 
@@ -355,7 +453,7 @@ these two (the samplers are inverse CDFs, non-decreasing in the uniform)."""
 _CHUNK = 1 << 20
 
 
-def check_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+def check_limits(spec: ScenarioSpec) -> list[Problem]:
     """What the run would refuse, or draw wrong, found before it builds anything.
 
     The run refuses a citizen with more than 20 true events a day, 20 attempts at an
@@ -366,19 +464,19 @@ def check_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     bound is not reached: a multiplier's category that no drawn citizen has, say). They take
     a few hundredths of a second per distributed rate and million citizens.
     """
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
     soc = spec.society
     for path, dist in [(("society", "adult_age"), soc.adult_age),
                        *_per_category(("society", "income"), soc.income),
                        *(x for name, d in soc.traits.items()
                          for x in _per_category(("society", "traits", name), d))]:
-        out += [(path, msg) for msg in _drawable(dist)]
+        out += _drawable(path, dist)
     for name, beh in spec.behaviour.events.items():
         if not isinstance(beh.rate, int | float | None):
-            out += [((*("behaviour", "events", name), "rate"), msg) for msg in _drawable(beh.rate)]
+            out += _drawable(("behaviour", "events", name, "rate"), beh.rate)
     for name, opp in spec.opportunities.items():
         if not isinstance(opp.rate, int | float | None):
-            out += [(("opportunities", name, "rate"), msg) for msg in _drawable(opp.rate)]
+            out += _drawable(("opportunities", name, "rate"), opp.rate)
     if out:
         return out
     return _rate_limits(spec) + _phantom_limits(spec)
@@ -390,19 +488,23 @@ def _per_category(path: tuple, dist) -> list[tuple[tuple, Any]]:
     return [(path, dist)]
 
 
-def _drawable(dist) -> list[str]:
-    """Problems drawing ``dist`` with the population's own sampler: it fails (bounds too far
-    from the median for a float), or its draws are not finite or beyond ±MAX_NUMBER."""
+def _drawable(path: KeyPath, dist) -> list[Problem]:
+    """Problems drawing ``dist`` (at ``path``) with the population's own sampler: it fails
+    (bounds too far from the median for a float), or its draws are not finite or beyond
+    ±MAX_NUMBER."""
     if isinstance(dist, NumericTable):
         return []  # its values are the draws, each within ±MAX_NUMBER
+    written = dist.model_dump(mode="json", exclude_defaults=True)
     try:
         with np.errstate(all="ignore"):
             lo, hi = draw(dist, _U_EXTREMES)
     except (ValueError, OverflowError, ZeroDivisionError):
-        return ["cannot be drawn: its min or max is too far from the median for a float"]
+        return [Problem(path, "a distribution that can be drawn (its min or max is too far "
+                              "from the median for a float)", written)]
     if not (np.isfinite(lo) and np.isfinite(hi)) or max(-lo, hi) > MAX_NUMBER:
-        return [f"can draw values from {lo:.3g} to {hi:.3g}; at most ±{MAX_NUMBER:g} is "
-                f"supported: give it a min and max{' or a smaller sigma' * (dist.kind == 'lognormal')}"]
+        smaller = " or a smaller sigma" if dist.kind == "lognormal" else ""
+        return [Problem(path, f"draws within ±{MAX_NUMBER:g} (it can draw values from "
+                              f"{lo:.3g} to {hi:.3g}): give it a min and max{smaller}", written)]
     return []
 
 
@@ -464,10 +566,11 @@ def _largest_total(parts: list[tuple[float, Any, np.uint64]], n: int) -> float:
     return best
 
 
-def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+def _rate_limits(spec: ScenarioSpec) -> list[Problem]:
     """Behaviour rates and opportunity attempts per citizen-day within what the run supports,
-    drawn from the run's own streams (run.seed, run.citizens)."""
-    out: list[tuple[tuple, str]] = []
+    drawn from the run's own streams (run.seed, run.citizens). The value of a problem is the
+    largest rate some citizen gets."""
+    out: list[Problem] = []
     n, seed = spec.run.citizens, spec.run.seed
     categories = _categories(spec.society)
     drawn = f"with run.citizens={n} and run.seed={seed}"
@@ -480,11 +583,11 @@ def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
         base = _largest_draw(beh.rate, library.events[name].rate_per_day,
                              MAX_RATE / factor if factor else math.inf, key, n)
         if base * factor > MAX_RATE:
-            out.append((("behaviour", "events", name, *(("rate",) if beh.rate is not None
-                                                        else ())),
-                        f"some citizens' rate can reach {base * factor:.3g} events a day "
-                        f"({_how(beh.rate, base, factor, drawn)}); at most {MAX_RATE:g} is "
-                        "supported: lower it, or give its distribution a max"))
+            out.append(Problem(("behaviour", "events", name,
+                                *(("rate",) if beh.rate is not None else ())),
+                               f"at most {MAX_RATE:g} events a day for any citizen, found "
+                               f"as {_how(beh.rate, base, factor, drawn)}: lower it, or give "
+                               "its distribution a max", base * factor))
         parts.append((factor, float(base) if isinstance(beh.rate, int | float | None)
                       else beh.rate, key))
         total += base * factor
@@ -492,10 +595,10 @@ def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
     # up each citizen's own draws (still with the largest factors)
     largest = _largest_total(parts, n) if not out and total > MAX_RATE else 0.0
     if largest > MAX_RATE:
-        out.append((("behaviour", "events"),
-                    f"some citizens' rates can add up to {largest:.3g} events a day ({drawn}, "
-                    f"with the largest multipliers and bands); at most {MAX_RATE:g} is "
-                    "supported"))
+        out.append(Problem(("behaviour", "events"),
+                           f"rates adding up to at most {MAX_RATE:g} events a day for any "
+                           f"citizen, found as the largest sum {drawn}, with the largest "
+                           "multipliers and bands", largest))
     for k, (name, opp) in enumerate(spec.opportunities.items()):
         default = library.opportunities[name].rate_per_day \
             if name in library.opportunities else 0.0
@@ -504,10 +607,11 @@ def _rate_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
         base = _largest_draw(opp.rate, default, MAX_TRIES / factor if factor else math.inf,
                              key, n)
         if base * factor > MAX_TRIES:
-            out.append((("opportunities", name, *(("rate",) if opp.rate is not None else ())),
-                        f"some citizens would try it {base * factor:.3g} times a day "
-                        f"({_how(opp.rate, base, factor, drawn)}); at most {MAX_TRIES:g} is "
-                        "supported"))
+            out.append(Problem(("opportunities", name,
+                                *(("rate",) if opp.rate is not None else ())),
+                               f"at most {MAX_TRIES:g} tries a day for any citizen, found as "
+                               f"{_how(opp.rate, base, factor, drawn)} times a day",
+                               base * factor))
     return out
 
 
@@ -518,7 +622,7 @@ def _how(rate, base: float, factor: float, drawn: str) -> str:
     return how + (f", times multipliers and bands up to {factor:.3g}" if factor != 1 else "")
 
 
-def _phantom_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
+def _phantom_limits(spec: ScenarioSpec) -> list[Problem]:
     """Expected phantom records per citizen-day within what the sensors support, in every
     region: phantom_rate x false_match_multipliers x coverage summed over sources. A source
     that reallocates its coverage may bring any region's to 1, so it counts with 1."""
@@ -534,11 +638,12 @@ def _phantom_limits(spec: ScenarioSpec) -> list[tuple[tuple, str]]:
                 others, categories, skip="region")
         if sum(lam.values()) > MAX_PHANTOMS:
             name = max(lam, key=lam.__getitem__)
-            return [(("sensors", name, "phantom_rate"),
-                     f"phantom_rate times false_match_multipliers and coverage can give "
-                     f"citizens of region {region!r} {sum(lam.values()):.3g} phantom records a "
-                     f"day ({lam[name]:.3g} from this source); at most {MAX_PHANTOMS:g} is "
-                     "supported")]
+            return [Problem(("sensors", name, "phantom_rate"),
+                            f"a phantom_rate giving at most {MAX_PHANTOMS:g} phantom records "
+                            "a day for any citizen (times false_match_multipliers and "
+                            f"coverage, citizens of region {region!r} get "
+                            f"{sum(lam.values()):.3g} phantom records a day, {lam[name]:.3g} "
+                            "from this source)", spec.sensors[name].phantom_rate)]
     return []
 
 
@@ -566,14 +671,15 @@ def scenario_conditions(behaviour: BehaviourSpec, opportunities: dict[str, Oppor
 
 def _check_conditions(policy: PolicySpec, labels: dict, traits: tuple,
                       conditions: dict[str, tuple[str, str, bool]],
-                      library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
+                      library: Catalogue = PACKAGED) -> list[Problem]:
+    """The scenario's own conditions (by dotted key) compile with the policy's columns."""
     out = []
     for path, condition in conditions.items():
         try:
             compile_policy_conditions(policy, list(library.events), labels, traits,
                                       {path: condition}, only_extra=True)
         except PolicyError as exc:
-            out.append((_key_path(exc.path), str(exc.error)))
+            out.append(_condition_problem(exc.error, _key_path(exc.path)))
     return out
 
 
@@ -585,7 +691,7 @@ def _key_path(path: str) -> tuple:
 
 def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None = None,
                  traits: tuple[str, ...] = (), society: SocietySpec | None = None,
-                 library: Catalogue = PACKAGED) -> list[tuple[tuple, str]]:
+                 library: Catalogue = PACKAGED) -> list[Problem]:
     """A policy's names and conditions: events, tiers, sanctions and perks exist, every
     condition compiles (against the society's categories; the default society if None), and
     a start score given as an expression stays within the scores' range for every citizen
@@ -593,28 +699,32 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
     the packaged one for a policy file on its own)."""
     events, sanctions, perks = library.events, library.sanctions, library.perks
 
-    out: list[tuple[tuple, str]] = []
+    out: list[Problem] = []
+
+    def event(path: tuple, name: str) -> None:
+        if name not in events:
+            out.append(_unknown_event(path, name, events))
 
     def known(path: tuple, name: str, table, what: str) -> None:
         if name not in table:
-            out.append((path, f"unknown {what} {name!r}{_close(name, table)}"))
+            out.append(unknown_name(path, name, table, what))
 
     for i, rule in enumerate(policy.rules):
-        known(("rules", i, "event"), rule.event, events, "event type")
+        event(("rules", i, "event"), rule.event)
         if rule.override is not None:
             known(("rules", i, "override", "max_tier"), rule.override.max_tier,
-                  policy.tier_names, "tier")
+                  policy.tier_names, "a tier of the policy")
     for k, lst in enumerate(policy.lists):
         for key in ("enter_on", "leave_on"):
             for j, e in enumerate(getattr(lst, key)):
-                known(("lists", k, key, j), e, events, "event type")
+                event(("lists", k, key, j), e)
     for j, e in enumerate(policy.peer_rating.incident_events if policy.peer_rating else ()):
-        known(("peer_rating", "incident_events", j), e, events, "event type")
+        event(("peer_rating", "incident_events", j), e)
     for k, c in enumerate(policy.sanctions):
         for j, name in enumerate(c.deny):
-            known(("sanctions", k, "deny", j), name, sanctions, "sanction")
+            known(("sanctions", k, "deny", j), name, sanctions, "a known sanction")
         for j, name in enumerate(c.grant):
-            known(("sanctions", k, "grant", j), name, perks, "perk")
+            known(("sanctions", k, "grant", j), name, perks, "a known perk")
     if out:
         return out
     if labels is None:
@@ -625,14 +735,14 @@ def check_policy(policy: PolicySpec, labels: dict[str, tuple[str, ...]] | None =
     try:
         compile_policy_conditions(policy, list(events), labels, traits)
     except PolicyError as exc:
-        out.append((_key_path(exc.path), str(exc.error)))
+        out.append(_condition_problem(exc.error, _key_path(exc.path)))
     if not out and isinstance(policy.score.start, str):
         out += _start_range(policy, labels, traits, society or SocietySpec())
     return out
 
 
 def _start_range(policy: PolicySpec, labels: dict, traits: tuple[str, ...],
-                 society: SocietySpec) -> list[tuple[tuple, str]]:
+                 society: SocietySpec) -> list[Problem]:
     """``score.start`` as an expression, compiled as the run compiles it but with the range of
     every column the society can produce: its values, rounded to milli-points, must fit the
     int64 scores before min and max clip them, and within ±MAX_POINTS after."""
@@ -644,18 +754,19 @@ def _start_range(policy: PolicySpec, labels: dict, traits: tuple[str, ...],
     try:
         start = compile_condition(s.start, columns, {}, expect="number")
     except ConditionError as exc:
-        return [(("score", "start"), str(exc))]
+        return [_condition_problem(exc, ("score", "start"))]
     lo, hi = start.span
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return []  # unknown (a division by something near 0): the run clips what it gets
     clipped = (lo if s.min is None else max(lo, s.min), hi if s.max is None else min(hi, s.max))
     if max(-lo, hi) * MILLI < 2**62 and max(-clipped[0], clipped[1]) <= MAX_POINTS:
         return []
-    return [(("score", "start"),
-             f"gives start scores from {lo:.4g} to {hi:.4g} points for the citizens this society "
-             f"can hold ({_describe_spans(spans, start.columns)}); scores must "
-             f"stay within ±{MAX_POINTS:g} points: scale it down, or clip it with score min and "
-             f"max (which apply to values within ±{2**62 / MILLI:.2g})")]
+    return [Problem(("score", "start"),
+                    f"start scores within ±{MAX_POINTS:g} points (it gives from {lo:.4g} to "
+                    f"{hi:.4g} points for the citizens this society can hold: "
+                    f"{_describe_spans(spans, start.columns)}): scale it down, or clip it with "
+                    f"score min and max (which apply to values within ±{2**62 / MILLI:.2g})",
+                    s.start)]
 
 
 def _column_spans(society: SocietySpec) -> dict[str, tuple[float, float]]:

@@ -30,7 +30,8 @@ from panopticon.catalogue import (
     catalogue_of,
 )
 from panopticon.errors import Problem, UserError
-from panopticon.spec.checks import _check_references, check_limits, check_policy
+from panopticon.spec.checks import Problem as Found
+from panopticon.spec.checks import _check_references, check_limits, check_policy, one_of
 from panopticon.spec.files import (
     Positions,
     capped,
@@ -95,8 +96,7 @@ class ScenarioSpec(Strict):
         spec = self.model_copy(update={"run": run})
         if (run.citizens, run.seed) != (self.run.citizens, self.run.seed):
             # the largest drawn rates depend on who is drawn: check them as loading does
-            problems = [Problem("<command line>", 0, 0, dotted(path), message)
-                        for path, message in check_limits(spec)]
+            problems = placed(check_limits(spec), {}, "<command line>")
             if problems:
                 raise UserError(f"invalid run settings for {self.name} (run.citizens="
                                 f"{run.citizens}, run.seed={run.seed})", capped(problems))
@@ -205,12 +205,18 @@ def policy_preset_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
+def placed(found: list[Found], positions: Positions, file: str) -> list[Problem]:
+    """What the checks found, as problems of ``file`` at the line and column of each key
+    path (0 where the file has no position, e.g. the command line), each message in the one
+    style of :class:`panopticon.spec.checks.Problem`."""
+    return [Problem(file, *locate(positions, f.path), f.key, f.message) for f in found]
+
+
 def load_policy(path: str | Path) -> PolicySpec:
     """Load and validate a policy file (conditions checked against the default society)."""
     data, positions = read_yaml(path)
     policy = validate(PolicySpec, data, positions, str(path), what="policy")
-    problems = [Problem(str(path), *locate(positions, p), dotted(p), msg)
-                for p, msg in check_policy(policy)]
+    problems = placed(check_policy(policy), positions, str(path))
     if problems:
         raise UserError("invalid policy", capped(problems))
     return policy
@@ -279,9 +285,11 @@ def _is_policy_path(text: str) -> bool:
     return "/" in text or "\\" in text or text.endswith((".yaml", ".yml"))
 
 
-def _unknown_policy_preset(name: str) -> str:
-    names = policy_preset_names()
-    return (f"unknown policy preset {name!r}{did_you_mean(name, names)}; presets are {names}")
+def _unknown_policy_preset(at: tuple, name: Any) -> Found:
+    """A policy named by a preset that is not packaged, with the closest preset names."""
+    return Found(at, one_of("a policy preset", policy_preset_names())
+                 + " (a policy file is named by a path ending in .yaml)", name,
+                 tuple(policy_preset_names()))
 
 
 def _used_policy(use: Any, at: tuple, positions: Positions, file: str
@@ -289,36 +297,35 @@ def _used_policy(use: Any, at: tuple, positions: Positions, file: str
     """The policy ``use`` names, as (data, positions in its file, its file), or a UserError at
     ``at`` in the scenario: a preset name (the packaged folder) or a YAML file path (relative
     to the scenario file's folder)."""
-    line, col = locate(positions, at)
 
-    def refuse(message: str) -> UserError:
-        return UserError("invalid scenario", [Problem(file, line, col, dotted(at), message)])
+    def refuse(rule: str) -> UserError:
+        return UserError("invalid scenario", placed([Found(at, rule, use)], positions, file))
 
     if not isinstance(use, str) or not use.strip():
-        raise refuse("expected a policy preset name or a policy file path (text), e.g. "
-                     f"use: rongcheng_points or use: my_policy.yaml; got {use!r}")
+        raise refuse("a policy preset name or a policy file path (text), e.g. "
+                     "use: rongcheng_points or use: my_policy.yaml")
     if not _is_policy_path(use):
         ppath = policy_preset_path(use)
         if not re.fullmatch(r"[A-Za-z0-9_]+", use) or not ppath.exists():
-            raise refuse(_unknown_policy_preset(use)
-                         + "; a policy file is named by a path ending in .yaml")
+            raise UserError("invalid scenario",
+                            placed([_unknown_policy_preset(at, use)], positions, file))
     else:
         if file.startswith("<"):
-            raise refuse("a policy file path needs a scenario read from a file (this one was "
-                         f"not: {file}); name a policy preset or paste the policy")
+            raise refuse("a policy preset name: a policy file path needs a scenario read "
+                         f"from a file (this one was not: {file}); or paste the policy")
         ppath = Path(use).expanduser()
         if not ppath.is_absolute():
             ppath = Path(os.path.normpath(Path(file).parent / ppath))
         if not ppath.is_file():
-            raise refuse(f"no such policy file {str(ppath)!r} (a relative path is read from "
-                         "the scenario file's folder)")
+            raise refuse(f"an existing policy file (no such policy file {str(ppath)!r}; a "
+                         "relative path is read from the scenario file's folder)")
     pfile = str(ppath)
     pdata, ppositions = read_yaml(ppath)
     check_kind(PolicySpec, pdata, ppositions, pfile, what="policy")
     if any(k in pdata for k in ("schema_version", *REFERENCE_KEYS)):
         what = "a scenario" if "schema_version" in pdata else "a policy given by reference"
-        raise refuse(f"{pfile} is {what}; use takes a policy file: the policy mapping on its "
-                     "own (name, rules, tiers, ...), as in src/panopticon/policy/presets/")
+        raise refuse(f"a policy file: the policy mapping on its own (name, rules, tiers, "
+                     f"...), as in src/panopticon/policy/presets/; {pfile} is {what}")
     return pdata, ppositions, pfile
 
 
@@ -356,9 +363,8 @@ def resolve_policy(data: Any, positions: Positions, file: str
     if isinstance(policy, str):
         name = policy
         if not re.fullmatch(r"[A-Za-z0-9_]+", name) or not policy_preset_path(name).exists():
-            line, col = locate(positions, ("policy",))
-            raise UserError("invalid scenario", [Problem(
-                file, line, col, "policy", _unknown_policy_preset(name))])
+            raise UserError("invalid scenario", placed(
+                [_unknown_policy_preset(("policy",), name)], positions, file))
         pdata, ppositions = read_yaml(policy_preset_path(name))
         return {**data, "policy": pdata}, positions, _origins(
             ppositions, str(policy_preset_path(name)), ())
@@ -366,27 +372,20 @@ def resolve_policy(data: Any, positions: Positions, file: str
             policy and not set(policy) & set(PolicySpec.model_fields)
             and any(did_you_mean(str(k), REFERENCE_KEYS) for k in policy))):
         return data, positions, {}
-    problems = []
-    for key in policy:
-        if key not in REFERENCE_KEYS:
-            line, col = locate(positions, ("policy", key))
-            hint = did_you_mean(str(key), REFERENCE_KEYS)
-            problems.append(Problem(file, line, col, f"policy.{key}", (
-                f"unknown key{hint}" if hint else "not allowed next to 'use'")
-                + "; a policy given by reference takes only use (a preset name or a policy "
-                  "file) and set (dotted keys to change)"))
+    found = [Found(("policy", key), "use or set: a policy given by reference takes only use "
+                                     "(a preset name or a policy file) and set (dotted keys to "
+                                     "change)", key, REFERENCE_KEYS)
+             for key in policy if key not in REFERENCE_KEYS]
     if "use" not in policy:
-        line, col = locate(positions, ("policy",))
-        problems.append(Problem(file, line, col, "policy", (
-            "required key 'use' is missing: use: NAME_OR_PATH names the policy that set changes")))
+        found.append(Found(("policy",), "a use key ('use' is missing): use: NAME_OR_PATH names "
+                                        "the policy that set changes", list(policy)))
     changes = policy.get("set")
     if changes is None:
         changes = {}
     if not isinstance(changes, dict):
-        line, col = locate(positions, ("policy", "set"))
-        problems.append(Problem(file, line, col, "policy.set", (
-            "expected a mapping of dotted policy keys to values, e.g. "
-            f"{{rules.0.points: -50, score.start: 900}}; got {type(changes).__name__}")))
+        found.append(Found(("policy", "set"), "a mapping of dotted policy keys to values, e.g. "
+                                              "{rules.0.points: -50, score.start: 900}", changes))
+    problems = placed(found, positions, file)
     try:
         pdata, ppositions, pfile = _used_policy(policy.get("use"), ("policy", "use"),
                                                 positions, file) if "use" in policy else \
@@ -461,29 +460,36 @@ def _with_origin(problem: Problem, origins: dict[str, str], file: str) -> Proble
 
 def scenario_from_data(data: Any, positions: Positions, file: str) -> ScenarioSpec:
     """Validate already-parsed scenario data (see :func:`load_scenario`); a policy given by
-    name or by reference (``use``/``set``) is resolved first (:func:`resolve_policy`)."""
-    data, positions, origins = resolve_policy(data, positions, file)
+    name or by reference (``use``/``set``) is resolved first (:func:`resolve_policy`). A
+    policy that cannot be resolved (a misspelled preset, say) is reported together with
+    every other problem of the file, which is checked without it."""
+    try:
+        data, positions, origins = resolve_policy(data, positions, file)
+        unresolved: list[Problem] = []
+    except UserError as exc:
+        if not exc.problems or any(p.file != file for p in exc.problems):
+            raise  # the used policy file itself is broken: that error names its own file
+        unresolved, origins = exc.problems, {}
+        data = {k: v for k, v in data.items() if k != "policy"}
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(data, dict) and "schema_version" in data and (type(version) is not int
                                                                  or version != SCHEMA_VERSION):
-        line, col = locate(positions, ("schema_version",))
-        raise UserError("invalid scenario", [Problem(
-            file, line, col, "schema_version",
-            f"this panopticon reads schema_version {SCHEMA_VERSION}; "
-            f"got {data['schema_version']!r}")])
+        raise UserError("invalid scenario", [*unresolved, *placed([Found(
+            ("schema_version",), f"{SCHEMA_VERSION}, the schema_version this panopticon reads",
+            version)], positions, file)])
     check_kind(ScenarioSpec, data, positions, file)
     try:
         spec: ScenarioSpec | None = ScenarioSpec.model_validate(data)
         problems = []
     except ValidationError as exc:
         spec = None
-        problems = problems_from(exc, data, positions, file, model=ScenarioSpec)
+        problems = [p for p in problems_from(exc, data, positions, file, model=ScenarioSpec)
+                    if not (unresolved and p.path == "policy")]  # missing: it was taken out
+    problems = [*unresolved, *problems]
     found = _check_references(spec or _valid_sections(data))
     if spec is not None and not problems and not found:
         found = check_limits(spec)  # needs every name resolved
-    for path, message in found:
-        line, col = locate(positions, path)
-        problems.append(Problem(file, line, col, dotted(path), message))
+    problems += placed(found, positions, file)
     if problems:
         raise UserError("invalid scenario",
                         capped([_with_origin(p, origins, file) for p in problems]))
