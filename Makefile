@@ -47,9 +47,10 @@ chromium:
 	  fi; }
 
 ## studies: run every study at full scale and regenerate docs/studies/<name>.md, .html, .json
-## and charts; runs go to runs/studies/. About 17 minutes on 2 CPUs (measured 2026-12-03:
-## mistakes 15 min, 18 runs of 1,000,000 citizens and an audited insider run; abroad 2 min);
-## each page states how long it took
+## and charts; runs go to runs/studies/. About 35 minutes on 2 CPUs (measured 2026-12-03 on
+## a shared machine: mistakes 22 min, 18 runs of 1,000,000 citizens and an audited insider
+## run; oversight 7 min; abroad, visitors 2 min each; positive 1 min); each page states how
+## long it took
 studies: $(STAMP)
 	rm -rf runs/studies
 	$(BIN)/panopticon study all --scale full

@@ -923,10 +923,9 @@ def sweep(
 
 
 def _study_help() -> str:
-    from panopticon.studies import PLANNED, STUDIES
+    from panopticon.studies import STUDIES
 
     exist = "\n\n".join(f"  {name}: {text}" for name, text in STUDIES.items())
-    planned = "; ".join(f"{text} ({name})" for name, text in PLANNED.items())
     return (
         "Run one of panopticon's studies: the experiment that answers one question, at a "
         "scale where the answer is stable.\n\n"
@@ -937,10 +936,10 @@ def _study_help() -> str:
         "chart per metric), OUT/NAME.json (the numbers the page was written from) and "
         "OUT/NAME/*.svg (the page's charts). NAME 'all' runs every study. `make studies` "
         "runs them all at full scale.\n\n"
-        f"Studies that exist:\n\n{exist}\n\n"
-        f"Still to come: {planned}.\n\n"
+        f"The studies:\n\n{exist}\n\n"
         "Scales: tiny (seconds; for the tests), small (a few minutes), full (the published "
-        "pages: mistakes runs 1,000,000 citizens; see each page for how long it took).")
+        "pages: mistakes and oversight run 1,000,000 citizens; see each page for how long it "
+        "took).")
 
 
 @app.command(help=_study_help(), short_help="Run a study (one of the questions panopticon "

@@ -12,21 +12,17 @@ from panopticon.studies.base import SCALES, Study, run_study
 STUDIES: dict[str, str] = {
     "mistakes": "1. mistakes and manipulation: wrongly sanctioned by sensor errors, by group; "
                 "a judge before the sanction; insiders and the audit",
-    "abroad": "4. citizens abroad: freeze, decay, penalty or as at home; families at home",
-}
-"""The studies that exist, with the question each answers."""
-
-PLANNED: dict[str, str] = {
     "positive": "2. positive effects: less misconduct, at what cost in chilled legitimate "
                 "behaviour and wrongful sanctions",
-    "oversight": "3. exemptions and oversight",
-    "visitors": "5. tourists and foreigners, rated by origin or income",
+    "oversight": "3. exemptions and oversight: exempt officials, their friends and families, "
+                 "everyone else; insiders and what the audit catches",
+    "abroad": "4. citizens abroad: freeze, decay, penalty or as at home; families at home",
+    "visitors": "5. tourists and foreigners, rated as residents, by origin or by income",
 }
-"""Questions whose studies are still to come."""
-
+"""The studies, in the order of the questions, with the question each answers."""
 
 CLASSES: dict[str, str] = {name: f"panopticon.studies.{name}:{name.capitalize()}"
-                           for name in (*STUDIES, *PLANNED)}
+                           for name in STUDIES}
 """Where each study's class lives (``module:Class``), imported only when asked for."""
 
 
@@ -37,12 +33,9 @@ def get(name: str) -> Study:
 
         module, cls = CLASSES[name].split(":")
         return getattr(importlib.import_module(module), cls)()
-    hint = difflib.get_close_matches(name, list(STUDIES) + list(PLANNED), n=1)
-    if hint and hint[0] in PLANNED:
-        raise UserError(f"no study {name!r}: {hint[0]!r} is planned but not written yet; "
-                        f"studies that exist: {', '.join(STUDIES)}")
+    hint = difflib.get_close_matches(name, list(STUDIES), n=1)
     raise UserError(f"no study {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
                     + f" (studies: {', '.join(STUDIES)})")
 
 
-__all__ = ["PLANNED", "SCALES", "STUDIES", "get", "run_study"]
+__all__ = ["SCALES", "STUDIES", "get", "run_study"]
