@@ -11,8 +11,14 @@ By default the run is in memory (``engine.build`` + ``engine.run(sim, state, sin
 no store I/O is measured; ``--store`` runs ``panopticon.api.run(..., out=tmpdir)`` instead,
 writing the full run store (Parquet tables, checkpoints) to a temporary folder.
 
+``--shards K`` runs each size split into K shards on a local Ray cluster of K CPUs
+(``panopticon.shards.run``, in memory); its loop time includes starting the shards' actors,
+and its peak memory is the sum over the driver, Ray and the shards' workers (sampled every
+0.2 s), against the unsharded run's one process.
+
     python benchmarks/scale.py                         # 1e5, 1e6 (365 days), 1e7 (30 days)
     python benchmarks/scale.py --sizes 100000 --days 30 --store
+    python benchmarks/scale.py --scenario reference --sizes 1000000 10000000 --days 30 --shards 2
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,7 +53,53 @@ def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -> dict:
+def tree_peak_bytes(stop: threading.Event, peak: list[int]) -> None:
+    """Until ``stop``: the largest summed resident memory of this process and every process
+    under it (a local Ray cluster's raylet and workers), sampled every 0.2 s, in ``peak[0]``."""
+    import psutil
+
+    me = psutil.Process()
+    while not stop.wait(0.2):
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:  # gone between listing and reading
+                pass
+        peak[0] = max(peak[0], total)
+
+
+def sharded(spec, warm, shards: int) -> dict:
+    """One size split into ``shards`` on a local Ray cluster, in memory: the timed run after
+    an unsharded warm-up (compilation), with the peak summed over its processes."""
+    from panopticon import engine
+    from panopticon import shards as sharding
+    from panopticon.cluster import ray_session
+
+    warm_sim = engine.build(warm)
+    engine.run(warm_sim, engine.initial_state(warm_sim))
+    with ray_session(None, shards, "--shards"):
+        stop, peak = threading.Event(), [0]
+        sampler = threading.Thread(target=tree_peak_bytes, args=(stop, peak), daemon=True)
+        sampler.start()
+        baseline_wait = time.perf_counter() + 1.0  # the cluster's own footprint, settled
+        while time.perf_counter() < baseline_wait:
+            time.sleep(0.2)
+        baseline = peak[0]
+        t0 = time.perf_counter()
+        sim = engine.build(spec)
+        state = engine.initial_state(sim)
+        t1 = time.perf_counter()
+        sharding.run(sim, state, None, shards)
+        t2 = time.perf_counter()
+        stop.set()
+        sampler.join()
+    return {"store_bytes": None, "held_bytes": None, "setup_s": t1 - t0, "loop_s": t2 - t1,
+            "baseline_bytes": baseline, "peak_bytes": peak[0]}
+
+
+def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO,
+          shards: int | None = None) -> dict:
     """One size: warm-up, then the timed run, in memory or into a temporary run store."""
     from panopticon import api, engine, tuning
 
@@ -55,6 +108,8 @@ def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -
     spec = api.load(scenario).with_run(citizens=n, days=days, seed=seed)
     warm = spec.with_run(citizens=WARMUP_CITIZENS, days=WARMUP_DAYS)
     out = {"store_bytes": None, "held_bytes": None}
+    if shards:
+        return sharded(spec, warm, shards)
     if store:
         with tempfile.TemporaryDirectory(prefix="panopticon-scale-") as tmp:
             api.run(warm, out=tmp)
@@ -78,12 +133,13 @@ def child(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -
     return out
 
 
-def measure(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO) -> dict | str:
+def measure(n: int, days: int, seed: int, store: bool, scenario: str = SCENARIO,
+            shards: int | None = None) -> dict | str:
     """Run one size in a fresh subprocess: its result plus process wall time, or, if the run
     failed, the last line of its error output."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--sizes", str(n),
            "--days", str(days), "--seed", str(seed), "--scenario", scenario,
-           *(["--store"] if store else [])]
+           *(["--store"] if store else []), *(["--shards", str(shards)] if shards else [])]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -130,14 +186,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--store", action="store_true",
                         help="run through panopticon.api.run(out=tmpdir), writing the run store")
+    parser.add_argument("--shards", type=int,
+                        help="split each run into this many shards on a local Ray cluster")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.shards and args.store:
+        parser.error("--shards runs in memory: give it without --store")
 
     if args.child:
-        print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store, args.scenario)))
+        print(json.dumps(child(args.sizes[0], args.days[0], args.seed, args.store, args.scenario,
+                               args.shards)))
         return
     days = per_size(args.days, args.sizes, lambda n: 365 if n < LONG_RUN_LIMIT else 30)
     mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
+    if args.shards:
+        mode += (f", {args.shards} shards on a local Ray cluster (peak: driver, Ray and "
+                 "workers summed)")
     print(f"scenario {args.scenario}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)")
     print("B/cit: peak RSS above the post-warm-up baseline, per citizen; held: society + state "
@@ -147,7 +211,7 @@ def main() -> None:
           flush=True)
     results, failed = [], False
     for n, d in zip(args.sizes, days, strict=True):
-        result = measure(n, d, args.seed, args.store, args.scenario)
+        result = measure(n, d, args.seed, args.store, args.scenario, args.shards)
         if isinstance(result, str):
             failed = True
             print(f"{n:>11,} {d:>5} FAILED: {result}", flush=True)

@@ -212,7 +212,8 @@ class _Memory:
 def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         days: int | None = None, seed: int | None = None, out: str | Path | None = None,
         progress: Any = None, threads: int | None = None,
-        settings: dict[str, Any] | None = None) -> RunResult:
+        settings: dict[str, Any] | None = None, shards: int | None = None,
+        ray_address: str | None = None) -> RunResult:
     """Run a scenario; store it under ``out`` if given, else keep the tables in memory.
 
     Args:
@@ -226,6 +227,10 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
         settings: the settings this run varies (dotted scenario key -> value), recorded in
             its manifest: a sweep's runs carry their grid point, and the ``runs`` view of
             ``panopticon query`` has one column per key.
+        shards: split the citizens into this many shards on Ray actors (see
+            :mod:`panopticon.shards`): the same results, tables and fingerprint.
+        ray_address: with ``shards``, the Ray cluster to run on (``auto``: the one ``ray
+            start`` made here; default: a local cluster started for the run).
 
     Raises:
         RunInterrupted: Ctrl-C or SIGTERM during a stored run (it is marked ``interrupted``
@@ -237,18 +242,20 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
     tuning.configure()
     tuning.announce_compiling()
     progress = _sink(progress, spec.run.days)
+    loop = _loop(threads, shards, ray_address)
     with _Stop() as stop:
         t0 = time.perf_counter()
         sim = engine.build(spec)
+        _check_shards(sim, shards)
         state = engine.initial_state(sim)
         setup_s = time.perf_counter() - t0
         stop.check()
         if out is not None:
             writer = local.RunWriter.create(sim, Path(out), code_version(), settings)
-            return _drive(sim, state, writer, progress, setup_s, threads, stop)
+            return _drive(sim, state, writer, progress, setup_s, loop, stop)
         memory = _Memory(sim)
         t1 = time.perf_counter()
-        state = engine.run(sim, state, _Tee(memory, progress, stop), threads=threads)
+        state = loop(sim, state, _Tee(memory, progress, stop))
         loop_s = time.perf_counter() - t1
     tables = memory.collector.tables()
     tables["digests"] = (digester := local.Digester(digest.genesis(spec.digest))).add(
@@ -262,11 +269,31 @@ def run(scenario: ScenarioSpec | str | Path, *, citizens: int | None = None,
     return RunResult(manifest, None, tables)
 
 
-def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
-           threads: int | None, stop: _Stop) -> RunResult:
+def _loop(threads: int | None, shards: int | None, ray_address: str | None):
+    """The day loop a run uses: the engine's, or split into ``shards`` on Ray."""
+    if shards is None:
+        if ray_address is not None:
+            raise UserError("--ray-address needs --shards")
+        return lambda sim, state, sink: engine.run(sim, state, sink, threads=threads)
+    from panopticon import shards as sharded
+
+    return lambda sim, state, sink: sharded.run(sim, state, sink, shards, ray_address)
+
+
+def _check_shards(sim, shards: int | None) -> None:
+    """Refuse a scenario or a number of shards a sharded run cannot take, before anything
+    is written."""
+    if shards is not None:
+        from panopticon.shards import check
+
+        check(sim, shards)
+
+
+def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float, loop,
+           stop: _Stop) -> RunResult:
     t1 = time.perf_counter()
     try:
-        state = engine.run(sim, state, _Tee(writer, progress, stop), threads=threads)
+        state = loop(sim, state, _Tee(writer, progress, stop))
         loop_s = time.perf_counter() - t1
         writer.finish(state, {"setup_s": round(setup_s, 3), "loop_s": round(loop_s, 3)})
     except KeyboardInterrupt:
@@ -274,6 +301,11 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float,
         raise RunInterrupted(writer.dir, writer.manifest["days_completed"]) from None
     except Exception as exc:
         writer.mark(local.FAILED, local.describe_error(exc))
+        if type(exc).__name__ == "ShardFailed":  # panopticon.shards, imported only if used
+            raise UserError(f"{exc}; {writer.dir} is marked failed with "
+                            f"{writer.manifest['days_completed']} days checkpointed; continue "
+                            f"it with\n  panopticon run --resume {writer.dir} [--shards K]"
+                            ) from None
         if isinstance(exc, OSError):
             raise UserError(f"{writer.dir}: {local.describe_error(exc)}; the run is marked "
                             "failed") from None
@@ -352,9 +384,11 @@ def _sink(progress, days: int):
                     "checkpoint()")
 
 
-def resume(path: str | Path, progress: Any = None, threads: int | None = None) -> RunResult:
+def resume(path: str | Path, progress: Any = None, threads: int | None = None,
+           shards: int | None = None, ray_address: str | None = None) -> RunResult:
     """Continue an interrupted run from its last checkpoint (from day 0 if it stopped before
-    the first); the result is bit-identical to an uninterrupted run.
+    the first); the result is bit-identical to an uninterrupted run, with or without
+    ``shards`` (as in :func:`run`), whatever the run was started with.
 
     Everything is checked before anything is changed (see
     :func:`panopticon.store.local.prepare_resume`): one writer at a time, the scenario and
@@ -364,11 +398,13 @@ def resume(path: str | Path, progress: Any = None, threads: int | None = None) -
     path = Path(path)
     tuning.configure()
     tuning.announce_compiling()
+    loop = _loop(threads, shards, ray_address)
     with _Stop() as stop:
         t0 = time.perf_counter()
         manifest, spec, snapshot, lock = local.prepare_resume(path)
         try:
             sim = engine.build(spec)
+            _check_shards(sim, shards)
             state = engine.initial_state(sim) if snapshot is None else \
                 _restore(path, manifest, snapshot, sim)
             stop.check()
@@ -378,7 +414,7 @@ def resume(path: str | Path, progress: Any = None, threads: int | None = None) -
         setup_s = time.perf_counter() - t0
         writer = local.RunWriter.reopen(sim, path, manifest, lock)
         progress = _sink(progress, spec.run.days)
-        return _drive(sim, state, writer, progress, setup_s, threads, stop)
+        return _drive(sim, state, writer, progress, setup_s, loop, stop)
 
 
 def _restore(path: Path, manifest: dict, snapshot: dict, sim) -> engine.State:

@@ -271,20 +271,21 @@ def totals(rates: Rates | np.ndarray, total: np.ndarray, p0: np.ndarray) -> None
 
 
 def behave(seed: int, day: int, rates: Rates | np.ndarray, total: np.ndarray,
-           p0: np.ndarray) -> TrueEvents:
+           p0: np.ndarray, first: int = 0) -> TrueEvents:
     """Draw one day's true events, in citizen order.
 
-    Each citizen's count comes from one uniform (counter ``i << 8``); their k-th event's type
-    from another (counter ``(i << 8) + k + 1``), so the events do not depend on the chunking
-    or on the number of threads.
+    Each citizen's count comes from one uniform (counter ``i << 8``, i the citizen's id);
+    their k-th event's type from another (counter ``(i << 8) + k + 1``), so the events do not
+    depend on the chunking, the number of threads or how the citizens are split into shards.
 
     Args:
         seed: run seed. day: simulated day.
         rates: (n, T) events per day. total: (n,) row sums. p0: (n,) ``exp(-total)`` (see
-            :func:`totals`).
+            :func:`totals`). first: the id of the citizen in row 0 (a shard's first citizen);
+            the events' ``citizen`` are row numbers.
     """
     return TrueEvents(*kernels.behaviour.draw_events(stream_key(seed, Stage.BEHAVE, day),
-                                                  _parts(rates), total, p0))
+                                                  _parts(rates), total, p0, np.int64(first)))
 
 
 def add_events(true: TrueEvents, citizen: np.ndarray, event: np.ndarray) -> TrueEvents:

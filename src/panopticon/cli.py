@@ -224,6 +224,13 @@ def run(
     force: Annotated[bool, typer.Option(
         "--force", help="Run even if the run's estimated peak memory exceeds what the "
                         "machine has available.")] = False,
+    shards: Annotated[int | None, typer.Option(
+        min=1, help="Split the citizens into this many shards, each a Ray actor (a local "
+                    "cluster unless --ray-address). Results do not depend on it. See "
+                    "docs/scale.md for the scenarios it runs.", show_default=False)] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        help="With --shards: the Ray cluster to run on (HOST:PORT, or 'auto' for the one "
+             "`ray start` made on this machine).", show_default=False)] = None,
 ) -> None:
     """Run a scenario for its days and store it; print a summary and where it was stored."""
     import panopticon as pc
@@ -253,9 +260,11 @@ def run(
             task = progress.add_task("setting up", total=total)
             bar = _Bar(progress, task, total)
             if resume is not None:
-                result = pc.resume(resume, progress=bar, threads=threads)
+                result = pc.resume(resume, progress=bar, threads=threads, shards=shards,
+                                   ray_address=ray_address)
             else:
-                result = pc.run(spec, out=out_dir, progress=bar, threads=threads)
+                result = pc.run(spec, out=out_dir, progress=bar, threads=threads,
+                                shards=shards, ray_address=ray_address)
     except UserError as exc:
         _fail(exc)
     except RunInterrupted as exc:

@@ -90,14 +90,23 @@ def chain(head: bytes, day: int, columns: dict[str, np.ndarray], fmt: int = FORM
         columns: ``citizen, rule, delta, observation (run-wide id), truth`` arrays.
         fmt: the ledger format (:data:`FORMAT`; 2 for runs written before block leaves).
     """
+    if fmt != 2:
+        return link(head, day, len(columns["citizen"]), root(*leaves(columns)))
     h = hashlib.sha256(head)
     h.update(np.int64(day).tobytes())
     h.update(np.int64(len(columns["citizen"])).tobytes())
-    if fmt == 2:
-        for name, dtype in LAYOUT:
-            h.update(memoryview(np.ascontiguousarray(columns[name], dtype=dtype)).cast("B"))
-    else:
-        h.update(root(*leaves(columns)))
+    for name, dtype in LAYOUT:
+        h.update(memoryview(np.ascontiguousarray(columns[name], dtype=dtype)).cast("B"))
+    return h.digest()
+
+
+def link(head: bytes, day: int, rows: int, day_root: bytes) -> bytes:
+    """The next head from the day's root (format 3): ``sha256(head || day || rows || root)``;
+    a sharded run links the root of its shards' leaves."""
+    h = hashlib.sha256(head)
+    h.update(np.int64(day).tobytes())
+    h.update(np.int64(rows).tobytes())
+    h.update(day_root)
     return h.digest()
 
 
@@ -122,6 +131,13 @@ class Chain:
     def append(self, day: int, columns: dict[str, np.ndarray]) -> None:
         """Hand over one day's rows (the arrays must not change afterwards)."""
         self._pending = self._worker.submit(self._advance, day, columns)
+
+    def append_root(self, day: int, rows: int, day_root: bytes) -> None:
+        """Hand over one day's root, hashed from its leaves elsewhere (a sharded run's
+        shards), with the number of rows it covers."""
+        self.head  # noqa: B018 - days in order: wait for any day handed over as rows
+        self._head = link(self._head, day, rows, day_root)
+        self._links.append((day, rows, self._head))
 
     def _advance(self, day: int, columns: dict[str, np.ndarray]) -> None:
         self._head = chain(self._head, day, columns)

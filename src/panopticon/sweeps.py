@@ -419,21 +419,14 @@ def _run_ray(jobs: list[tuple], digests: list[str], store: Path, workers: int,
     cluster of ``workers`` CPUs started (and shut down) here. Ctrl-C cancels them:
     :class:`SweepInterrupted` says which runs are stored; a task that fails (its worker
     killed, or out of memory) stops the sweep with the account of what is stored."""
-    try:
-        import ray
-    except ImportError:
-        raise UserError("--engine ray needs Ray: pip install 'ray>=2.9' (it is in "
-                        "panopticon's dev extras)") from None
-    started = not ray.is_initialized()
-    if started:
-        _check_reachable(address)
-        try:
-            ray.init(address=address, num_cpus=None if address else workers,
-                     include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise UserError(f"--ray-address {address}: cannot join the Ray cluster: "
-                            f"{exc}") from None
+    from panopticon.cluster import ray_session
+
+    with ray_session(address, workers, "--engine ray") as ray:
+        return _ray_tasks(ray, jobs, digests, store, progress)
+
+
+def _ray_tasks(ray, jobs: list[tuple], digests: list[str], store: Path,
+               progress: Callable[[int, int], None] | None) -> list[dict]:
     since = datetime.now(UTC).isoformat(timespec="seconds")
     task = ray.remote(num_cpus=1, max_retries=0)(_one)
     refs = {task.remote(job): i for i, job in enumerate(jobs)}
@@ -460,29 +453,11 @@ def _run_ray(jobs: list[tuple], digests: list[str], store: Path, workers: int,
             raise account from None
         raise UserError(f"a sweep run failed on Ray ({exc}); the sweep was stopped.\n"
                         + account.describe()) from None
-    finally:
-        if started:
-            ray.shutdown()
     return [records[i] for i in range(len(jobs))]
 
 
 class _RayTaskFailed(Exception):
     pass
-
-
-def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
-    """Refuse a ``HOST:PORT`` nobody answers at, in seconds (Ray itself retries for minutes);
-    ``auto``, ``ray://`` addresses and none at all are left to Ray."""
-    import socket
-
-    if not address or address == "auto" or "://" in address or ":" not in address:
-        return
-    host, _, port = address.rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
-    except (OSError, ValueError) as exc:
-        raise UserError(f"--ray-address {address}: no Ray cluster answers there ({exc}); "
-                        f"start one with `ray start --head` and give its address") from None
 
 
 def _processes(pool: ProcessPoolExecutor) -> list:

@@ -88,18 +88,18 @@ def totals(rates, total, p0):
 
 
 @nb.njit(inline="always")
-def event_type(key, dense, table, code, where, total, i, k):
+def event_type(key, dense, table, code, where, total, i, k, first):
     """The type of citizen i's event k, in proportion to their rates (one uniform, counter
-    ``(i << 8) + k + 1``).
+    ``((first + i) << 8) + k + 1``).
 
     Args:
         key: uint64 stream key. dense, table, code, where: the rates' parts. total: (n,)
-            float64 row sums.
+            float64 row sums. first: the citizen id of row 0 (a shard's first citizen).
 
     Returns:
         int type index in [0, T).
     """
-    x = uniform(key, (np.uint64(i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
+    x = uniform(key, (np.uint64(first + i) << np.uint64(8)) + np.uint64(k + 1)) * total[i]
     # The last type j with a nonzero rate whose cumulative rate before it is at or below x
     # (0 if none). Rates are non-negative, so this equals counting the cumulative rates at or
     # below x and stepping back over zero-rate types (where rounding can land). Branch-free:
@@ -115,10 +115,11 @@ def event_type(key, dense, table, code, where, total, i, k):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def draw_events(key, rates, total, p0):
+def draw_events(key, rates, total, p0, first_id):
     """The day's true events in citizen order.
 
-    Each citizen's count comes from one uniform (counter ``i << 8``), capped at
+    Each citizen's count comes from one uniform (counter ``id << 8``, ``id = first_id + i``
+    the citizen's id: rows may be a shard's citizens from ``first_id`` on), capped at
     :data:`MAX_EVENTS_PER_DAY`; their k-th event's type from another (:func:`event_type`).
     Two parallel passes over chunks of :data:`CHUNK` citizens: the first draws every
     citizen's count, so that the second writes each chunk's events straight to their final
@@ -127,9 +128,10 @@ def draw_events(key, rates, total, p0):
     Args:
         key: uint64 stream key of the day. rates: (dense, table, code, where) events per day.
         total: (n,) float64 row sums. p0: (n,) float64 ``exp(-total)`` (see :func:`totals`).
+        first_id: int64 id of the citizen in row 0.
 
     Returns:
-        (citizen int32 (m,), event type int16 (m,), seq int32 (m,): the event's number among
+        (citizen int32 (m,) row numbers, event type int16 (m,), seq int32 (m,): the event's number among
         its citizen's events of the day).
     """
     dense, table, code, where = rates
@@ -143,7 +145,7 @@ def draw_events(key, rates, total, p0):
         # elementwise, so the compiler can vectorise it: the count capped at 3 from the CDF
         m = 0
         for i in range(first, last):
-            u = uniform(key, np.uint64(i) << np.uint64(8))
+            u = uniform(key, np.uint64(first_id + i) << np.uint64(8))
             c1, c2 = cdf12(p0[i], total[i])
             k = (u >= p0[i]) + (u >= c1) + (u >= c2)
             counts[i] = k
@@ -158,7 +160,7 @@ def draw_events(key, rates, total, p0):
             n_many += counts[i] == 3
         for j in range(n_many):
             i = many[j]
-            u = uniform(key, np.uint64(i) << np.uint64(8))
+            u = uniform(key, np.uint64(first_id + i) << np.uint64(8))
             k = poisson_count(u, p0[i], total[i], MAX_EVENTS_PER_DAY)
             counts[i] = k
             m += k - 3
@@ -183,7 +185,7 @@ def draw_events(key, rates, total, p0):
             i = active[a]
             for k in range(counts[i]):
                 citizen[e] = i
-                event[e] = event_type(key, dense, table, code, where, total, i, k)
+                event[e] = event_type(key, dense, table, code, where, total, i, k, first_id)
                 seq[e] = k
                 e += 1
     return citizen, event, seq

@@ -47,24 +47,27 @@ def tiers(scores, floors_desc):
 
 
 @nb.njit(parallel=True, cache=True, nogil=True)
-def pull(indptr, indices, scores, weight_ppm, low, high, out):
+def pull(indptr, indices, scores, weight_ppm, low, high, out, first):
     """Association: each citizen's change toward the mean score of their ties,
     ``weight * (mean - score)`` rounded half up, clamped to the bounds (exact int64).
 
     Args:
-        indptr, indices: the tie layer (see :mod:`panopticon.kernels.ties`).
-        scores: (n,) int64 milli-points, read only. weight_ppm: int64 weight in ppm.
-        low, high: int64 score bounds. out: (n,) int64 milli-points, written (0 without ties).
+        indptr, indices: the tie layer's rows for citizens ``first`` to ``first + m - 1``
+            (a shard's, or everyone's with ``first`` 0; see :mod:`panopticon.kernels.ties`).
+        scores: (n,) int64 milli-points of every citizen, read only. weight_ppm: int64
+            weight in ppm. low, high: int64 score bounds. out: (m,) int64 milli-points,
+            written (0 without ties). first: int64.
     """
-    for i in nb.prange(scores.shape[0]):
+    for i in nb.prange(out.shape[0]):
         d = indptr[i + 1] - indptr[i]
         if d == 0:
             out[i] = 0
             continue
         s = tie_sum(indptr, indices, scores, i, np.int64(0))
+        own = scores[first + i]
         # weight * (mean - score) = w * diff / (PPM * d), rounded half up, in int64 without
         # overflow: diff = q*d + r and w*q = a1*PPM + a0 split the product into small parts.
-        diff = s - d * scores[i]
+        diff = s - d * own
         if -_SMALL_DIFF <= diff <= _SMALL_DIFF:  # the usual case: one division, no overflow
             delta = (2 * weight_ppm * diff + PPM * d) // (2 * PPM * d)
         else:
@@ -74,8 +77,8 @@ def pull(indptr, indices, scores, weight_ppm, low, high, out):
             a1 = a // PPM
             a0 = a - a1 * PPM
             delta = a1 + (2 * (a0 * d + weight_ppm * r) + PPM * d) // (2 * PPM * d)
-        new = min(max(scores[i] + delta, low), high)
-        out[i] = new - scores[i]
+        new = min(max(own + delta, low), high)
+        out[i] = new - own
 
 
 @nb.njit(cache=True, nogil=True)
@@ -106,18 +109,19 @@ def apply_changes(delta, scores, rule):
 
 
 @nb.njit(cache=True, nogil=True)
-def apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_order, plain,
-                delta, lo, hi, from_day, to_day, where_row, where, any_exempt, exempt, cap,
+def apply_rules(day, key, obs_pos, obs_citizen, obs_event, obs_true, table_first, table_order,
+                plain, delta, lo, hi, from_day, to_day, where_row, where, any_exempt, exempt, cap,
                 cap_days, cap_row, cap_used, cap_period, expires, override_tier, override_days,
                 tier_cap, tier_cap_until, low, high, scores, false_points, out_citizen, out_rule,
                 out_delta, out_obs, out_truth, out_due):
     """The event rules, observation by observation in order: points (fixed, or whole points
-    drawn in [lo, hi] at counter ``(o << 8) + rule``), active windows, where masks, caps per
+    drawn in [lo, hi] at counter ``(pos << 8) + rule``), active windows, where masks, caps per
     period and grade overrides; scores and the policy's memory change in place.
 
     Args:
-        day: int. key: uint64 stream key. obs_citizen int32, obs_event int16, obs_true bool:
-            the day's observations (o,).
+        day: int. key: uint64 stream key. obs_pos int64: each observation's position in the
+            day's list (its run-wide id is ``day << 32`` plus that): all of them, or a shard's.
+            obs_citizen int32, obs_event int16, obs_true bool: the observations (o,).
         table_first: int64 (T + 1,), table_order: int64 (R,): rules of event t are
             ``table_order[table_first[t]:table_first[t + 1]]``. plain: (R,) bool fast path.
         delta, lo, hi, from_day, to_day, where_row, cap, cap_days, cap_row, expires,
@@ -154,7 +158,7 @@ def apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_o
                     tier_cap[i] = max(current, override_tier[r])
                     tier_cap_until[i] = max(tier_cap_until[i], day + override_days[r])
                 if lo[r] <= hi[r]:  # discretionary: whole points drawn in [lo, hi]
-                    u = uniform(key, (np.uint64(o) << np.uint64(8)) + np.uint64(r))
+                    u = uniform(key, (np.uint64(obs_pos[o]) << np.uint64(8)) + np.uint64(r))
                     d = (lo[r] + np.int64(u * (hi[r] - lo[r] + 1))) * 1000
                 row = cap_row[r]
                 if row >= 0:
@@ -176,7 +180,7 @@ def apply_rules(day, key, obs_citizen, obs_event, obs_true, table_first, table_o
             out_citizen[m] = i
             out_rule[m] = r
             out_delta[m] = d
-            out_obs[m] = first_id + o
+            out_obs[m] = first_id + obs_pos[o]
             out_truth[m] = 1 if obs_true[o] else 0
             out_due[m] = day + expires[r] if expires[r] > 0 else -1
             m += 1

@@ -433,21 +433,28 @@ class PolicyRuntime:
         return np.stack(rows) if rows else self._nobody
 
     def score(self, day: int, obs, policy: CompiledPolicy, scores: np.ndarray,
-              false_points: np.ndarray, tier: np.ndarray) -> LedgerRows:
+              false_points: np.ndarray, tier: np.ndarray,
+              positions: np.ndarray | None = None) -> LedgerRows:
         """Apply every rule of every observation, in observation order (scores in place).
 
         A rule applies when its window is open, its ``where`` holds and the citizen is not
         exempt; its points are fixed or drawn from its range, bounded by its cap and by the
         score bounds. Overrides take effect whatever the points and are always recorded (a
         ledger row of 0 points when the rule has none). Changes to expire later are queued.
+        ``positions``: each observation's place in the day's list (int64; default: they are
+        the whole list), which its id and draws are keyed by: a shard scores its citizens'
+        observations as the whole list would.
         """
+        if positions is None:
+            positions = np.arange(len(obs), dtype=np.int64)
         m = len(obs) * self.rules.most_per_event
         cols = (np.empty(m, np.int32), np.empty(m, np.int16), np.empty(m, np.int64),
                 np.empty(m, np.int64), np.empty(m, np.int8))
         due = np.empty(m, np.int64)
         rt = self.rules
         k = kernels.scoring.apply_rules(
-            day, stream_key(self.seed, Stage.SCORE, day), obs.citizen, obs.event, obs.is_true,
+            day, stream_key(self.seed, Stage.SCORE, day), positions, obs.citizen, obs.event,
+            obs.is_true,
             rt.first, rt.order, rt.plain, rt.delta, rt.lo, rt.hi, rt.from_day, rt.to_day,
             rt.where_row, self.where_masks(day, scores, tier), self.any_exempt, self.exempt,
             rt.cap, rt.cap_days, rt.cap_row, self.cap_used, self.cap_period, rt.expires,

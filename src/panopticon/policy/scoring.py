@@ -122,11 +122,16 @@ def _distinct(labels: list[str]) -> list[str]:
 
 
 def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np.ndarray,
-              frozen: np.ndarray | None = None) -> LedgerRows:
+              frozen: np.ndarray | None = None, everyone: np.ndarray | None = None,
+              first: int = 0) -> LedgerRows:
     """Pull scores toward ties' mean on the rules' schedule (day+1 a multiple of every_days).
 
     Each rule is synchronous: every citizen's pull reads the scores from before that rule.
     Several rules due the same day apply one after another, in policy order.
+
+    A shard passes its citizens' ``scores`` and tie rows (citizens ``first`` on) and
+    ``everyone``'s scores (every citizen's, as they stand before the first rule due), read
+    for the ties; only one rule may then be due on a day.
     """
     parts = []
     for rule, layer, weight, every in policy.association:
@@ -134,8 +139,8 @@ def associate(day: int, policy: CompiledPolicy, ties: dict[str, CSR], scores: np
             continue
         out = np.empty(len(scores), dtype=np.int64)
         csr = ties[layer]
-        kernels.scoring.pull(csr.indptr, csr.indices, scores, weight, policy.low, policy.high,
-                             out)
+        kernels.scoring.pull(csr.indptr, csr.indices, scores if everyone is None else everyone,
+                             weight, policy.low, policy.high, out, np.int64(first))
         if frozen is not None:
             out[frozen] = 0  # exempt or frozen citizens are never pulled (they still pull)
         parts.append(apply_deltas(out, scores, rule))
