@@ -8,12 +8,10 @@ import numpy as np
 
 from panopticon.studies.base import (
     Study,
-    charts,
     differs,
-    header,
+    layout,
     pct_ci,
     point_of,
-    rerun,
     with_ci,
 )
 
@@ -107,10 +105,7 @@ class Abroad(Study):
                         f"{'higher' if diff > 0 else 'lower'} on average"
                         + ("" if clear else " (the intervals overlap: no clear difference "
                            "at this scale)") + ".")
-        return "\n".join([
-            header(data),
-            "## The question", "", data["question"], "",
-            "## The design", "",
+        design = (
             f"The default scenario `{self.config['base']}` with "
             f"{data['citizens']:,} citizens for {data['days']} days, "
             f"{scope['society.abroad_share']:.0%} of adult citizens living abroad (not seen "
@@ -127,15 +122,13 @@ class Abroad(Study):
             "*Families at home*: citizens living at home in a household with a member abroad. "
             "**Why:** the start score (1,000) sits in tier A; a citizen who is not seen earns "
             "no deductions and no awards, so where they end depends on the mode and on the "
-            "weekly pull toward their friends' scores.", "",
-            "## The answer", "", *answer, "",
-            charts(data, {
-                "mean_score_abroad": "Mean final score of citizens abroad, by mode "
-                                     "(bands: 95% CI)",
-                "share_abroad_two_lowest": "Share of citizens abroad in the two lowest "
-                                           "tiers at the end, by mode"}),
-            self._table(data), "",
-            "## What is documented and what is assumed", "",
+            "weekly pull toward their friends' scores.")
+        captions = {
+            "mean_score_abroad": "Mean final score of citizens abroad, by mode "
+                                 "(bands: 95% CI)",
+            "share_abroad_two_lowest": "Share of citizens abroad in the two lowest "
+                                       "tiers at the end, by mode"}
+        sources = "\n".join([
             "- Documented: the Rongcheng start score and bands the tiers follow "
             "(docs/sources.md#rongcheng-start-and-bands); every number of the base scenario "
             "is tagged in `src/panopticon/scenarios/seed_article.yaml`.",
@@ -145,8 +138,8 @@ class Abroad(Study):
             "are alternatives to compare, not a model of one system "
             "(docs/sources.md#no-national-score).",
             "- Not modelled: citizens moving abroad or back during the run, and foreign "
-            "sources of data.", "",
-            rerun(data)])
+            "sources of data."])
+        return layout(data, design, answer, captions, self._table(data), sources)
 
     @staticmethod
     def _table(data: dict) -> str:

@@ -284,6 +284,21 @@ def point_of(data: dict, **where: Any) -> dict:
     raise KeyError(where)
 
 
+def layout(data: dict, design: str, answer: list[str], captions: dict[str, str], table: str,
+           sources: str) -> str:
+    """A study's page in the one order every page has: title and scale, the question, the
+    design, the answer (a list of paragraphs), the charts (metric -> caption), the table of
+    every setting, what is documented and what is assumed, and how to rerun it."""
+    return "\n".join([
+        header(data),
+        "## The question", "", data["question"], "",
+        "## The design", "", design, "",
+        "## The answer", "", *answer, "",
+        charts(data, captions), table, "",
+        "## What is documented and what is assumed", "", sources, "",
+        rerun(data)])
+
+
 def header(data: dict) -> str:
     """Title, and the small-scale warning when the page is not at full scale."""
     lines = [f"# {data['title']}", ""]

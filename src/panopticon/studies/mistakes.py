@@ -14,12 +14,10 @@ from panopticon.studies.base import (
     PER,
     Scale,
     Study,
-    charts,
     differs,
-    header,
+    layout,
     pct_ci,
     point_of,
-    rerun,
     sig,
     with_ci,
 )
@@ -214,23 +212,15 @@ class Mistakes(Study):
         ins = data["extra"].get("insiders")
         if ins:
             answer.append(self._insiders(ins, nums))
-        return "\n".join([
-            header(data),
-            "## The question", "", data["question"], "",
-            "## The design", "",
-            self._design(data, judge), "",
-            "## The answer", "", *answer, "",
-            charts(data, {
-                "wrongly_sanctioned_days_per_1000":
-                    "Citizen-days under a sanction the true record would not have brought, "
-                    "per 1,000 citizens, against the share of camera detections matched to "
-                    "the wrong person (one line per decision; bands: 95% CI)",
-                "falsely_named_per_1000_minority":
-                    "Minority citizens falsely named at least once, per 1,000"}),
-            self._table(data), "",
-            "## What is documented and what is assumed", "",
-            self._sources(), "",
-            rerun(data)])
+        captions = {
+            "wrongly_sanctioned_days_per_1000":
+                "Citizen-days under a sanction the true record would not have brought, "
+                "per 1,000 citizens, against the share of camera detections matched to "
+                "the wrong person (one line per decision; bands: 95% CI)",
+            "falsely_named_per_1000_minority":
+                "Minority citizens falsely named at least once, per 1,000"}
+        return layout(data, self._design(data, judge), answer, captions,
+                      self._table(data), self._sources())
 
     @staticmethod
     def _by_source(data: dict, levels: list, say: Callable[[str, str], str]) -> str:

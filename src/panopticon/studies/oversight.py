@@ -14,12 +14,10 @@ from panopticon.studies.base import (
     PER,
     Scale,
     Study,
-    charts,
     differs,
-    header,
+    layout,
     pct_ci,
     point_of,
-    rerun,
     sig,
     with_ci,
 )
@@ -277,21 +275,13 @@ class Oversight(Study):
         ins = data["extra"].get("insiders")
         if ins:
             answer += self._insiders(ins, say)
-        return "\n".join([
-            header(data),
-            "## The question", "", data["question"], "",
-            "## The design", "",
-            self._design(data), "",
-            "## The answer", "", *answer, "",
-            charts(data, {
-                "mean_score_officials": "Officials' mean final score, nobody exempt against "
-                                        "officials exempt (bands: 95% CI)",
-                "share_friends_two_lowest": "Share of officials' friends in the two lowest "
-                                            "tiers at the end (bands: 95% CI)"}),
-            self._table(data, fmt), "",
-            "## What is documented and what is assumed", "",
-            self._sources(), "",
-            rerun(data)])
+        captions = {
+            "mean_score_officials": "Officials' mean final score, nobody exempt against "
+                                    "officials exempt (bands: 95% CI)",
+            "share_friends_two_lowest": "Share of officials' friends in the two lowest "
+                                        "tiers at the end (bands: 95% CI)"}
+        return layout(data, self._design(data), answer, captions,
+                      self._table(data, fmt), self._sources())
 
     def _group(self, data: dict, g: str, num: Callable) -> str:
         """One group's bullet: each setting's numbers side by side, then the difference."""

@@ -14,11 +14,9 @@ import numpy as np
 from panopticon.studies.base import (
     PER,
     Study,
-    charts,
     differs,
-    header,
+    layout,
     point_of,
-    rerun,
     sig,
     with_ci,
 )
@@ -233,22 +231,14 @@ class Positive(Study):
                              "day-0 rates, at " + _join(rates) + ".")
             answer.append(text)
         answer += self._verdict(data, changes, say)
-        return "\n".join([
-            header(data),
-            "## The question", "", data["question"], "",
-            "## The design", "",
-            self._design(data), "",
-            "## The answer", "", *answer, "",
-            charts(data, {
-                "misconduct_per_1000": "True acts of misconduct (the catalogue's: debts, "
-                                       "traffic, drunk driving) per 1,000 citizen-years over "
-                                       "the whole run, by system (bands: 95% CI)",
-                "per_1000_critical_post": "Critical posts per 1,000 citizen-years over the "
-                                          "whole run, by system (bands: 95% CI)"}),
-            self._table(data), "",
-            "## What is documented and what is assumed", "",
-            self._sources(), "",
-            rerun(data)])
+        captions = {
+            "misconduct_per_1000": "True acts of misconduct (the catalogue's: debts, "
+                                   "traffic, drunk driving) per 1,000 citizen-years over "
+                                   "the whole run, by system (bands: 95% CI)",
+            "per_1000_critical_post": "Critical posts per 1,000 citizen-years over the "
+                                      "whole run, by system (bands: 95% CI)"}
+        return layout(data, self._design(data), answer, captions,
+                      self._table(data), self._sources())
 
     def _verdict(self, data: dict, changes: dict, say) -> list[str]:
         """The answer in short: per system, what fell, what did not, and at what cost."""

@@ -18,11 +18,9 @@ from panopticon.studies.base import (
     Scale,
     Study,
     _assign,
-    charts,
-    header,
+    layout,
     pct_ci,
     point_of,
-    rerun,
     sig,
     with_ci,
 )
@@ -374,23 +372,15 @@ class Visitors(Study):
                          "stay the score barely moves, so what a visitor would be refused is "
                          "set by how they are rated on arrival.")
             answer.append(line)
-        return "\n".join([
-            header(data),
-            "## The question", "", data["question"], "",
-            "## The design", "",
-            self._design(data), "",
-            "## The answer", "", *answer, "",
-            charts(data, {
-                f"refused_travel_{self.origins[-1]}":
-                    f"Share of `{self.origins[-1]}` visitors whose standing at the end of their "
-                    "stay would refuse travel or a star hotel, by rating (bands: 95% CI across "
-                    "replicates)",
-                f"start_score_{self.origins[-1]}":
-                    f"Mean start score of `{self.origins[-1]}` visitors, by rating"}),
-            self._table(data, pool, say), "",
-            "## What is documented and what is assumed", "",
-            self._sources(), "",
-            rerun(data)])
+        captions = {
+            f"refused_travel_{self.origins[-1]}":
+                f"Share of `{self.origins[-1]}` visitors whose standing at the end of their "
+                "stay would refuse travel or a star hotel, by rating (bands: 95% CI across "
+                "replicates)",
+            f"start_score_{self.origins[-1]}":
+                f"Mean start score of `{self.origins[-1]}` visitors, by rating"}
+        return layout(data, self._design(data), answer, captions,
+                      self._table(data, pool, say), self._sources())
 
     def _design(self, data: dict) -> str:
         fixed = self.config["fixed"]
