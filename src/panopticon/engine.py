@@ -652,9 +652,13 @@ class PolicyDay:
 def wronged(state: State) -> np.ndarray:
     """Citizens standing wrongly: false points, or a listing only false observations caused
     (bool (n,))."""
-    out = state.false_points != 0
-    if len(state.policy.falsely):
-        out |= (state.policy.falsely & (state.policy.until > state.day)).any(axis=0)
+    return _wronged(state.policy, state.false_points, state.day)
+
+
+def _wronged(rules: PolicyRuntime, false_points: np.ndarray, day: int) -> np.ndarray:
+    out = false_points != 0
+    if len(rules.falsely):
+        out |= (rules.falsely & (rules.until > day)).any(axis=0)
     return out
 
 
@@ -1009,10 +1013,20 @@ def review_totals(day: ReviewDay, state: State) -> dict[str, float]:
 def wrongly_sanctioned(sim: Simulation, state: State, denied: dict[str, np.ndarray]) -> int:
     """Citizens denied a sanction today who would not be on their true standing (the
     counterfactual of every sanction, worked out only for citizens standing wrongly)."""
-    who = np.flatnonzero(wronged(state))
+    return wrongly_denied(sim.policy, state.policy, state.day, state.scores,
+                          state.false_points, denied)
+
+
+def wrongly_denied(policy: CompiledPolicy, rules: PolicyRuntime, day: int, scores: np.ndarray,
+                   false_points: np.ndarray, denied: dict[str, np.ndarray]) -> int:
+    """:func:`wrongly_sanctioned` of the citizens ``rules`` holds (everyone's, or a shard's)."""
+    who = np.flatnonzero(_wronged(rules, false_points, day))
     if not len(who) or not denied:
         return 0
-    honest_denied, _, _ = gates(sim, state, denied, {}).honest(who)
+    honest = scores[who] - false_points[who]
+    tier = rules.cap_tiers(day, classify(policy, honest), honest=True, subset=who)
+    honest_denied, _ = rules.consequences(day, honest, tier, honest=True, subset=who,
+                                          everyone=lambda: scores - false_points)
     hit = np.zeros(len(who), dtype=bool)
     for name, mask in denied.items():
         hit |= mask[who] & ~honest_denied.get(name, np.zeros(len(who), dtype=bool))

@@ -32,11 +32,11 @@ import numpy as np
 from panopticon import engine, kernels, ledger
 from panopticon.behaviour import Profiled, Rates, TrueEvents, behave, respond
 from panopticon.errors import UserError
-from panopticon.metrics.daily import behaviour_by_group, measure, standing
+from panopticon.metrics.daily import behaviour_by_group, measure
 from panopticon.policy.runtime import ListChanges, PolicyRuntime
 from panopticon.policy.scoring import LedgerRows, associate, classify
 from panopticon.sensors import TALLY, Observations, observe
-from panopticon.society import CSR
+from panopticon.society import CSR, network
 
 OBS = ("citizen", "event", "source", "is_true", "true_actor")
 """The columns of :class:`~panopticon.sensors.Observations`."""
@@ -51,9 +51,10 @@ def unsupported(sim: engine.Simulation) -> list[str]:
     found = {
         "opportunities": bool(spec.opportunities),
         "policy.lists": bool(pol.lists),
-        "policy.sanctions and policy.perks": bool(pol.sanctions or getattr(pol, "perks", None)),
         "rules that expire": bool((rules.rules.expires > 0).any()),
         "conditions counting events (days_since, count)": bool(rules.tracked),
+        "conditions reading ties' scores (ties_mean)": any(
+            f == "ties_mean" for c in rules.conditions.values() for f, _ in c.calls),
         "policy.peer_rating": pol.peer_rating is not None,
         "a score formula": getattr(pol.score, "formula", None) is not None,
         "association by listed ties": any(a.listed is not None for a in pol.association),
@@ -66,7 +67,6 @@ def unsupported(sim: engine.Simulation) -> list[str]:
         "sensors' reallocate": any(s.reallocate is not None for s in spec.sensors.values()),
         "governance (appeals, review, insiders)": bool(gov.appeals or gov.review
                                                        or gov.insiders),
-        "run.survey_every > 0 (network surveys)": spec.run.survey_every > 0,
     }
     return [name for name, used in found.items() if used]
 
@@ -193,13 +193,19 @@ class Shard:
                                           everyone=everyone, first=self.lo))
         self.changes.append(rules.abroad_today(day, sim.policy, self.scores))
         self.tier = rules.cap_tiers(day, classify(sim.policy, self.scores))
+        denied, granted = rules.consequences(day, self.scores, self.tier)
+        standing = {**{f"denied_{k}": int(np.count_nonzero(v)) for k, v in denied.items()},
+                    **{f"granted_{k}": int(np.count_nonzero(v)) for k, v in granted.items()}}
+        if sim.scenario.policy.sanctions:
+            standing["citizens_wrongly_sanctioned"] = engine.wrongly_denied(
+                sim.policy, rules, day, self.scores, self.false_points, denied)
         stages = [ledger.day_columns(replace(rows, citizen=(rows.citizen + self.lo).astype(
             np.int32))) for rows in self.changes]
         blocks, leaves = ledger.leaves({k: np.concatenate([s[k] for s in stages])
                                         for k in stages[0]})
         respond(list(sim.deterrence), self.tier, self.rates, self.total, self.p0)
         return {"stages": stages, "blocks": blocks, "leaves": leaves, "scores": self.scores,
-                "tier": self.tier, "false_points": self.false_points}
+                "tier": self.tier, "false_points": self.false_points, "standing": standing}
 
     def state(self) -> dict[str, Any]:
         """The shard's rows of the state that the driver does not follow day by day."""
@@ -284,6 +290,7 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
     every = sim.scenario.run.checkpoint_every
     cuts = np.asarray([lo for lo, _ in ranges] + [sim.n])
     pop = sim.society.population
+    every_survey, groups = sim.scenario.run.survey_every, len(pop.labels["group"])
     no_events = TrueEvents(np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.int32))
     while state.day < last:
         d = state.day
@@ -306,14 +313,24 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
         state.scores = np.concatenate([s["scores"] for s in done])
         state.tier = np.concatenate([s["tier"] for s in done])
         state.false_points = np.concatenate([s["false_points"] for s in done])
-        del done
         counts = dict(zip(TALLY, tally, strict=True))
         metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, counts, obs,
                           len(rows["citizen"]), state.ever_false, state.false_points)
-        metrics.update(standing(d, state.policy.until, [], {}, {}))
+        metrics.update({k: sum(s["standing"][k] for s in done) for k in done[0]["standing"]})
+        del done
+        survey = every_survey > 0 and ((d + 1) % every_survey == 0 or d == 0
+                                       or d + 1 == sim.scenario.run.days)
         state.day = d + 1
-        record = engine.DayRecord(d, metrics, counts, obs, rows, ListChanges.concat([]),
-                                  behaviour={"true_events": sum(s[2] for s in seen)})
+        behaviour = {"true_events": sum(s[2] for s in seen)}
+        if survey:  # today's rates, and the ties (which shards never change) on the driver
+            gather(state, ranges, shards)
+            behaviour = {**behaviour_by_group(no_events, pop.group, sim.baseline, state.rates,
+                                              sim.adapting), **behaviour}
+        record = engine.DayRecord(
+            d, metrics, counts, obs, rows, ListChanges.concat([]), behaviour=behaviour,
+            network=engine.measure_network(sim, state) if survey else {},
+            network_groups={layer: network.group_stats(csr, state.tier, pop.group, groups)
+                            for layer, csr in state.ties.items()} if survey else {})
         if sink is not None:
             sink.day(record, state)
             if state.day % every == 0 or state.day == last:
