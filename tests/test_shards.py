@@ -49,6 +49,9 @@ VARIANTS = {
         "policy.rules.1.cap": {"points": 3, "days": 7},
         "policy.rules.0.override": {"max_tier": "C", "days": 5},
         "policy.rules.3.where": 'region == "urban"'},
+    # deductions reversed three days later, from every shard's own queue
+    "expiring rules": {"policy.rules.0.expires_after_days": 3,
+                       "policy.rules.1.expires_after_days": 4},
 }
 
 
@@ -98,12 +101,16 @@ def test_shards_are_whole_blocks_covering_every_citizen_once(n, k):
     assert all(lo % ledger.BLOCK == 0 and hi > lo for lo, hi in ranges)
 
 
-@pytest.mark.parametrize("variant", [*VARIANTS, "suining_2010"])
+PRESETS = ("suining_2010", "rongcheng_points", "city_incentive")
+"""Presets that run sharded as they are: they add sanctions, perks, wrongful sanctions,
+network surveys and rules that expire."""
+
+
+@pytest.mark.parametrize("variant", [*VARIANTS, *PRESETS])
 def test_any_number_of_shards_gives_the_unsharded_run_day_by_day(variant):
     """In this process, 1 to 5 shards: every day's numbers, records and ledger rows (in the
     order one process makes them), surveys, every checkpoint and the final fingerprint are
-    the unsharded run's. ``suining_2010`` (a preset) adds sanctions, perks, wrongful
-    sanctions and network surveys."""
+    the unsharded run's."""
     spec = _reference(changes=VARIANTS[variant]) if variant in VARIANTS else pc.load(
         variant).with_run(citizens=CITIZENS, days=12)
     spec = spec.with_run(checkpoint_every=5)
@@ -212,3 +219,18 @@ def test_scenarios_a_sharded_run_cannot_take_are_refused_before_anything_is_writ
                                      str(tmp_path)])
         assert result.exit_code == 2 and message in result.output, result.output
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("variant", ["expiring rules", "city_incentive"])
+def test_shards_taking_over_a_run_midway_end_as_the_run_straight_through(variant):
+    """Six days in one process, then the rest in 3 shards (as a resumed checkpoint is): the
+    shards start from the state's rows, queued expiries included, and end with the straight
+    run's fingerprint."""
+    spec = _reference(changes=VARIANTS[variant]) if variant in VARIANTS else pc.load(
+        variant).with_run(citizens=CITIZENS, days=12)
+    sim = engine.build(spec)
+    straight = engine.run(sim, engine.initial_state(sim)).fingerprint()
+    sim = engine.build(spec)
+    state = engine.run(sim, engine.initial_state(sim), until=6)
+    assert len(state.policy.due) > 0  # the queue is handed over
+    assert shards.run(sim, state, None, 3, inline=True).fingerprint() == straight

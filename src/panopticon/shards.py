@@ -40,6 +40,12 @@ from panopticon.society import CSR, network
 
 OBS = ("citizen", "event", "source", "is_true", "true_actor")
 """The columns of :class:`~panopticon.sensors.Observations`."""
+DUE = ("due", "due_citizen", "due_delta", "due_rule", "due_obs", "due_truth")
+"""The policy's queue of changes to reverse later (rules that expire), in the order they were
+made: by observation id."""
+BY_RECORD = 2
+"""The first stages of a shard's day, scoring and expiry, make rows in record order; the
+others in citizen order."""
 
 
 def unsupported(sim: engine.Simulation) -> list[str]:
@@ -51,7 +57,6 @@ def unsupported(sim: engine.Simulation) -> list[str]:
     found = {
         "opportunities": bool(spec.opportunities),
         "policy.lists": bool(pol.lists),
-        "rules that expire": bool((rules.rules.expires > 0).any()),
         "conditions counting events (days_since, count)": bool(rules.tracked),
         "conditions reading ties' scores (ties_mean)": any(
             f == "ties_mean" for c in rules.conditions.values() for f, _ in c.calls),
@@ -115,7 +120,16 @@ def part_of(state: engine.State, lo: int, hi: int) -> dict[str, Any]:
             "code": state.rates.fixed.code[lo:hi] if len(state.rates.fixed.code)
             else state.rates.fixed.code, "total": state.total[lo:hi], "p0": state.p0[lo:hi],
             "policy": {k: v[..., lo:hi] for k, v in _policy_arrays(state.policy,
-                                                                   len(state.scores)).items()}}
+                                                                   len(state.scores)).items()},
+            "due": _due_of(state.policy, lo, hi)}
+
+
+def _due_of(rules: PolicyRuntime, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """The queued changes of citizens ``lo`` to ``hi - 1`` (their ids made the shard's)."""
+    mine = (rules.due_citizen >= lo) & (rules.due_citizen < hi)
+    out = {k: getattr(rules, k)[mine] for k in DUE}
+    out["due_citizen"] = out["due_citizen"] - lo
+    return out
 
 
 class Shard:
@@ -138,6 +152,8 @@ class Shard:
                                    self.ties, sim.conditions)
         for k, v in part["policy"].items():
             getattr(self.rules, k)[...] = v
+        for k, v in part["due"].items():
+            setattr(self.rules, k, v.copy())
         self.scores = part["scores"].copy()
         self.tier = part["tier"].copy()
         self.false_points = part["false_points"].copy()
@@ -209,8 +225,10 @@ class Shard:
 
     def state(self) -> dict[str, Any]:
         """The shard's rows of the state that the driver does not follow day by day."""
+        due = {k: getattr(self.rules, k) for k in DUE}
         return {"dense": self.rates.dense, "total": self.total, "p0": self.p0,
-                "policy": _policy_arrays(self.rules, self.hi - self.lo)}
+                "policy": _policy_arrays(self.rules, self.hi - self.lo),
+                "due": {**due, "due_citizen": due["due_citizen"] + self.lo}}
 
 
 class _Inline:
@@ -342,12 +360,12 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
 
 
 def _merge(done: list[dict]) -> dict[str, np.ndarray]:
-    """The shards' ledger rows in the order one process makes them: stage by stage; the
-    scoring stage in observation order, the others (in citizen order) shard by shard."""
+    """The shards' ledger rows in the order one process makes them: stage by stage; scoring
+    and expiry in observation order, the others (in citizen order) shard by shard."""
     stages = []
     for k, first in enumerate(done[0]["stages"]):
         parts = {c: np.concatenate([s["stages"][k][c] for s in done]) for c in first}
-        if k == 0:  # scoring: by observation; a record's rows stay together, in order
+        if k < BY_RECORD:  # by observation; a record's rows stay together, in order
             order = np.argsort(parts["observation"], kind="stable")
             parts = {c: v[order] for c, v in parts.items()}
         stages.append(parts)
@@ -363,4 +381,8 @@ def gather(state: engine.State, ranges: list[tuple[int, int]], shards) -> None:
         state.total[lo:hi], state.p0[lo:hi] = part["total"], part["p0"]
         for k, v in part["policy"].items():
             rules[k][..., lo:hi] = v
+    due = {k: np.concatenate([part["due"][k] for part in mine]) for k in DUE}
+    order = np.argsort(due["due_obs"], kind="stable")  # the one queue, in the order made
+    for k, v in due.items():
+        setattr(state.policy, k, v[order])
 
