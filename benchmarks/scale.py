@@ -13,8 +13,8 @@ writing the full run store (Parquet tables, checkpoints) to a temporary folder.
 
 ``--shards K`` runs each size split into K shards on a local Ray cluster of K CPUs
 (``panopticon.shards.run``, in memory); its loop time includes starting the shards' actors,
-and its peak memory is the sum over the driver, Ray and the shards' workers (sampled every
-0.2 s), against the unsharded run's one process.
+and its peak memory is the proportional memory (PSS) summed over the driver, Ray and the
+shards' workers (sampled every 0.2 s), against the unsharded run's one process.
 
     python benchmarks/scale.py                         # 1e5, 1e6 (365 days), 1e7 (30 days)
     python benchmarks/scale.py --sizes 100000 --days 30 --store
@@ -54,8 +54,10 @@ def folder_bytes(path: Path) -> int:
 
 
 def tree_peak_bytes(stop: threading.Event, peak: list[int]) -> None:
-    """Until ``stop``: the largest summed resident memory of this process and every process
-    under it (a local Ray cluster's raylet and workers), sampled every 0.2 s, in ``peak[0]``."""
+    """Until ``stop``: the largest summed proportional memory (PSS: a page shared by k
+    processes, as Ray's object store is, counts 1/k in each) of this process and every
+    process under it (a local Ray cluster's raylet and workers), sampled every 0.2 s, in
+    ``peak[0]``."""
     import psutil
 
     me = psutil.Process()
@@ -63,7 +65,7 @@ def tree_peak_bytes(stop: threading.Event, peak: list[int]) -> None:
         total = 0
         for p in [me, *me.children(recursive=True)]:
             try:
-                total += p.memory_info().rss
+                total += p.memory_full_info().pss
             except psutil.Error:  # gone between listing and reading
                 pass
         peak[0] = max(peak[0], total)
@@ -200,8 +202,8 @@ def main() -> None:
     days = per_size(args.days, args.sizes, lambda n: 365 if n < LONG_RUN_LIMIT else 30)
     mode = "writing the run store (api.run, out=tmpdir)" if args.store else "in memory, no sink"
     if args.shards:
-        mode += (f", {args.shards} shards on a local Ray cluster (peak: driver, Ray and "
-                 "workers summed)")
+        mode += (f", {args.shards} shards on a local Ray cluster (peak: PSS of the driver, "
+                 "Ray and workers summed)")
     print(f"scenario {args.scenario}, seed {args.seed}, {mode}; {os.cpu_count()} CPUs, load average "
           f"{os.getloadavg()[0]:.2f} (other work on the machine makes timings noisy)")
     print("B/cit: peak RSS above the post-warm-up baseline, per citizen; held: society + state "

@@ -14,11 +14,14 @@ chain and fingerprint as the same run unsharded, for any number of shards
 (``tests/test_shards.py``), and its checkpoints are ordinary checkpoints: a run stopped with
 K shards resumes with any number, or none.
 
-What is sharded today (docs/scale.md): the day's work and the changing state. Not yet: each
-shard generates the whole society and keeps only its rows; the driver holds the whole state
-(it gathers the shards' state at checkpoints and at the end, and everyone's scores and tiers
-every day for the day's numbers). Scenarios with features whose exchanges are not written yet
-are refused with the list of them (:func:`unsupported`).
+What is sharded today (docs/scale.md): the day's work and the changing state. A shard holds
+its rows of the society and of the state, and of everyone only what records are drawn
+against (region, abroad, group, the sensors' profile tables), all handed over by the driver
+(what every shard gets alike goes once into Ray's object store). Not yet: the driver generates
+the whole society and holds the whole state (it gathers the shards' state at checkpoints and
+at the end, and everyone's scores and tiers every day for the day's numbers). Scenarios with
+features whose exchanges are not written yet are refused with the list of them
+(:func:`unsupported`).
 """
 
 from __future__ import annotations
@@ -132,24 +135,44 @@ def _due_of(rules: PolicyRuntime, lo: int, hi: int) -> dict[str, np.ndarray]:
     return out
 
 
-class Shard:
-    """Citizens ``lo`` to ``hi - 1`` of a run: their state and their part of each day."""
+def society_part(sim: engine.Simulation, lo: int, hi: int) -> dict[str, Any]:
+    """A shard's rows of the society: its citizens' attributes (copies) and their rows of the
+    tie layers the policy pulls along."""
+    pop = sim.society.population
+    mine = replace(pop, **{f.name: getattr(pop, f.name)[lo:hi].copy() for f in fields(pop)
+                           if isinstance(getattr(pop, f.name), np.ndarray)},
+                   traits={k: v[lo:hi].copy() for k, v in pop.traits.items()})
+    layers = {a.ties for a in sim.scenario.policy.association}
+    return {"population": mine,
+            "ties": {name: _rows(sim.society.ties[name], lo, hi) for name in layers}}
 
-    def __init__(self, scenario, lo: int, hi: int, part: dict[str, Any],
+
+def shared_with_shards(sim: engine.Simulation, state: engine.State) -> dict[str, Any]:
+    """What every shard gets alike (once in Ray's object store, read in place): the
+    simulation without its society, the three columns of everyone that records are drawn
+    against, and the rates' tables."""
+    pop = sim.society.population
+    return {"sim": replace(sim, society=None), "region": pop.region, "abroad": pop.abroad,
+            "group": pop.group, "table": state.rates.fixed.table, "where": state.rates.where}
+
+
+class Shard:
+    """Citizens ``lo`` to ``hi - 1`` of a run: their state and their part of each day.
+
+    Built from what the driver hands over (:func:`shared_with_shards`, :func:`part_of`,
+    :func:`society_part`): a shard generates nothing itself."""
+
+    def __init__(self, shared: dict[str, Any], lo: int, hi: int, part: dict[str, Any],
                  threads: int | None = None):
         if threads is not None:  # a Ray actor: one CPU of the cluster
             kernels.threads.use(threads)
-        self.sim = sim = engine.build(scenario)
+        self.sim = sim = shared["sim"]
         self.lo, self.hi = lo, hi
-        pop = sim.society.population
-        mine = replace(pop, **{f.name: getattr(pop, f.name)[lo:hi].copy() for f in fields(pop)
-                               if isinstance(getattr(pop, f.name), np.ndarray)},
-                       traits={k: v[lo:hi].copy() for k, v in pop.traits.items()})
-        layers = {a.ties for a in scenario.policy.association}
-        self.ties = {name: _rows(sim.society.ties[name], lo, hi) for name in layers}
-        self.region, self.abroad, self.group = pop.region, pop.abroad, pop.group
-        self.rules = PolicyRuntime(scenario.policy, list(sim.events), mine, sim.seed,
-                                   self.ties, sim.conditions)
+        self.region, self.abroad, self.group = shared["region"], shared["abroad"], \
+            shared["group"]
+        self.ties = part["ties"]
+        self.rules = PolicyRuntime(sim.scenario.policy, list(sim.events), part["population"],
+                                   sim.seed, self.ties, sim.conditions)
         for k, v in part["policy"].items():
             getattr(self.rules, k)[...] = v
         for k, v in part["due"].items():
@@ -157,16 +180,13 @@ class Shard:
         self.scores = part["scores"].copy()
         self.tier = part["tier"].copy()
         self.false_points = part["false_points"].copy()
-        self.rates = Rates(part["dense"].copy(), Profiled(part["code"].copy(), part["table"]),
-                           part["where"])
+        self.rates = Rates(part["dense"].copy(), Profiled(part["code"].copy(), shared["table"]),
+                           shared["where"])
         self.total, self.p0 = part["total"].copy(), part["p0"].copy()
         self.records = replace(sim.sensors, block_first=np.zeros(0, np.int64),
                                block_len=np.zeros(0, np.int64),
                                block_profile=np.zeros(0, np.int32))  # phantoms: the driver's
         self.changes: list[LedgerRows] = []
-        # of the society, keep only this shard's rows (copied) and the three columns records
-        # are drawn against (the whole society was made to draw it as one process does)
-        self.sim = replace(sim, society=None)
 
     def observe(self, day: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
         """The shard's citizens' true events and the records of them (citizen ids, in the
@@ -278,12 +298,14 @@ def run(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None, s
     ``ray_address``), or with ``inline`` in this process. Same days, sink calls, checkpoints
     and results as the unsharded run."""
     ranges = check(sim, shards)
-    shared = {"table": state.rates.fixed.table, "where": state.rates.where}
-    parts = [{**part_of(state, lo, hi), **shared} for lo, hi in ranges]
+    shared = shared_with_shards(sim, state)
+
+    def part(lo: int, hi: int) -> dict[str, Any]:  # made when handed over: one at a time
+        return {**part_of(state, lo, hi), **society_part(sim, lo, hi)}
+
     if inline:
         return _drive(sim, state, sink, ranges, _Inline(
-            [Shard(sim.scenario, lo, hi, p) for (lo, hi), p in zip(ranges, parts, strict=True)]),
-                      until)
+            [Shard(shared, lo, hi, part(lo, hi)) for lo, hi in ranges]), until)
     from panopticon.cluster import ray_session
 
     with ray_session(ray_address, shards, "--shards") as ray:
@@ -292,9 +314,10 @@ def run(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None, s
         actor = ray.remote(num_cpus=cpus, max_restarts=0)(Shard)
         # named by when they started (the newest sort last), for `ray list actors`
         run_name = f"panopticon-shard-{time.time_ns()}"
-        actors = [actor.options(name=f"{run_name}-{k}").remote(sim.scenario, lo, hi, p, 1)
-                  for k, ((lo, hi), p) in enumerate(zip(ranges, parts, strict=True))]
-        del parts
+        alike = ray.put(shared)
+        del shared
+        actors = [actor.options(name=f"{run_name}-{k}").remote(alike, lo, hi, part(lo, hi), 1)
+                  for k, (lo, hi) in enumerate(ranges)]
         try:
             return _drive(sim, state, sink, ranges, _OnRay(ray, actors), until)
         finally:  # free their CPUs and memory now, not when Ray collects them
