@@ -36,7 +36,8 @@ GOOD = textwrap.dedent("""\
     """)
 
 BAD = {
-    "typo": (GOOD.replace("  days: 3", "  dayz: 3"), ["bad.yaml:5:3: run.dayz:", "unknown key"]),
+    "typo": (GOOD.replace("  days: 3", "  dayz: 3"),
+             ["bad.yaml:5:3: run.dayz:", "got 'dayz'; expected a known key here"]),
     "negative": (GOOD.replace("rate: 0.01", "rate: -1"),
                  ["bad.yaml:9:17: behaviour.events.red_light.rate:", "greater than or equal to 0"]),
     "word_for_number": (GOOD.replace("  seed: 1", "  seed: one"),

@@ -112,9 +112,9 @@ def test_misspelled_key_at_any_depth_suggests_the_valid_key(tmp_path, typo):
     file = write(tmp_path, text)
     found = problem(refused(file), key)
     assert (found.file, found.line, found.column) == (str(file), *where(text, word))
-    assert found.message.startswith("unknown key")
+    assert found.message.startswith(f"got {key.rsplit('.', 1)[-1]!r}; expected a known key here")
     assert f"did you mean '{suggestion}'" in found.message
-    assert f"{file}:{found.line}:{found.column}: {key}: unknown key" in str(refused(file))
+    assert f"{file}:{found.line}:{found.column}: {key}: got " in str(refused(file))
 
 
 def test_misspelled_key_under_governance_appeals_suggests_the_valid_key(tmp_path):
@@ -140,14 +140,15 @@ def test_unknown_key_with_nothing_close_lists_the_keys_there(tmp_path):
     """With no close spelling the message lists the keys that location takes."""
     text = changed(SCENARIO, "    misattribution: 0.002", "    zzzzzz: 0.002")
     found = problem(refused(write(tmp_path, text)), "sensors.cameras.zzzzzz")
-    assert found.message.startswith("unknown key; the keys here are events, coverage")
+    assert found.message.startswith("got 'zzzzzz'; expected a known key here, one of: events, coverage")
     assert "misattribution" in found.message
 
 
 def test_misspelled_key_given_to_set_suggests_the_valid_key():
     """ScenarioSpec.set with a misspelled leaf says which key was meant."""
-    with pytest.raises(UserError, match=r"sensors\.cameras\.misatribution: unknown key "
-                                        r"\(did you mean 'misattribution'\?\)"):
+    with pytest.raises(UserError, match=r"sensors\.cameras\.misatribution: got 'misatribution'; "
+                                        r"expected a known key here; did you mean "
+                                        r"'misattribution'\?"):
         load_preset("seed_article").set("sensors.cameras.misatribution", 0.1)
 
 
@@ -184,7 +185,8 @@ NAMES = {  # id: (valid text, misspelled text, key path, message fragment)
                   "behaviour.events.red_light.multipliers.regoin", "did you mean 'region'?"),
     "distribution_kind": ("rural: {kind: lognormal", "rural: {kind: lognormall",
                           "society.income.values.rural",
-                          "got kind 'lognormall' (did you mean 'lognormal'"),
+                          "got 'lognormall'; expected a distribution: a mapping with kind: constant, "
+                          "normal, lognormal, uniform or table; did you mean 'lognormal'"),
     "list_kind": ("ties: friends, weight: 0.05", "ties: frends, weight: 0.05",
                   "policy.association[0].ties", "did you mean 'friends'?"),
 }
@@ -254,8 +256,8 @@ def test_exponent_without_a_dot_given_to_set_says_what_to_write():
     """ScenarioSpec.set(key, "1e-2") (``--set key=1e-2`` reads it the same way) is refused
     with the same hint."""
     with pytest.raises(UserError, match=re.escape(
-            "sensors.cameras.misattribution: expected a number; YAML 1.1 reads 1e-2 (no dot) "
-            "as text: write 1.0e-2 or 0.01")):
+            "sensors.cameras.misattribution: got '1e-2'; expected a number; YAML 1.1 reads "
+            "1e-2 (no dot) as text: write 1.0e-2 or 0.01")):
         load_preset("seed_article").set("sensors.cameras.misattribution", "1e-2")
 
 

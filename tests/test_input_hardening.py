@@ -289,10 +289,11 @@ def test_many_unknown_keys_are_refused_quickly_listing_the_first(tmp_path):
     lines += [f"  unknown_key_{i}: {i}" for i in range(20_000)]
     file = write(tmp_path, "\n".join(lines) + "\n")
     started = time.monotonic()
-    said = refused(validate(file), f"{file}:5:3: society.unknown_key_0: unknown key",
+    said = refused(validate(file), f"{file}:5:3: society.unknown_key_0: got 'unknown_key_0'; "
+                                   "expected a known key here",
                    "more problems")
     assert time.monotonic() - started < 30
-    assert said.count("unknown key") < MAX_PROBLEMS + 1
+    assert said.count("expected a known key here") < MAX_PROBLEMS + 1
 
 
 def test_many_duplicate_keys_are_refused_quickly(tmp_path):

@@ -149,7 +149,7 @@ def test_unknown_key_under_run_is_reported_with_line_and_path(tmp_path):
     text = GOOD.replace("  citizens: 200", "  citizns: 200")
     file = write(tmp_path, text)
     line, col = where(text, "citizns")
-    problem_at(refused(file), file, "run.citizns", line, col, "unknown key")
+    problem_at(refused(file), file, "run.citizns", line, col, "expected a known key here")
 
 
 def test_unknown_key_under_a_sensor_is_reported_with_line_and_path(tmp_path):
@@ -157,7 +157,7 @@ def test_unknown_key_under_a_sensor_is_reported_with_line_and_path(tmp_path):
     text = GOOD.replace("    detection: 0.7", "    detecton: 0.7")
     file = write(tmp_path, text)
     line, col = where(text, "detecton")
-    problem_at(refused(file), file, "sensors.cameras.detecton", line, col, "unknown key")
+    problem_at(refused(file), file, "sensors.cameras.detecton", line, col, "expected a known key here")
 
 
 def test_negative_rate_is_reported_saying_it_must_not_be_negative(tmp_path):
@@ -537,10 +537,10 @@ def test_several_errors_are_reported_together_each_with_its_line(tmp_path):
         """)
     file = write(tmp_path, text)
     exc = refused(file)
-    problem_at(exc, file, "run.citizns", *where(text, "citizns"), "unknown key")
+    problem_at(exc, file, "run.citizns", *where(text, "citizns"), "expected a known key here")
     problem_at(exc, file, "run.days", *where(text, "days"), "greater than or equal to 1", "-3")
     problem_at(exc, file, "run.seed", *where(text, "seed"), "integer", "'abc'")
-    problem_at(exc, file, "sensors.cameras.detecton", *where(text, "detecton"), "unknown key")
+    problem_at(exc, file, "sensors.cameras.detecton", *where(text, "detecton"), "expected a known key here")
     assert len({p.line for p in exc.problems}) == 4
 
 
@@ -561,7 +561,7 @@ def test_schema_and_reference_errors_are_reported_together(tmp_path):
                                                                     "red_lite: {rate")
     file = write(tmp_path, text)
     exc = refused(file)
-    problem_at(exc, file, "run.citizns", *where(text, "citizns"), "unknown key")
+    problem_at(exc, file, "run.citizns", *where(text, "citizns"), "expected a known key here")
     problem_at(exc, file, "behaviour.events.red_lite", *where(text, "red_lite"),
                "expected a known event type")
 
@@ -586,7 +586,7 @@ def test_any_unknown_top_level_key_is_refused_naming_that_key(key):
         file = write(Path(tmp), text)
         with pytest.raises(UserError) as info:
             load_scenario(file)
-        problem_at(info.value, file, key, text.count("\n"), 1, "unknown key")
+        problem_at(info.value, file, key, text.count("\n"), 1, "expected a known key here")
 
 
 def _models(annotation, out: set) -> set:

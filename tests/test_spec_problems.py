@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from panopticon.cli import app
 from panopticon.errors import UserError
 from panopticon.scenario import load_scenario
-from panopticon.spec.checks import Problem, closest, shown
+from panopticon.spec.checks import Problem
+from panopticon.spec.files import closest, shown
 
 runner = CliRunner()
 
@@ -86,7 +87,7 @@ def test_a_name_sharing_its_first_word_with_a_known_one_is_close():
 def test_a_missing_value_shows_as_nothing_and_a_long_one_is_cut():
     assert shown(None) == "nothing"
     assert len(shown("x" * 500)) == 60 and shown("x" * 500).endswith("...")
-    assert shown(2 / 3) == "0.6667"
+    assert shown(2 / 3) == "0.6666666667"
 
 
 @given(path=st.lists(st.one_of(st.text(min_size=1, max_size=8).filter(str.isidentifier),

@@ -10,7 +10,6 @@ import only their kernels).
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
@@ -30,7 +29,7 @@ from panopticon.catalogue import (
 from panopticon.policy.conditions import ConditionError, compile_condition
 from panopticon.rng import Stage, stream_key, uniforms
 from panopticon.spec.conditions import PolicyError, compile_policy_conditions, condition_columns
-from panopticon.spec.files import KeyPath, dotted
+from panopticon.spec.files import KeyPath, dotted, one_of, render
 from panopticon.spec.policy import MAX_POINTS, MILLI, PolicySpec
 from panopticon.spec.sampling import draw
 from panopticon.spec.scenario import (
@@ -91,9 +90,7 @@ class Problem:
     def message(self) -> str:
         """``got VALUE; expected RULE``, then ``; did you mean 'NAME'?`` when a known name is
         close to the value: the one style of every problem (the key goes in front of it)."""
-        close = closest(self.value, self.known) if isinstance(self.value, str) else []
-        hint = "; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""
-        return f"got {shown(self.value)}; expected {self.rule}{hint}"
+        return render(self.rule, self.value, self.known)
 
     def __str__(self) -> str:
         """The problem as one line: ``KEY: got VALUE; expected RULE[; did you mean ...?]``."""
@@ -103,36 +100,6 @@ class Problem:
         """The same problem with its path inside ``parent`` (a policy's problems inside the
         scenario's ``policy``)."""
         return replace(self, path=(*parent, *self.path))
-
-
-def closest(name: str, known) -> list[str]:
-    """The known names closest to ``name`` (at most 3): close spellings, else names that share
-    its first word (``red_lite`` -> ``red_light``); none when nothing is close."""
-    known = [str(k) for k in known]
-    return difflib.get_close_matches(name, known, 3) or [
-        k for k in known if k.split("_")[0] == name.split("_")[0]][:3]
-
-
-def shown(value: Any) -> str:
-    """A found value as a message shows it: text quoted, a fraction to 4 significant digits,
-    ``nothing`` for a value not given; cut at 60 characters (a long list or expression)."""
-    if value is None:
-        return "nothing"
-    text = f"{value:.4g}" if isinstance(value, float) else repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-_LISTED = 12
-"""Known names a rule lists (``one of: ...``); beyond that it relies on "did you mean"."""
-
-
-def one_of(what: str, names) -> str:
-    """The rule for a name from a known set: ``a tier of the policy, one of: A, B, C``; a long
-    set is not listed (the closest names come as "did you mean")."""
-    names = [str(n) for n in names]
-    if not names:
-        return f"{what} (there are none)"
-    return f"{what}, one of: {', '.join(names)}" if len(names) <= _LISTED else what
 
 
 def unknown_name(path: KeyPath, name: str, known, what: str) -> Problem:

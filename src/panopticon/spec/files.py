@@ -275,6 +275,44 @@ _EXPONENT = re.compile(r"[-+]?\d+[eE][-+]?\d+")
 _NUMBER_ERRORS = {"float_type", "float_parsing", "int_type", "int_parsing"}
 
 
+def closest(name: str, known) -> list[str]:
+    """The known names closest to ``name`` (at most 3): close spellings, else names that share
+    its first word (``red_lite`` -> ``red_light``); none when nothing is close."""
+    known = [str(k) for k in known]
+    return difflib.get_close_matches(name, known, 3) or [
+        k for k in known if k.split("_")[0] == name.split("_")[0]][:3]
+
+
+def shown(value: Any) -> str:
+    """A found value as a message shows it: text quoted, a fraction to 10 significant digits,
+    ``nothing`` for a value not given; cut at 60 characters (a long list or expression)."""
+    if value is None:
+        return "nothing"
+    text = f"{value:.10g}" if isinstance(value, float) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+_LISTED = 12
+"""Known names a rule lists (``one of: ...``); beyond that it relies on "did you mean"."""
+
+
+def one_of(what: str, names) -> str:
+    """The rule for a name from a known set: ``a tier of the policy, one of: A, B, C``; a long
+    set is not listed (the closest names come as "did you mean")."""
+    names = [str(n) for n in names]
+    if not names:
+        return f"{what} (there are none)"
+    return f"{what}, one of: {', '.join(names)}" if len(names) <= _LISTED else what
+
+
+def render(rule: str, value: Any, known=()) -> str:
+    """A problem in the one style every check and the schema use: ``got VALUE; expected
+    RULE``, then ``; did you mean 'NAME'?`` when a name in ``known`` is close to ``value``."""
+    close = closest(value, known) if isinstance(value, str) and known else []
+    hint = "; did you mean " + " or ".join(map(repr, close)) + "?" if close else ""
+    return f"got {shown(value)}; expected {rule}{hint}"
+
+
 def exponent_hint(text: str, whole: bool = False) -> str:
     """What to write instead of ``text`` (``1e-2``), which YAML 1.1 reads as text, where a
     number (``whole``: a whole number) is expected; matches docs/scenarios.md, File rules."""
@@ -369,17 +407,16 @@ def known_keys(model: Any, loc: tuple[Any, ...], data: Any) -> list[str]:
 
 
 def _unknown_key(err: dict, model: Any, data: Any) -> str:
-    """The message for an unknown key: the closest known keys there, or the known keys."""
+    """The message for an unknown key: the closest known keys there, else the known keys."""
     loc = tuple(err["loc"])
-    key = loc[-1] if loc else ""
+    key = str(loc[-1]) if loc else ""
     keys = known_keys(model, loc[:-1], data) if model is not None else []
-    hint = did_you_mean(str(key), keys)
-    if hint:
-        return "unknown key" + hint
-    if keys:
-        listed = ", ".join(keys) if len(keys) <= 20 else ", ".join(keys[:20]) + ", ..."
-        return f"unknown key; the keys here are {listed}"
-    return "unknown key (check the spelling; see the documented keys)"
+    if not keys:
+        return render("a known key here (check the spelling; see the documented keys)", key)
+    if closest(key, keys):
+        return render("a known key here", key, keys)
+    listed = ", ".join(keys) if len(keys) <= 20 else ", ".join(keys[:20]) + ", ..."
+    return render(f"a known key here, one of: {listed}", key)
 
 
 def _names_in(text: str) -> list[str]:
@@ -387,20 +424,29 @@ def _names_in(text: str) -> list[str]:
     return re.findall(r"'((?:[^'\\]|\\.)*)'", text)
 
 
-def _choice_hint(err: dict) -> str:
-    """A "did you mean" for a mistyped choice: a literal value or key (``regoin``), a
-    distribution ``kind``, a union tag."""
-    kind, shown, ctx = err["type"], err.get("input"), err.get("ctx") or {}
-    if kind == "literal_error" and isinstance(shown, str):
-        return did_you_mean(shown, _names_in(str(ctx.get("expected", ""))))
-    if kind == "union_tag_invalid" and isinstance(ctx.get("tag"), str):
-        return did_you_mean(ctx["tag"], _names_in(str(ctx.get("expected_tags", ""))))
-    if kind == "distribution_kind" and isinstance(shown, dict) and isinstance(
-            shown.get("kind"), str) and "kind:" in err["msg"]:
-        options = [w for w in re.findall(r"\w+", err["msg"].split("kind:", 1)[1]) if w != "or"]
-        hint = did_you_mean(shown["kind"], options)
-        return f"; got kind {shown['kind']!r}{hint}" if shown["kind"] not in options else ""
-    return ""
+def _schema_message(err: dict) -> str:
+    """A schema error (anything but an unknown or missing key) in the one style: the value
+    found, pydantic's "Input should be ..." as the rule, and a "did you mean" for a mistyped
+    choice (a literal value or key such as ``regoin``, a union tag, a distribution kind).
+    A validator's own message is already a rule; it follows the value as it is."""
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    msg = err["msg"].removeprefix("Value error, ")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**60:
+        value = f"a number of {len(str(abs(value)))} digits"
+    known: list[str] = []
+    if kind == "literal_error":
+        known = _names_in(str(ctx.get("expected", "")))
+    elif kind == "union_tag_invalid" and isinstance(ctx.get("tag"), str):
+        value, known = ctx["tag"], _names_in(str(ctx.get("expected_tags", "")))
+    elif kind == "distribution_kind" and isinstance(value, dict) and isinstance(
+            value.get("kind"), str) and "kind:" in msg:
+        options = [w for w in re.findall(r"\w+", msg.split("kind:", 1)[1]) if w != "or"]
+        if value["kind"] not in options:
+            value, known = value["kind"], options
+    if msg.startswith("Input should be "):
+        return render(msg.removeprefix("Input should be "), value, known)
+    hint = render("", value, known).partition("; expected ")[2]  # "; did you mean ...?" or ""
+    return f"got {shown(value)}; {msg}{hint}"
 
 
 def problems_from(exc: ValidationError, data: Any, positions: Positions, file: str,
@@ -436,19 +482,14 @@ def problems_from(exc: ValidationError, data: Any, positions: Positions, file: s
         if kind == "extra_forbidden":
             # hints for the first problems only: a file of 20,000 typos lists MAX_PROBLEMS
             msg = (_unknown_key(err, model, data) if len(problems) < MAX_PROBLEMS
-                   else "unknown key (check the spelling; see the documented keys)")
+                   else render("a known key here (check the spelling; see the documented "
+                               "keys)", str(path[-1]) if path else ""))
         elif kind == "missing":
-            msg = "required key is missing"
+            msg = render("this required key", None)
         elif path in exponents and kind in _TYPE_ERRORS:
-            msg = exponent_hint(*exponents[path])
+            msg = f"got {shown(exponents[path][0])}; " + exponent_hint(*exponents[path])
         else:
-            msg = err["msg"].removeprefix("Value error, ")
-            shown = err.get("input")
-            if isinstance(shown, str | int | float | bool) and kind not in {"union_tag_not_found"}:
-                text = repr(shown) if not isinstance(shown, int) or abs(shown) < 10**60 \
-                    else f"a number of {len(str(abs(shown)))} digits"
-                msg += f"; got {text if len(text) < 60 else text[:57] + '...'}"
-            msg += _choice_hint(err)
+            msg = _schema_message(err)
         problems.append(Problem(file, line, col, dotted(path), msg))
     return problems
 
