@@ -60,7 +60,6 @@ def unsupported(sim: engine.Simulation) -> list[str]:
     found = {
         "opportunities": bool(spec.opportunities),
         "policy.lists": bool(pol.lists),
-        "conditions counting events (days_since, count)": bool(rules.tracked),
         "conditions reading ties' scores (ties_mean)": any(
             f == "ties_mean" for c in rules.conditions.values() for f, _ in c.calls),
         "policy.peer_rating": pol.peer_rating is not None,
@@ -117,21 +116,28 @@ def _policy_arrays(rules: PolicyRuntime, n: int) -> dict[str, np.ndarray]:
 
 
 def part_of(state: engine.State, lo: int, hi: int) -> dict[str, Any]:
-    """What a shard of citizens ``lo`` to ``hi - 1`` starts from: its rows of the state."""
+    """What a shard of citizens ``lo`` to ``hi - 1`` starts from: its rows of the state, and
+    its part of the policy's memory as a snapshot (its ids made the shard's)."""
     return {"scores": state.scores[lo:hi], "tier": state.tier[lo:hi],
             "false_points": state.false_points[lo:hi], "dense": state.rates.dense[lo:hi],
             "code": state.rates.fixed.code[lo:hi] if len(state.rates.fixed.code)
             else state.rates.fixed.code, "total": state.total[lo:hi], "p0": state.p0[lo:hi],
-            "policy": {k: v[..., lo:hi] for k, v in _policy_arrays(state.policy,
-                                                                   len(state.scores)).items()},
-            "due": _due_of(state.policy, lo, hi)}
+            "day": state.day, "policy": _policy_snapshot(state.policy, len(state.scores),
+                                                         lo, hi)}
 
 
-def _due_of(rules: PolicyRuntime, lo: int, hi: int) -> dict[str, np.ndarray]:
-    """The queued changes of citizens ``lo`` to ``hi - 1`` (their ids made the shard's)."""
+def _policy_snapshot(rules: PolicyRuntime, n: int, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """:meth:`PolicyRuntime.snapshot` of citizens ``lo`` to ``hi - 1``: their columns of the
+    per-citizen arrays, their queued changes and their records in the counters' log."""
+    out = {f"policy.{k}": v[..., lo:hi] for k, v in _policy_arrays(rules, n).items()}
     mine = (rules.due_citizen >= lo) & (rules.due_citizen < hi)
-    out = {k: getattr(rules, k)[mine] for k in DUE}
-    out["due_citizen"] = out["due_citizen"] - lo
+    out.update({f"policy.{k}": getattr(rules, k)[mine] for k in DUE})
+    out["policy.due_citizen"] = out["policy.due_citizen"] - lo
+    for e, log in rules.log.items():
+        kept = [c[(c >= lo) & (c < hi)] - lo for _, c in log]
+        out[f"policy.log.{e}.days"] = np.asarray([d for d, _ in log], dtype=np.int64)
+        out[f"policy.log.{e}.sizes"] = np.asarray([len(c) for c in kept], dtype=np.int64)
+        out[f"policy.log.{e}.citizens"] = np.concatenate(kept) if kept else np.empty(0, np.int32)
     return out
 
 
@@ -173,10 +179,7 @@ class Shard:
         self.ties = part["ties"]
         self.rules = PolicyRuntime(sim.scenario.policy, list(sim.events), part["population"],
                                    sim.seed, self.ties, sim.conditions)
-        for k, v in part["policy"].items():
-            getattr(self.rules, k)[...] = v
-        for k, v in part["due"].items():
-            setattr(self.rules, k, v.copy())
+        self.rules.restore(part["policy"], part["day"])
         self.scores = part["scores"].copy()
         self.tier = part["tier"].copy()
         self.false_points = part["false_points"].copy()
@@ -341,6 +344,9 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
         obs = Observations(*(np.concatenate([s[0][k] for s in seen] + [getattr(phantoms, k)])
                              for k in OBS))
         tally = tally + sum(s[1] for s in seen)
+        # the counters conditions read (days_since, count) remember every record; each
+        # shard keeps its own citizens', the driver everyone's (its checkpoints hold them)
+        state.policy.remember(d, obs.citizen, obs.event)
         owner = np.searchsorted(cuts, obs.citizen, side="right") - 1
         mine = [np.flatnonzero(owner == k) for k in range(len(ranges))]
         scores = shards.call("score", [d] * len(ranges),

@@ -241,7 +241,7 @@ class PolicyRuntime:
         for e in self.log:
             days = snap[f"policy.log.{e}.days"]
             parts = np.split(snap[f"policy.log.{e}.citizens"],
-                             np.cumsum(snap[f"policy.log.{e}.sizes"])[:-1])
+                             np.cumsum(snap[f"policy.log.{e}.sizes"])[:-1]) if len(days) else []
             self.log[e] = deque(zip(days.tolist(), parts, strict=True))
         for (e, w), counts in self.window_counts.items():
             counts[:] = 0
