@@ -40,6 +40,7 @@ from panopticon.policy.runtime import ListChanges, PolicyRuntime
 from panopticon.policy.scoring import LedgerRows, associate, classify
 from panopticon.sensors import TALLY, Observations, observe
 from panopticon.society import CSR, network
+from panopticon.spec.conditions import compile_policy_conditions
 
 OBS = ("citizen", "event", "source", "is_true", "true_actor")
 """The columns of :class:`~panopticon.sensors.Observations`."""
@@ -55,13 +56,14 @@ def unsupported(sim: engine.Simulation) -> list[str]:
     """The features of ``sim``'s scenario a sharded run cannot run yet (empty: it can)."""
     spec = sim.scenario
     beh, pol, gov = spec.behaviour, spec.policy, spec.governance
-    rules = PolicyRuntime(pol, list(sim.events), sim.society.population, sim.seed, {},
-                          sim.conditions)
+    pop = sim.society.population
+    conditions = compile_policy_conditions(pol, list(sim.events), pop.labels,
+                                           tuple(pop.traits), sim.conditions)
     found = {
         "opportunities": bool(spec.opportunities),
         "policy.lists": bool(pol.lists),
         "conditions reading ties' scores (ties_mean)": any(
-            f == "ties_mean" for c in rules.conditions.values() for f, _ in c.calls),
+            f == "ties_mean" for c in conditions.values() for f, _ in c.calls),
         "policy.peer_rating": pol.peer_rating is not None,
         "a score formula": getattr(pol.score, "formula", None) is not None,
         "association by listed ties": any(a.listed is not None for a in pol.association),
