@@ -55,6 +55,12 @@ VARIANTS = {
     # rules that read counters of past records (a window's count, the days since the last)
     "counting conditions": {"policy.rules.0.where": 'count("red_light", 5) < 2',
                             "policy.rules.3.where": 'days_since("late_loan_payment") > 3'},
+    # citizens respond: caught today, less often; in tier C or D, more volunteering
+    "responses": {"behaviour.responses": [
+        {"when": 'days_since("red_light") == 0', "events": ["red_light"], "factor": 0.8,
+         "limit": 0.3},
+        {"when": 'tier in ("C", "D")', "events": ["volunteering"], "factor": 1.05,
+         "limit": 2}]},
 }
 
 
@@ -224,16 +230,19 @@ def test_scenarios_a_sharded_run_cannot_take_are_refused_before_anything_is_writ
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("variant", ["expiring rules", "counting conditions", "city_incentive"])
+@pytest.mark.parametrize("variant", ["expiring rules", "counting conditions", "responses",
+                                     "city_incentive"])
 def test_shards_taking_over_a_run_midway_end_as_the_run_straight_through(variant):
     """Six days in one process, then the rest in 3 shards (as a resumed checkpoint is): the
-    shards start from the state's rows, queued expiries and counters' logs included, and end
-    with the straight run's fingerprint."""
+    shards start from the state's rows, queued expiries, counters' logs and adapted rates
+    included, and end with the straight run's fingerprint."""
     spec = _reference(changes=VARIANTS[variant]) if variant in VARIANTS else pc.load(
         variant).with_run(citizens=CITIZENS, days=12)
     sim = engine.build(spec)
     straight = engine.run(sim, engine.initial_state(sim)).fingerprint()
     sim = engine.build(spec)
     state = engine.run(sim, engine.initial_state(sim), until=6)
-    assert len(state.policy.due) or any(state.policy.log.values())  # something to hand over
+    start = engine.initial_state(engine.build(spec)).rates.dense
+    assert len(state.policy.due) or any(state.policy.log.values()) or not np.array_equal(
+        state.rates.dense, start)  # something beyond day 0 to hand over
     assert shards.run(sim, state, None, 3, inline=True).fingerprint() == straight

@@ -808,11 +808,18 @@ def try_opportunities(sim: Simulation, state: State, today: Gates) -> Opportunit
 
 def adapt_behaviour(sim: Simulation, state: State) -> None:
     """End of day: deterrence by tier, then the scenario's responses (rates in place)."""
-    respond(list(sim.deterrence), state.tier, state.rates, state.total, state.p0)
+    adapt_rates(sim, state.policy, state.day, state.scores, state.tier, state.rates,
+                state.total, state.p0, state.base)
+
+
+def adapt_rates(sim: Simulation, rules: PolicyRuntime, day: int, scores: np.ndarray,
+                tier: np.ndarray, rates: Rates, total: np.ndarray, p0: np.ndarray,
+                base: Profiled) -> None:
+    """:func:`adapt_behaviour` of the citizens ``rules`` holds (everyone, or a shard)."""
+    respond(list(sim.deterrence), tier, rates, total, p0)
     if sim.responses.paths:
-        masks = [state.policy.evaluate(p, state.day, state.scores, state.tier)
-                 for p in sim.responses.paths]
-        adapt(sim.responses, masks, state.rates, state.total, state.p0, state.base)
+        masks = [rules.evaluate(p, day, scores, tier) for p in sim.responses.paths]
+        adapt(sim.responses, masks, rates, total, p0, base)
 
 
 def change_ties(sim: Simulation, state: State) -> dict[str, int]:

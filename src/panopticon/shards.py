@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from panopticon import engine, kernels, ledger
-from panopticon.behaviour import Profiled, Rates, TrueEvents, behave, respond
+from panopticon.behaviour import Profiled, Rates, TrueEvents, behave
 from panopticon.errors import UserError
 from panopticon.metrics.daily import behaviour_by_group, measure
 from panopticon.policy.runtime import ListChanges, PolicyRuntime
@@ -68,7 +68,6 @@ def unsupported(sim: engine.Simulation) -> list[str]:
         "a score formula": getattr(pol.score, "formula", None) is not None,
         "association by listed ties": any(a.listed is not None for a in pol.association),
         "more than one association rule": len(pol.association) > 1,
-        "behaviour.responses": bool(beh.responses),
         "behaviour.perceived_deterrence": bool(beh.perceived_deterrence),
         "behaviour.unfriending": beh.unfriending is not None,
         "behaviour.partners": beh.partners is not None,
@@ -124,6 +123,7 @@ def part_of(state: engine.State, lo: int, hi: int) -> dict[str, Any]:
             "false_points": state.false_points[lo:hi], "dense": state.rates.dense[lo:hi],
             "code": state.rates.fixed.code[lo:hi] if len(state.rates.fixed.code)
             else state.rates.fixed.code, "total": state.total[lo:hi], "p0": state.p0[lo:hi],
+            "base_code": state.base.code[lo:hi] if len(state.base.code) else state.base.code,
             "day": state.day, "policy": _policy_snapshot(state.policy, len(state.scores),
                                                          lo, hi)}
 
@@ -161,7 +161,8 @@ def shared_with_shards(sim: engine.Simulation, state: engine.State) -> dict[str,
     against, and the rates' tables."""
     pop = sim.society.population
     return {"sim": replace(sim, society=None), "region": pop.region, "abroad": pop.abroad,
-            "group": pop.group, "table": state.rates.fixed.table, "where": state.rates.where}
+            "group": pop.group, "table": state.rates.fixed.table, "where": state.rates.where,
+            "base_table": state.base.table}
 
 
 class Shard:
@@ -188,6 +189,7 @@ class Shard:
         self.rates = Rates(part["dense"].copy(), Profiled(part["code"].copy(), shared["table"]),
                            shared["where"])
         self.total, self.p0 = part["total"].copy(), part["p0"].copy()
+        self.base = Profiled(part["base_code"].copy(), shared["base_table"])
         self.records = replace(sim.sensors, block_first=np.zeros(0, np.int64),
                                block_len=np.zeros(0, np.int64),
                                block_profile=np.zeros(0, np.int32))  # phantoms: the driver's
@@ -224,9 +226,9 @@ class Shard:
 
     def finish(self, day: int, everyone: np.ndarray | None) -> dict[str, Any]:
         """The rest of the shard's day: association (reading ``everyone``'s scores), the
-        scope's treatment of citizens abroad, tiers and deterrence. Returns the day's ledger
-        rows by stage (citizen ids), the leaves of the shard's blocks, and its citizens'
-        scores, tiers and false points."""
+        scope's treatment of citizens abroad, tiers, deterrence and responses. Returns the
+        day's ledger rows by stage (citizen ids), the leaves of the shard's blocks, and its
+        citizens' scores, tiers and false points."""
         sim, rules = self.sim, self.rules
         if everyone is not None:
             self.changes.append(associate(day, sim.policy, self.ties, self.scores,
@@ -244,7 +246,8 @@ class Shard:
             np.int32))) for rows in self.changes]
         blocks, leaves = ledger.leaves({k: np.concatenate([s[k] for s in stages])
                                         for k in stages[0]})
-        respond(list(sim.deterrence), self.tier, self.rates, self.total, self.p0)
+        engine.adapt_rates(sim, rules, day, self.scores, self.tier, self.rates, self.total,
+                           self.p0, self.base)
         return {"stages": stages, "blocks": blocks, "leaves": leaves, "scores": self.scores,
                 "tier": self.tier, "false_points": self.false_points, "standing": standing}
 
