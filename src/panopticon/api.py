@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from panopticon import engine, tuning
-from panopticon.errors import RunInterrupted, UserError
+from panopticon.errors import RunInterrupted, ShardFailed, UserError
 from panopticon.scenario import ScenarioSpec, load_preset, load_scenario
 from panopticon.store import digest, local
 from panopticon.store.tables import Collector, citizens_table
@@ -301,7 +301,7 @@ def _drive(sim, state, writer: local.RunWriter, progress, setup_s: float, loop,
         raise RunInterrupted(writer.dir, writer.manifest["days_completed"]) from None
     except Exception as exc:
         writer.mark(local.FAILED, local.describe_error(exc))
-        if type(exc).__name__ == "ShardFailed":  # panopticon.shards, imported only if used
+        if isinstance(exc, ShardFailed):
             raise UserError(f"{exc}; {writer.dir} is marked failed with "
                             f"{writer.manifest['days_completed']} days checkpointed; continue "
                             f"it with\n  panopticon run --resume {writer.dir} [--shards K]"

@@ -952,8 +952,7 @@ def step(sim: Simulation, state: State) -> DayRecord:
     metrics.update(coverage_today(sim, state))
     if visiting is not None:
         metrics.update(visiting)
-    every = sim.scenario.run.survey_every
-    survey = every > 0 and ((d + 1) % every == 0 or d == 0 or d + 1 == sim.scenario.run.days)
+    survey = survey_day(sim, d)
     state.day = d + 1
     groups = len(pop.labels["group"])
     if policy.manipulations is not None:
@@ -965,6 +964,13 @@ def step(sim: Simulation, state: State) -> DayRecord:
                      measure_network(sim, state) if survey else {},
                      {layer: network.group_stats(csr, state.tier, pop.group, groups)
                       for layer, csr in state.ties.items()} if survey else {})
+
+
+def survey_day(sim: Simulation, day: int) -> bool:
+    """Whether ``day`` is a survey day: every ``run.survey_every`` days, the first and the
+    last (never with ``survey_every`` 0)."""
+    every = sim.scenario.run.survey_every
+    return every > 0 and ((day + 1) % every == 0 or day == 0 or day + 1 == sim.scenario.run.days)
 
 
 def _observe_present(sim: Simulation, state: State, true):

@@ -73,3 +73,8 @@ class RunInterrupted(KeyboardInterrupt):
         """The signal came during the final write, which finished: the run is complete."""
         super().__init__(f"interrupted after the run was completed in {path}" if complete else
                          f"interrupted; {days_completed} days are checkpointed in {path}")
+
+
+class ShardFailed(Exception):
+    """A shard's Ray worker died or failed during a sharded run (``panopticon.shards``): the
+    run stops at its last checkpoint, marked failed."""

@@ -34,7 +34,7 @@ import numpy as np
 
 from panopticon import engine, kernels, ledger
 from panopticon.behaviour import Profiled, Rates, TrueEvents, behave
-from panopticon.errors import UserError
+from panopticon.errors import ShardFailed, UserError
 from panopticon.metrics.daily import behaviour_by_group, measure
 from panopticon.policy.runtime import ListChanges, PolicyRuntime
 from panopticon.policy.scoring import LedgerRows, associate, classify
@@ -121,9 +121,8 @@ def part_of(state: engine.State, lo: int, hi: int) -> dict[str, Any]:
     its part of the policy's memory as a snapshot (its ids made the shard's)."""
     return {"scores": state.scores[lo:hi], "tier": state.tier[lo:hi],
             "false_points": state.false_points[lo:hi], "dense": state.rates.dense[lo:hi],
-            "code": state.rates.fixed.code[lo:hi] if len(state.rates.fixed.code)
-            else state.rates.fixed.code, "total": state.total[lo:hi], "p0": state.p0[lo:hi],
-            "base_code": state.base.code[lo:hi] if len(state.base.code) else state.base.code,
+            "code": state.rates.fixed.code[lo:hi], "total": state.total[lo:hi],
+            "p0": state.p0[lo:hi], "base_code": state.base.code[lo:hi],
             "day": state.day, "policy": _policy_snapshot(state.policy, len(state.scores),
                                                          lo, hi)}
 
@@ -271,10 +270,6 @@ class _Inline:
             strict=True)]
 
 
-class ShardFailed(Exception):
-    """A shard's Ray worker died or failed: the run stops at its last checkpoint."""
-
-
 class _OnRay:
     """Shards as Ray actors; each call runs on every shard at once."""
 
@@ -339,7 +334,7 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
     every = sim.scenario.run.checkpoint_every
     cuts = np.asarray([lo for lo, _ in ranges] + [sim.n])
     pop = sim.society.population
-    every_survey, groups = sim.scenario.run.survey_every, len(pop.labels["group"])
+    groups = len(pop.labels["group"])
     no_events = TrueEvents(np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.int32))
     while state.day < last:
         d = state.day
@@ -370,8 +365,7 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
                           len(rows["citizen"]), state.ever_false, state.false_points)
         metrics.update({k: sum(s["standing"][k] for s in done) for k in done[0]["standing"]})
         del done
-        survey = every_survey > 0 and ((d + 1) % every_survey == 0 or d == 0
-                                       or d + 1 == sim.scenario.run.days)
+        survey = engine.survey_day(sim, d)
         state.day = d + 1
         behaviour = {"true_events": sum(s[2] for s in seen)}
         if survey:  # today's rates, and the ties (which shards never change) on the driver
