@@ -90,6 +90,21 @@ def test_thread_count_does_not_change_the_run():
     assert numba.get_num_threads() == before
 
 
+def test_changing_rates_are_kept_in_four_bytes_and_checkpointed_as_kept():
+    """The rates that change (deterrence, responses) take 4 bytes a citizen and event type,
+    in the state and in its checkpoint; a checkpoint with 8-byte rates is refused by name."""
+    sim = engine.build(load_preset("seed_article").with_run(citizens=2_000, days=3))
+    state = engine.run(sim)
+    dense = state.rates.dense
+    assert dense.dtype == np.float32 and dense.shape[0] == 2_000
+    assert np.flatnonzero(sim.adapting).size and (state.rates.where[sim.adapting] >= 0).all()
+    snap = state.snapshot()
+    assert snap["rates"].dtype == np.float32
+    assert engine.State.check_snapshot(snap, sim) == []
+    problems = engine.State.check_snapshot({**snap, "rates": snap["rates"].astype(float)}, sim)
+    assert problems == [f"rates: float64 {dense.shape}, expected float32 with 2 dimensions"]
+
+
 def test_run_stopped_at_day_k_and_continued_equals_a_straight_run():
     """engine.run(until=k) then engine.run(state) gives the same state as a run straight through."""
     spec = _scenario()

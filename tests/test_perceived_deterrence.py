@@ -25,6 +25,11 @@ SETUP = {
 }
 
 
+STORED = 3e-7
+"""Relative precision of a stored rate: a changing rate is float32 (6e-8 a rounding), rounded
+when it starts and again each time it is rescaled."""
+
+
 def _column(state, sim, event: str) -> np.ndarray:
     return state.rates.rows()[:, list(sim.events).index(event)]
 
@@ -39,10 +44,10 @@ def test_rates_start_at_their_trait_rate_times_exp_of_minus_sensitivity_chance_p
     pop = sim.society.population
     urban = pop.region == pop.labels["region"].index("urban")
     red = _column(state, sim, "red_light")
-    assert red[urban] == pytest.approx(0.05 * math.exp(-0.2), rel=1e-12)
-    assert red[~urban] == pytest.approx(0.05 * math.exp(-0.04), rel=1e-12)
+    assert red[urban] == pytest.approx(0.05 * math.exp(-0.2), rel=STORED)
+    assert red[~urban] == pytest.approx(0.05 * math.exp(-0.04), rel=STORED)
     assert _column(state, sim, "late_loan_payment") == pytest.approx(0.03 * math.exp(-0.18))
-    assert (_column(state, sim, "volunteering") == 0.04).all()
+    assert _column(state, sim, "volunteering") == pytest.approx(0.04, rel=STORED)
     assert state.total == pytest.approx(state.rates.rows().sum(axis=1))
 
 
@@ -56,7 +61,7 @@ def test_citizens_abroad_and_exempt_citizens_expect_no_cost_and_are_not_deterred
     pop = sim.society.population
     free = pop.abroad | (pop.age >= 60)
     assert free.any() and (~free).any()
-    assert (_column(state, sim, "red_light")[free] == 0.05).all()
+    assert _column(state, sim, "red_light")[free] == pytest.approx(0.05, rel=STORED)
     assert (_column(state, sim, "red_light")[~free] < 0.05).all()
 
 
@@ -69,8 +74,8 @@ def test_an_event_nobody_records_or_nothing_punishes_is_not_deterred(tiny_data):
     data["behaviour"]["events"]["jaywalking"] = {"rate": 0.02, "min_age": 0}
     sim = engine.build(build_scenario(data))
     state = engine.initial_state(sim)
-    assert (_column(state, sim, "volunteering") == 0.04).all()  # rewarded, not punished
-    assert (_column(state, sim, "jaywalking") == 0.02).all()  # no source sees it
+    assert _column(state, sim, "volunteering") == pytest.approx(0.04, rel=STORED)  # rewarded, not punished
+    assert _column(state, sim, "jaywalking") == pytest.approx(0.02, rel=STORED)  # no source sees it
 
 
 def test_rates_follow_coverage_when_the_police_move(tiny_data):
@@ -90,7 +95,7 @@ def test_rates_follow_coverage_when_the_police_move(tiny_data):
         moved |= not np.allclose(cov, [0.5, 0.1])
         expected = 0.05 * np.exp(-0.1 * cov[pop.region] * 0.8 * 5)
         # other mechanisms are off: only perceived deterrence changes this rate
-        assert state.rates.rows()[:, t] == pytest.approx(expected, rel=1e-9)
+        assert state.rates.rows()[:, t] == pytest.approx(expected, rel=STORED)
     assert moved
 
 
@@ -151,5 +156,5 @@ def test_with_two_sources_the_chance_is_that_either_records_it(tiny_data):
     pop = sim.society.population
     urban = pop.region == pop.labels["region"].index("urban")
     red = _column(state, sim, "red_light")
-    assert red[urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.67 * 5), rel=1e-12)
-    assert red[~urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.494 * 5), rel=1e-12)
+    assert red[urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.67 * 5), rel=STORED)
+    assert red[~urban] == pytest.approx(0.05 * math.exp(-0.1 * 0.494 * 5), rel=STORED)

@@ -16,6 +16,7 @@ import numpy as np
 
 from panopticon import kernels, ledger
 from panopticon.behaviour import (
+    DENSE,
     Deterrence,
     PerceivedDeterrence,
     Profiled,
@@ -219,7 +220,7 @@ class State:
     def restore(cls, snap: dict[str, np.ndarray], sim: Simulation) -> State:
         """Rebuild a state of ``sim`` from :meth:`snapshot`."""
         start, base = _start_rates(sim)
-        rates = Rates(np.ascontiguousarray(snap["rates"], dtype=np.float64), start.fixed,
+        rates = Rates(np.ascontiguousarray(snap["rates"], dtype=DENSE), start.fixed,
                       start.where)
         del start
         total, p0 = np.empty(sim.n), np.empty(sim.n)
@@ -476,11 +477,13 @@ def build(scenario: ScenarioSpec) -> Simulation:
 
 def _baseline(scenario: ScenarioSpec, events: list[str], pop, seed: int) -> np.ndarray:
     """(T, G) expected events a day by type and group at the starting rates, one type at a
-    time (each sum in citizen order, as over the whole table)."""
+    time (each sum in citizen order, as over the whole table), each rate as a changing rate
+    is kept (:data:`~panopticon.behaviour.DENSE`), so that a rate that never moves reads as no
+    change."""
     groups = len(pop.labels["group"])
     out = np.zeros((len(events), groups))
     for t, column in initial_rate_columns(scenario, events, pop, seed):
-        out[t] = rates_by_group(column[:, None], pop.group, groups)[0]
+        out[t] = rates_by_group(column.astype(DENSE)[:, None], pop.group, groups)[0]
     return out
 
 

@@ -1,15 +1,15 @@
 """Behave and respond: each citizen's true events of the day, and rates that adapt.
 
-Rates are float64 events per citizen-day, (n, T), passed as ``rates``, a tuple of parts
-``(dense, table, code, where)``: event type t's column is ``dense[:, where[t]]`` (float64 (n,
-D)) where ``where[t] >= 0``, else the fixed column ``-1 - where[t]`` of ``table`` (float64 (P,
-F), a few distinct rows) at each citizen's row ``code`` ((n,) integer). Only dense columns
-change: the kernels that change rates write ``dense``. A kernel unpacks the tuple once, outside
-its loops, and hands the arrays to the inlined helpers (an array taken out of a tuple inside
-a parallel loop costs a shared reference count per use: ten times slower). Alongside them
-every stage keeps
-``total`` (n,), each citizen's row sum, and ``p0`` (n,), the chance of no event in a day,
-``exp(-total)``: the kernels that change rates refresh both for the citizens they touch. The
+Rates are events per citizen-day, (n, T), passed as ``rates``, a tuple of parts
+``(dense, table, code, where)``: event type t's column is ``dense[:, where[t]]`` ((n, D),
+float32 in a run; any float type here, as sums and products are worked out in float64) where
+``where[t] >= 0``, else the fixed column ``-1 - where[t]`` of ``table`` (float64 (P, F), a
+few distinct rows) at each citizen's row ``code`` ((n,) integer). Only dense columns change:
+the kernels that change rates write ``dense``. A kernel unpacks the tuple once, outside its
+loops, and hands the arrays to the inlined helpers (an array taken out of a tuple inside a
+parallel loop costs a shared reference count per use: ten times slower). Alongside them
+every stage keeps ``total`` (n,), each citizen's row sum, and ``p0`` (n,), the chance of no
+event in a day, ``exp(-total)``: the kernels that change rates refresh both for the citizens they touch. The
 Poisson CDF at 1 and 2 that the event draw compares with follows from these two by a
 multiplication and an addition each (:func:`cdf12`), so it is worked out when drawn rather than
 kept (16 bytes a citizen).
