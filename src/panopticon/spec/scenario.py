@@ -705,7 +705,7 @@ class RunSpec(Strict):
     days: Annotated[int, Field(ge=1, le=36_500)] = 365
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     checkpoint_every: Annotated[int, Field(ge=1, le=36_500)] = 30
-    write_buffer_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 256.0
+    write_buffer_mb: Annotated[float, Field(gt=0, le=1_000_000)] = 64.0
     """A stored run writes its buffered days as parts once they hold this many megabytes,
     without waiting for the next checkpoint (which then lists them): memory stays bounded
     however many citizens a checkpoint interval holds."""
