@@ -8,11 +8,12 @@ records that name its citizens (each keyed by its place in the day's list, which
 assigns), pulls its citizens toward their ties (on association days the driver hands every
 shard everyone's scores), classifies, deters, and hashes its blocks' ledger leaves. The driver
 draws the day's phantom records, routes every record to the shard of the citizen it names,
-links the day's ledger root from the shards' leaves, and merges the day's numbers and rows in
-the order one process writes them. A sharded run therefore stores the same tables, ledger
-chain and fingerprint as the same run unsharded, for any number of shards
-(``tests/test_shards.py``), and its checkpoints are ordinary checkpoints: a run stopped with
-K shards resumes with any number, or none.
+links the day's ledger root from the shards' leaves, merges the day's numbers and rows in the
+order one process writes them, and changes the ties (unfriending, the partner market: it
+holds every tie and the day's scores and tiers), sending each shard its new rows. A sharded
+run therefore stores the same tables, ledger chain and fingerprint as the same run unsharded,
+for any number of shards (``tests/test_shards.py``), and its checkpoints are ordinary
+checkpoints: a run stopped with K shards resumes with any number, or none.
 
 What is sharded today (docs/scale.md): the day's work and the changing state. A shard holds
 its rows of the society and of the state, and of everyone only what records are drawn
@@ -69,8 +70,6 @@ def unsupported(sim: engine.Simulation) -> list[str]:
         "association by listed ties": any(a.listed is not None for a in pol.association),
         "more than one association rule": len(pol.association) > 1,
         "behaviour.perceived_deterrence": bool(beh.perceived_deterrence),
-        "behaviour.unfriending": beh.unfriending is not None,
-        "behaviour.partners": beh.partners is not None,
         "society.visitors": bool(sim.society.population.visitors),
         "sensors' reallocate": any(s.reallocate is not None for s in spec.sensors.values()),
         "governance (appeals, review, insiders)": bool(gov.appeals or gov.review
@@ -142,16 +141,17 @@ def _policy_snapshot(rules: PolicyRuntime, n: int, lo: int, hi: int) -> dict[str
     return out
 
 
-def society_part(sim: engine.Simulation, lo: int, hi: int) -> dict[str, Any]:
+def society_part(sim: engine.Simulation, state: engine.State, lo: int, hi: int
+                 ) -> dict[str, Any]:
     """A shard's rows of the society: its citizens' attributes (copies) and their rows of the
-    tie layers the policy pulls along."""
+    tie layers the policy pulls along, as the state has them (rewired, in a resumed run)."""
     pop = sim.society.population
     mine = replace(pop, **{f.name: getattr(pop, f.name)[lo:hi].copy() for f in fields(pop)
                            if isinstance(getattr(pop, f.name), np.ndarray)},
                    traits={k: v[lo:hi].copy() for k, v in pop.traits.items()})
     layers = {a.ties for a in sim.scenario.policy.association}
     return {"population": mine,
-            "ties": {name: _rows(sim.society.ties[name], lo, hi) for name in layers}}
+            "ties": {name: _rows(state.ties[name], lo, hi) for name in layers}}
 
 
 def shared_with_shards(sim: engine.Simulation, state: engine.State) -> dict[str, Any]:
@@ -250,6 +250,11 @@ class Shard:
         return {"stages": stages, "blocks": blocks, "leaves": leaves, "scores": self.scores,
                 "tier": self.tier, "false_points": self.false_points, "standing": standing}
 
+    def retie(self, ties: dict[str, CSR]) -> None:
+        """The shard's new rows of tie layers the driver changed (unfriending, the partner
+        market), for the next association."""
+        self.ties.update(ties)  # the policy runtime reads this dict
+
     def state(self) -> dict[str, Any]:
         """The shard's rows of the state that the driver does not follow day by day."""
         due = {k: getattr(self.rules, k) for k in DUE}
@@ -304,7 +309,7 @@ def run(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None, s
     shared = shared_with_shards(sim, state)
 
     def part(lo: int, hi: int) -> dict[str, Any]:  # made when handed over: one at a time
-        return {**part_of(state, lo, hi), **society_part(sim, lo, hi)}
+        return {**part_of(state, lo, hi), **society_part(sim, state, lo, hi)}
 
     if inline:
         return _drive(sim, state, sink, ranges, _Inline(
@@ -365,10 +370,19 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
                           len(rows["citizen"]), state.ever_false, state.false_points)
         metrics.update({k: sum(s["standing"][k] for s in done) for k in done[0]["standing"]})
         del done
+        # unfriending and the partner market on the driver, which holds every tie and
+        # today's scores and tiers; the shards get their new rows of the layers they pull along
+        before = dict(state.ties)
+        metrics.update(engine.change_ties(sim, state))
+        pulled = {a.ties for a in sim.scenario.policy.association}
+        changed = [name for name in pulled if state.ties[name] is not before[name]]
+        if changed:
+            shards.call("retie", [{name: _rows(state.ties[name], lo, hi) for name in changed}
+                                  for lo, hi in ranges])
         survey = engine.survey_day(sim, d)
         state.day = d + 1
         behaviour = {"true_events": sum(s[2] for s in seen)}
-        if survey:  # today's rates, and the ties (which shards never change) on the driver
+        if survey:  # today's rates, and the ties (which only the driver changes) on the driver
             gather(state, ranges, shards)
             behaviour = {**behaviour_by_group(no_events, pop.group, sim.baseline, state.rates,
                                               sim.adapting), **behaviour}
