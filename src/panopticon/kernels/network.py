@@ -429,9 +429,10 @@ def components(indptr, indices):
     return n_components, largest, isolated
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(parallel=True, cache=True, nogil=True)
 def by_group(indptr, indices, tier, group, n_groups):
-    """Ties of each group's members.
+    """Ties of each group's members, counted over :data:`_BLOCKS` fixed blocks of rows in
+    parallel (whole numbers: the same for any thread count).
 
     Args:
         indptr, indices: the layer. tier: (n,) uint8. group: (n,) group code. n_groups: G.
@@ -440,15 +441,18 @@ def by_group(indptr, indices, tier, group, n_groups):
         (members, entries: their ties, same: ties to their own tier, alone: members without
         a tie), int64 (G,) each.
     """
-    entries = np.zeros(n_groups, dtype=np.int64)
-    same = np.zeros(n_groups, dtype=np.int64)
-    alone = np.zeros(n_groups, dtype=np.int64)
-    members = np.zeros(n_groups, dtype=np.int64)
-    for r in range(indptr.shape[0] - 1):
-        g = group[r]
-        members[g] += 1
-        alone[g] += indptr[r + 1] == indptr[r]
-        for q in range(indptr[r], indptr[r + 1]):
-            entries[g] += 1
-            same[g] += tier[indices[q]] == tier[r]
+    n = indptr.shape[0] - 1
+    counts = np.zeros((_BLOCKS, 4, n_groups), dtype=np.int64)
+    for blk in nb.prange(_BLOCKS):
+        c = counts[blk]
+        for r in range(blk * n // _BLOCKS, (blk + 1) * n // _BLOCKS):
+            g = group[r]
+            lo, hi = indptr[r], indptr[r + 1]
+            c[0, g] += 1
+            c[1, g] += hi - lo
+            for q in range(lo, hi):
+                c[2, g] += tier[indices[q]] == tier[r]
+            c[3, g] += hi == lo
+    total = counts.sum(axis=0)
+    members, entries, same, alone = total[0], total[1], total[2], total[3]
     return members, entries, same, alone
