@@ -9,8 +9,10 @@ assigns), pulls its citizens toward their ties (on association days the driver h
 shard everyone's scores), classifies, deters, and hashes its blocks' ledger leaves. The driver
 draws the day's phantom records, routes every record to the shard of the citizen it names,
 links the day's ledger root from the shards' leaves, merges the day's numbers and rows in the
-order one process writes them, and changes the ties (unfriending, the partner market: it
-holds every tie and the day's scores and tiers), sending each shard its new rows. A sharded
+order one process writes them, changes the ties (unfriending, the partner market: it holds
+every tie and the day's scores and tiers), sending each shard its new rows, and decides the
+opportunities (it holds their state: the shards hand it their citizens' sanctions and perks,
+and the true standing of those it refused; it hands them the loans that end today). A sharded
 run therefore stores the same tables, ledger chain and fingerprint as the same run unsharded,
 for any number of shards (``tests/test_shards.py``), and its checkpoints are ordinary
 checkpoints: a run stopped with K shards resumes with any number, or none.
@@ -34,11 +36,12 @@ from typing import Any
 import numpy as np
 
 from panopticon import engine, kernels, ledger
-from panopticon.behaviour import Profiled, Rates, TrueEvents, behave
+from panopticon.behaviour import Profiled, Rates, TrueEvents, add_events, behave
 from panopticon.errors import ShardFailed, UserError
 from panopticon.metrics.daily import behaviour_by_group, measure
 from panopticon.policy.runtime import ListChanges, PolicyRuntime
 from panopticon.policy.scoring import LedgerRows, associate, classify
+from panopticon.sanctions import Gates, loan_outcomes
 from panopticon.sensors import TALLY, Observations, observe
 from panopticon.society import CSR, network
 from panopticon.spec.conditions import compile_policy_conditions
@@ -61,7 +64,11 @@ def unsupported(sim: engine.Simulation) -> list[str]:
     conditions = compile_policy_conditions(pol, list(sim.events), pop.labels,
                                            tuple(pop.traits), sim.conditions)
     found = {
-        "opportunities": bool(spec.opportunities),
+        "opportunities read before the day's scoring (policy.score.realtime: false)": bool(
+            spec.opportunities) and not pol.score.realtime,
+        "a loan's repay as an expression": any(
+            o.loan is not None and isinstance(o.loan.repay, str)
+            for o in spec.opportunities.values()),
         "policy.lists": bool(pol.lists),
         "conditions reading ties' scores (ties_mean)": any(
             f == "ties_mean" for c in conditions.values() for f, _ in c.calls),
@@ -194,13 +201,17 @@ class Shard:
                                block_profile=np.zeros(0, np.int32))  # phantoms: the driver's
         self.changes: list[LedgerRows] = []
 
-    def observe(self, day: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        """The shard's citizens' true events and the records of them (citizen ids, in the
-        order one process lists them), the day's tally of them (5, T) and the true events by
-        type and group (T, G)."""
+    def observe(self, day: int, loans: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """The shard's citizens' true events (with ``loans``, the loans of its citizens that
+        end today: citizen ids and events) and the records of them (citizen ids, in the order
+        one process lists them), the day's tally of them (5, T) and the true events by type
+        and group (T, G)."""
         sim = self.sim
         true = behave(sim.seed, day, self.rates, self.total, self.p0, self.lo)
         true = TrueEvents((true.citizen + self.lo).astype(np.int32), true.event, true.seq)
+        if loans is not None:
+            true = add_events(true, *loans)
         obs, _, tally = observe(sim.seed, day, true, self.records, self.region, self.abroad)
         by_group = behaviour_by_group(true, self.group, sim.baseline, None, sim.adapting)
         return {k: getattr(obs, k) for k in OBS}, tally, by_group["true_events"]
@@ -247,8 +258,20 @@ class Shard:
                                         for k in stages[0]})
         engine.adapt_rates(sim, rules, day, self.scores, self.tier, self.rates, self.total,
                            self.p0, self.base)
+        gates = (denied, granted) if sim.opportunities.kinds else None
         return {"stages": stages, "blocks": blocks, "leaves": leaves, "scores": self.scores,
-                "tier": self.tier, "false_points": self.false_points, "standing": standing}
+                "tier": self.tier, "false_points": self.false_points, "standing": standing,
+                "gates": gates}
+
+    def honest(self, day: int, citizens: np.ndarray) -> tuple[dict, dict, np.ndarray]:
+        """The gates on the true standing of ``citizens`` (ids of the shard's, ascending)
+        as :func:`panopticon.engine.gates` works them out: (denied, granted, scores)."""
+        sim, rules = self.sim, self.rules
+        mine = citizens - self.lo
+        scores = self.scores[mine] - self.false_points[mine]
+        tier = rules.cap_tiers(day, classify(sim.policy, scores), honest=True, subset=mine)
+        return (*rules.consequences(day, scores, tier, honest=True, subset=mine,
+                                    everyone=lambda: self.scores - self.false_points), scores)
 
     def retie(self, ties: dict[str, CSR]) -> None:
         """The shard's new rows of tie layers the driver changed (unfriending, the partner
@@ -341,9 +364,20 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
     pop = sim.society.population
     groups = len(pop.labels["group"])
     no_events = TrueEvents(np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.int32))
+    opps = sim.opportunities
+
+    def by_shard(citizens: np.ndarray) -> list[slice]:
+        """Where each shard's citizens lie in ascending ``citizens``."""
+        at = np.searchsorted(citizens, cuts)
+        return [slice(at[k], at[k + 1]) for k in range(len(ranges))]
+
     while state.day < last:
         d = state.day
-        seen = shards.call("observe", [d] * len(ranges))
+        loans = [None] * len(ranges)
+        if opps.loans:  # the loans that end today are true events of their citizens
+            citizen, event = loan_outcomes(d, opps, state.opportunities)
+            loans = [(citizen[k], event[k]) for k in by_shard(citizen)]
+        seen = shards.call("observe", [d] * len(ranges), loans)
         phantoms, _, tally = observe(sim.seed, d, no_events, state.sensors, pop.region,
                                      pop.abroad)
         obs = Observations(*(np.concatenate([s[0][k] for s in seen] + [getattr(phantoms, k)])
@@ -368,7 +402,16 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
         counts = dict(zip(TALLY, tally, strict=True))
         metrics = measure(d, state.scores, state.tier, sim.policy.tier_names, counts, obs,
                           len(rows["citizen"]), state.ever_false, state.false_points)
-        metrics.update({k: sum(s["standing"][k] for s in done) for k in done[0]["standing"]})
+        standing = {k: sum(s["standing"][k] for s in done) for k in done[0]["standing"]}
+        wrongly = standing.pop("citizens_wrongly_sanctioned", None)
+        metrics.update(standing)
+        tried = None
+        if opps.kinds:  # on the driver, which holds the opportunities' state
+            tried = engine.try_opportunities(sim, state, _gates(d, state, done, shards,
+                                                                by_shard))
+            metrics.update(engine.opportunity_totals(tried))
+        if wrongly is not None:
+            metrics["citizens_wrongly_sanctioned"] = wrongly
         del done
         # unfriending and the partner market on the driver, which holds every tie and
         # today's scores and tiers; the shards get their new rows of the layers they pull along
@@ -387,7 +430,7 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
             behaviour = {**behaviour_by_group(no_events, pop.group, sim.baseline, state.rates,
                                               sim.adapting), **behaviour}
         record = engine.DayRecord(
-            d, metrics, counts, obs, rows, ListChanges.concat([]), behaviour=behaviour,
+            d, metrics, counts, obs, rows, ListChanges.concat([]), tried, behaviour=behaviour,
             network=engine.measure_network(sim, state) if survey else {},
             network_groups={layer: network.group_stats(csr, state.tier, pop.group, groups)
                             for layer, csr in state.ties.items()} if survey else {})
@@ -399,6 +442,21 @@ def _drive(sim: engine.Simulation, state: engine.State, sink: engine.Sink | None
         del record
     gather(state, ranges, shards)
     return state
+
+
+def _gates(day: int, state: engine.State, done: list[dict], shards, by_shard) -> Gates:
+    """Today's gates from the shards' sanctions and perks, the true standing of the citizens
+    refused asked of their shards (as :func:`panopticon.engine.gates` has them)."""
+    denied, granted = ({k: np.concatenate([s["gates"][i][k] for s in done])
+                        for k in done[0]["gates"][i]} for i in (0, 1))
+
+    def honest(citizens: np.ndarray) -> tuple[dict, dict, np.ndarray]:
+        parts = shards.call("honest", [day] * len(done), [citizens[k] for k in by_shard(
+            citizens)])
+        return (*({k: np.concatenate([p[i][k] for p in parts]) for k in parts[0][i]}
+                  for i in (0, 1)), np.concatenate([p[2] for p in parts]))
+
+    return Gates(denied, granted, state.scores, honest)
 
 
 def _merge(done: list[dict]) -> dict[str, np.ndarray]:
