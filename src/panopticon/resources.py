@@ -22,28 +22,30 @@ holds; at 10,000,000 citizens the buffer holds a few days.
 
 Measurements: peak resident set (``/usr/bin/time``) of ``panopticon run --preset P
 --citizens N --days D -q --force`` (stored), Python 3.11, Linux x86-64, 2 CPUs, 23 GB; one
-thread below 500,000 citizens, two from 500,000; MB = 10^6 bytes; 2026-12-03.
+thread below 500,000 citizens, two from 500,000; MB = 10^6 bytes; 2026-12-03, with float32
+changing rates and a 64 MB write buffer.
 
 =================  =====  =======  =======  =========  =========  ==========
 preset             days   100,000  300,000  1,000,000  3,000,000  10,000,000
 =================  =====  =======  =======  =========  =========  ==========
-seed_article       5                        738        1,323
-seed_article       30                       1,337                 4,642
-seed_article       365    442               1,583
-reference          30                       1,576                 3,861
-reference          365             879      1,605
-court_blacklist    5                                   1,144
-nosedive           30                       1,638
-nosedive           365                      1,614
-rongcheng_points   365                      709
-sesame_commercial  30                       706
-suining_2010       365                      640
+seed_article       5                        629        1,359
+seed_article       30                       1,010                 3,725
+seed_article       365    437               958
+reference          30                       953                   3,369
+reference          365             664      960
+court_blacklist    5                                   1,033
+nosedive           30                       976
+nosedive           365                      1,022
+rongcheng_points   365                      628
+sesame_commercial  30                       664
+suining_2010       365                      583
 =================  =====  =======  =======  =========  =========  ==========
 
-Against these the estimate is 1.04-1.52x the measured peak (the most for the 5-day runs at
-3,000,000, whose peak is the set-up's, not the records'); it is never below. The constants
-were fitted to these measurements (the lean state of 2026-12-03; the ones before it were
-about 1.9x above at 10,000,000 citizens).
+Against these the estimate is 1.00-1.54x the measured peak (the most for the 5-day runs,
+whose peak is the set-up's, not the records'); it is never below. The constants were
+fitted to these measurements (the estimate of the lean state before, with float64 rates
+and a 256 MB buffer, was 1.04-1.52x the peaks then; the one before that about 1.9x above at
+10,000,000 citizens).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from pathlib import Path
 from panopticon.errors import UserError
 from panopticon.scenario import ScenarioSpec
 
-BASE_BYTES = 360_000_000
+BASE_BYTES = 420_000_000
 """Fixed cost of a run's process: interpreter, libraries, compiled kernels, small tables."""
 PER_CITIZEN_BYTES = 120
 """Columns and state arrays every citizen has (scores, tiers, attributes, ...)."""
